@@ -1,0 +1,52 @@
+# webmeeting: `make run` starts the local platform, `make test` runs the whole suite.
+# Both install what they need first (apt, pip); nothing is installed by hand.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TASKS_VENV := .venv-tasks
+APT_PACKAGES := default-jre-headless
+FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
+
+.PHONY: run test unit lint system venv clean openapi bench demo
+
+venv: $(VENV)/.stamp $(TASKS_VENV)/.stamp
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(TASKS_VENV)/.stamp: infra/requirements-tasks-emulator.txt
+	$(PYTHON) -m venv $(TASKS_VENV)
+	$(TASKS_VENV)/bin/pip install -q --disable-pip-version-check -r infra/requirements-tasks-emulator.txt
+	touch $@
+
+# System packages: installed only when missing. The Firestore emulator is Google's jar from
+# the Debian package google-cloud-cli-firestore-emulator (Google Cloud CLI apt repository).
+system:
+	@command -v java >/dev/null || (apt-get update -q && apt-get install -y -q $(APT_PACKAGES))
+	@test -f $(FIRESTORE_JAR) || apt-get install -y -q google-cloud-cli-firestore-emulator || \
+		(echo "Firestore emulator missing: install the Debian package google-cloud-cli-firestore-emulator" && exit 1)
+
+run: system venv
+	$(PY) -m infra.run
+
+test: system venv
+	$(PY) -m pytest
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+openapi: venv
+	$(PY) -m webmeeting.cli.openapi > docs/openapi.json
+
+bench: system venv
+	$(PY) bench/sync_cost.py
+
+clean:
+	rm -rf $(VENV) $(TASKS_VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Cloud Function ``meeting_page``: serves meeting links (``/meet/<key>``,
+``/meet/<vanity_name>/<slug>``) while the meeting exists, 404 once it or its extension is gone.
+
+Never sets a cookie; the key is in the URL, so the page sends no Referer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote
+
+import flask
+import functions_framework
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from webmeeting import errors, http
+from webmeeting.services.meetings import MeetingView, resolve_key, resolve_vanity
+
+_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
+
+SECURITY_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'",
+}
+
+
+def _page(template: str, status: int, **ctx: object) -> flask.Response:
+    return flask.Response(_env.get_template(template).render(**ctx), status=status, headers=SECURITY_HEADERS)
+
+
+def _resolve(path: str) -> MeetingView:
+    parts = [unquote(p) for p in path.split("/") if p]
+    if len(parts) == 2 and parts[0] == "meet":
+        return resolve_key(parts[1])
+    if len(parts) == 3 and parts[0] == "meet":
+        return resolve_vanity(parts[1], parts[2])
+    raise errors.NotFound("no such page")
+
+
+@functions_framework.http
+def meeting_page(request: flask.Request) -> flask.Response:
+    if request.method not in ("GET", "HEAD"):
+        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+    try:
+        view = _resolve(request.path)
+    except errors.NotFound:
+        return _page("not_found.html", 404)
+    except Exception as exc:  # noqa: BLE001 - the edge: log, never show a stack trace
+        http.internal_error(exc)
+        return _page("not_found.html", 500)
+    return _page("meeting.html", 200, view=view)

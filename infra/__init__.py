@@ -1,0 +1,1 @@
+"""The local platform: launcher, emulator wrappers, front door, SMTP/DNS stand-ins, PBX simulator."""

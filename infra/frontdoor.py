@@ -1,0 +1,70 @@
+"""The local front door: what the cloud load balancer does in production.
+
+Routes path prefixes to the function processes and appends the connection's peer address to
+X-Forwarded-For, exactly as the load balancer does, so functions read the client address the
+same way in both places (WEBMEETING_TRUSTED_PROXY_COUNT).
+
+Usage: python -m infra.frontdoor --port PORT --route /api/pbx/v1=http://127.0.0.1:P1 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import aiohttp
+from aiohttp import web
+
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+    "transfer-encoding", "upgrade", "host", "content-length",
+}
+
+
+def make_app(routes: list[tuple[str, str]]) -> web.Application:
+    routes = sorted(routes, key=lambda r: -len(r[0]))  # longest prefix first
+    session: dict[str, aiohttp.ClientSession] = {}
+
+    async def on_startup(app: web.Application) -> None:
+        session["s"] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=300))
+
+    async def on_cleanup(app: web.Application) -> None:
+        await session["s"].close()
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        path = request.raw_path
+        upstream = next((url for prefix, url in routes if path == prefix or path.startswith(prefix.rstrip("/") + "/")), None)
+        if upstream is None:
+            body = {"error": {"code": "not_found", "message": "no such endpoint"}}
+            return web.Response(status=404, text=json.dumps(body), content_type="application/json")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        peer = request.remote or ""
+        prior = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+        data = request.content if request.body_exists else None
+        async with session["s"].request(
+            request.method, upstream + path, headers=headers, data=data, allow_redirects=False
+        ) as resp:
+            out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
+            body = await resp.read()
+            return web.Response(status=resp.status, headers=out_headers, body=body)
+
+    app = web.Application()
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--route", action="append", default=[], help="PREFIX=URL")
+    args = parser.parse_args()
+    routes = [tuple(r.split("=", 1)) for r in args.route]
+    web.run_app(make_app(routes), host=args.host, port=args.port, print=None, handle_signals=True)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

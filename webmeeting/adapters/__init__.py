@@ -1,0 +1,1 @@
+"""Adapters: one external system each (Firestore, ...)."""

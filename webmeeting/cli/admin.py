@@ -1,0 +1,86 @@
+"""Operator CLI: ``python -m webmeeting.cli.admin --help``.
+
+Talks to Firestore with the operator's credentials (locally: the emulator named by
+FIRESTORE_EMULATOR_HOST, see .local/endpoints.json).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from webmeeting import errors
+from webmeeting.services import licenses as svc
+
+app = typer.Typer(help="webmeeting administration", no_args_is_help=True)
+lic_app = typer.Typer(help="the license registry", no_args_is_help=True)
+app.add_typer(lic_app, name="licenses")
+console = Console()
+
+
+def _fail(exc: errors.WebmeetingError) -> None:
+    console.print(f"[red]error:[/red] {exc.message}")
+    raise typer.Exit(1)
+
+
+@lic_app.command("add")
+def add(
+    edition: str = typer.Option("professional", help="edition name"),
+    days: int = typer.Option(365, min=1, help="valid for this many days from now"),
+    max_participants: int = typer.Option(25, min=2, max=1000),
+    recording: bool = typer.Option(True, help="recording allowed"),
+    key: str = typer.Option("", help="use this key instead of a generated one"),
+) -> None:
+    """Add a license; prints its key."""
+    try:
+        lic = svc.add_license(
+            edition=edition,
+            expires_at=datetime.now(UTC) + timedelta(days=days),
+            max_participants=max_participants,
+            recording=recording,
+            key=key or None,
+        )
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console.print(lic.key)
+
+
+@lic_app.command("list")
+def list_() -> None:
+    """List licenses with their limits and bindings."""
+    table = Table("key", "edition", "expires", "max", "rec", "state", "bound FQDN")
+    now = datetime.now(UTC)
+    for lic in svc.list_licenses():
+        state = "revoked" if lic.revoked else ("expired" if lic.expires_at <= now else "valid")
+        table.add_row(
+            lic.key, lic.edition, lic.expires_at.date().isoformat(), str(lic.max_participants),
+            "yes" if lic.recording else "no", state, lic.bound_fqdn or "",
+        )
+    console.print(table)
+
+
+@lic_app.command("revoke")
+def revoke(key: str) -> None:
+    """Revoke a license: activations and re-activations with it are refused."""
+    try:
+        svc.revoke_license(key)
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console.print(f"revoked {key}")
+
+
+@lic_app.command("unbind")
+def unbind(fqdn: str) -> None:
+    """Release a PBX FQDN from its license and delete all of that PBX's data."""
+    try:
+        pbx_id = svc.unbind_fqdn(fqdn)
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console.print(f"unbound {fqdn}; deleted the data of PBX {pbx_id}")
+
+
+if __name__ == "__main__":
+    app()

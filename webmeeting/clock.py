@@ -1,0 +1,65 @@
+"""The platform's one clock: every service reads ``now`` from here.
+
+Production: the system clock. Locally, ``WEBMEETING_TIME_OFFSET_S`` shifts it forward
+(seconds, may be large), and ``WEBMEETING_CLOCK_FILE`` names a file holding an offset in
+seconds that is re-read when it changes, so a test can move the time of running processes.
+Unit tests pass a ``FixedClock``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, timezone-aware UTC."""
+        ...
+
+
+@dataclass
+class FixedClock:
+    """A clock that moves only when told to."""
+
+    current: datetime
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@dataclass
+class SystemClock:
+    """System time plus a fixed offset plus an optional offset file."""
+
+    offset_s: float = 0.0
+    offset_file: Path | None = None
+    _cache: tuple[float, float] = field(default=(-1.0, 0.0), repr=False)
+
+    def _file_offset(self) -> float:
+        if self.offset_file is None:
+            return 0.0
+        try:
+            mtime = self.offset_file.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+        if mtime != self._cache[0]:
+            text = self.offset_file.read_text().strip()
+            self._cache = (mtime, float(text) if text else 0.0)
+        return self._cache[1]
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset_s + self._file_offset())
+
+
+def clock_from_env(env: dict[str, str] | None = None) -> SystemClock:
+    env = dict(os.environ) if env is None else env
+    offset = float(env.get("WEBMEETING_TIME_OFFSET_S", "0") or 0)
+    clock_file = env.get("WEBMEETING_CLOCK_FILE")
+    return SystemClock(offset_s=offset, offset_file=Path(clock_file) if clock_file else None)

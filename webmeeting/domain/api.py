@@ -1,0 +1,185 @@
+"""The PBX API v1 bodies (contract: shared/contracts/pbx-api.md) as pydantic models.
+
+Strict: no type coercion, unknown fields rejected, every string and list bounded.
+The OpenAPI document is generated from these models (``webmeeting.domain.openapi``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+MAX_EXTENSIONS = 10_000
+MAX_PARTICIPANTS_PER_MEETING = 500
+MAX_MEETING_MINUTES = 24 * 60
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+FQDN_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})+$")
+EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f<>\"]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+LICENSE_RE = r"^WM-[A-Z0-9]{2,8}(-[A-Z0-9]{2,16}){1,4}$"
+EXTENSION_RE = r"^[0-9]{1,16}$"
+PBX_MEETING_ID_RE = r"^[A-Za-z0-9._~-]{1,64}$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _fqdn(value: str) -> str:
+    lowered = value.lower()
+    if not FQDN_RE.match(lowered):
+        raise ValueError("must be a fully qualified domain name")
+    return lowered
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() != timedelta(0):
+        raise ValueError("must be an RFC 3339 time in UTC (Z)")
+    return value
+
+
+Fqdn = Annotated[str, Field(min_length=3, max_length=253), AfterValidator(_fqdn)]
+Text = Annotated[str, AfterValidator(_no_control)]
+ExtensionNumber = Annotated[str, Field(pattern=EXTENSION_RE)]
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class ErrorDetail(Response):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    message: str
+
+
+class ErrorBody(Response):
+    error: ErrorDetail
+
+
+# --- activation -----------------------------------------------------------------------------
+
+
+class ActivateRequest(Strict):
+    license_key: str = Field(pattern=LICENSE_RE, max_length=64)
+    pbx_fqdn: Fqdn
+    webmeeting_fqdn: Fqdn
+    pbx_version: str = Field(pattern=r"^[0-9A-Za-z.+-]{1,32}$")
+
+
+class LicenseInfo(Response):
+    edition: str
+    max_participants: int
+    recording: bool
+    expires_at: datetime
+
+
+class McuInfo(Response):
+    id: str
+    region: str
+    url: str
+
+
+class ActivateResponse(Response):
+    pbx_id: str
+    api_secret: str
+    sync_interval_s: int
+    license: LicenseInfo
+    mcu: McuInfo | None = Field(description="null while no MCU is available")
+
+
+# --- sync -----------------------------------------------------------------------------------
+
+
+class Extension(Strict):
+    number: ExtensionNumber
+    first_name: Annotated[Text, Field(max_length=100)] | None = None
+    last_name: Annotated[Text, Field(max_length=100)] | None = None
+    email: Annotated[Text, Field(max_length=254)] | None = None
+    vanity_name: Annotated[Text, Field(max_length=64)] | None = None
+
+
+class SyncRequest(Strict):
+    extensions: list[Extension] = Field(max_length=MAX_EXTENSIONS)
+
+
+DisabledReason = Literal["missing_email", "invalid_email", "missing_name", "vanity_taken", "invalid_vanity"]
+
+
+class ExtensionResult(Response):
+    number: str
+    enabled: bool
+    quick_meeting_url: str | None = None
+    reason: DisabledReason | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Enabled extensions carry a URL and no reason; disabled ones a reason and no URL."""
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class SyncResponse(Response):
+    extensions: list[ExtensionResult]
+    mcu: McuInfo | None
+    pending_reports: int
+
+
+# --- meetings -------------------------------------------------------------------------------
+
+
+class Participant(Strict):
+    name: Annotated[Text, Field(min_length=1, max_length=100)]
+    email: Annotated[Text, Field(max_length=254, pattern=EMAIL_RE.pattern)]
+
+
+class MeetingRequest(Strict):
+    organizer: ExtensionNumber
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    comments: Annotated[str, Field(max_length=4000)] = ""
+    scheduled_start: UtcTime
+    duration_minutes: int = Field(ge=1, le=MAX_MEETING_MINUTES)
+    participants: list[Participant] = Field(default_factory=list, max_length=MAX_PARTICIPANTS_PER_MEETING)
+    send_invitations: bool = False
+
+
+class MeetingResponse(Response):
+    meeting_key: str
+    url: str
+    vanity_url: str | None
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+class ReportParticipant(Response):
+    name: str
+    email: str | None
+    role: Literal["organizer", "participant"]
+    connected_seconds: int = Field(ge=0)
+    reconnects: int = Field(ge=0)
+
+
+class Report(Response):
+    id: str
+    pbx_meeting_id: str | None
+    meeting_name: str
+    started_at: datetime
+    ended_at: datetime
+    participants: list[ReportParticipant]
+
+
+class ReportsResponse(Response):
+    reports: list[Report]

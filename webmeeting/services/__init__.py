@@ -1,0 +1,1 @@
+"""Use cases composed from the pure domain and the adapters."""

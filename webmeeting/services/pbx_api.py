@@ -1,0 +1,455 @@
+"""The PBX API v1 use cases on Firestore: activation, authentication, sync, meetings, reports.
+
+Every use case validates before it writes, and commits its writes (including the request's
+nonce) together, so a rejected request changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from webmeeting import crypto
+from webmeeting.adapters import firestore as fs
+from webmeeting.domain import signing
+from webmeeting.domain.api import (
+    ActivateRequest,
+    ActivateResponse,
+    ExtensionResult,
+    LicenseInfo,
+    McuInfo,
+    MeetingRequest,
+    MeetingResponse,
+    Report,
+    ReportsResponse,
+    SyncRequest,
+    SyncResponse,
+)
+from webmeeting.domain.licenses import License, license_problem
+from webmeeting.domain.mcu import Mcu, choose_mcu
+from webmeeting.domain.sync import ManifestEntry, normalize_vanity, plan_sync, shard_of
+from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated
+from webmeeting.settings import Settings
+
+MAX_SLUG_ATTEMPTS = 20  # vanity slug candidates tried before falling back to a random suffix
+
+
+# --- licenses ---------------------------------------------------------------------------------
+
+
+def license_from_doc(key: str, data: dict[str, Any]) -> License:
+    return License(
+        key=key,
+        edition=data["edition"],
+        expires_at=data["expires_at"],
+        max_participants=data["max_participants"],
+        recording=data["recording"],
+        revoked=data.get("revoked", False),
+        bound_fqdn=data.get("bound_fqdn"),
+        bound_pbx_id=data.get("bound_pbx_id"),
+    )
+
+
+def load_license(key: str, transaction: Any = None) -> License | None:
+    snap = fs.licenses().document(key).get(transaction=transaction)
+    return license_from_doc(key, snap.to_dict()) if snap.exists else None
+
+
+# --- MCUs -------------------------------------------------------------------------------------
+
+
+def available_mcus() -> list[Mcu]:
+    out = []
+    for snap in fs.client().collection("mcus").stream():
+        d = snap.to_dict()
+        out.append(Mcu(snap.id, d["region"], d["url"], d.get("status", "active"), d.get("capacity", 0), d.get("load", 0)))
+    return out
+
+
+def mcu_info(mcu: Mcu | None) -> McuInfo | None:
+    return McuInfo(id=mcu.id, region=mcu.region, url=mcu.url) if mcu else None
+
+
+# --- activation -------------------------------------------------------------------------------
+
+
+def activate(req: ActivateRequest, source_ip: str, now: datetime, settings: Settings) -> tuple[ActivateResponse, bool]:
+    """Bind the FQDN to the license and issue a fresh API secret. Returns (response, created)."""
+    secret = crypto.new_api_secret()
+    mcu = choose_mcu(settings.default_region, available_mcus())
+    db = fs.client()
+
+    @firestore.transactional
+    def run(tx: firestore.Transaction) -> tuple[str, License, bool]:
+        lic = load_license(req.license_key, tx)
+        problem = license_problem(lic, now)
+        if problem or lic is None:
+            raise LicenseInvalid(problem or "license unknown")
+        fq_ref = fs.fqdns().document(req.pbx_fqdn)
+        fq = fq_ref.get(transaction=tx)
+        if fq.exists and fq.get("license_key") != req.license_key:
+            raise Conflict("this PBX FQDN is bound to another license")
+        if lic.bound_fqdn and lic.bound_fqdn != req.pbx_fqdn:
+            raise Conflict("this license is bound to another PBX FQDN")
+        created = not fq.exists
+        pbx_id = crypto.new_id() if created else fq.get("pbx_id")
+        pbx_ref = fs.pbxs().document(pbx_id)
+        data: dict[str, Any] = {
+            "pbx_fqdn": req.pbx_fqdn,
+            "webmeeting_fqdn": req.webmeeting_fqdn,
+            "license_key": req.license_key,
+            "pbx_version": req.pbx_version,
+            "ip": source_ip,
+            "secret_enc": crypto.encrypt_secret(settings.secret_key, pbx_id, secret),
+            "region": settings.default_region,
+            "location_source": "default_region",
+            "mcu_id": mcu.id if mcu else None,
+            "activated_at": now,
+            "last_contact_at": now,
+        }
+        if created:
+            data |= {"created_at": now, "sync_generation": 0, "last_sync_at": None}
+            tx.set(pbx_ref, data)
+        else:
+            tx.update(pbx_ref, data)
+        tx.set(fq_ref, {"license_key": req.license_key, "pbx_id": pbx_id, "bound_at": now})
+        tx.update(fs.licenses().document(req.license_key), {"bound_fqdn": req.pbx_fqdn, "bound_pbx_id": pbx_id})
+        return pbx_id, lic, created
+
+    pbx_id, lic, created = run(db.transaction())
+    resp = ActivateResponse(
+        pbx_id=pbx_id,
+        api_secret=secret,
+        sync_interval_s=settings.sync_interval_s,
+        license=LicenseInfo(
+            edition=lic.edition, max_participants=lic.max_participants, recording=lic.recording, expires_at=lic.expires_at
+        ),
+        mcu=mcu_info(mcu),
+    )
+    return resp, created
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """An authenticated PBX request. Its nonce is claimed by the use case's own commit."""
+
+    pbx_id: str
+    pbx: dict[str, Any]
+    nonce_ref: Any
+    nonce_data: dict[str, Any]
+
+    def claim(self, writer: Any) -> None:
+        writer.create(self.nonce_ref, self.nonce_data)
+
+
+def authenticate(
+    headers: dict[str, str],
+    method: str,
+    path_with_query: str,
+    body: bytes,
+    source_ip: str,
+    now: datetime,
+    settings: Settings,
+) -> AuthContext:
+    try:
+        parsed = signing.parse_headers(headers)
+    except signing.SignatureError as exc:
+        raise Unauthenticated(str(exc)) from exc
+    snap = fs.pbxs().document(parsed.pbx_id).get()
+    if not snap.exists:
+        raise Unauthenticated("unknown pbx")
+    pbx = snap.to_dict()
+    secret = crypto.decrypt_secret(settings.secret_key, parsed.pbx_id, pbx["secret_enc"])
+    now_s = int(now.timestamp())
+    errors = []
+    for key in crypto.hmac_keys(secret):
+        try:
+            signing.check(parsed, key, method, path_with_query, body, now_s, settings.signature_window_s)
+            break
+        except signing.SignatureError as exc:
+            errors.append(str(exc))
+    else:
+        raise Unauthenticated(errors[0])
+    if pbx["ip"] != source_ip:
+        raise IpMismatch("request from an IP other than the PBX's registered one")
+    nonce_id = f"{parsed.pbx_id}-{hashlib.sha256(parsed.nonce.encode()).hexdigest()[:40]}"
+    nonce_ref = fs.nonces().document(nonce_id)
+    if nonce_ref.get().exists:
+        raise Unauthenticated("nonce already used")
+    # kept past both ends of the timestamp window; expire_at drives the Firestore TTL policy
+    expire_at = datetime.fromtimestamp(parsed.timestamp, now.tzinfo) + timedelta(seconds=2 * settings.signature_window_s)
+    return AuthContext(parsed.pbx_id, pbx, nonce_ref, {"pbx_id": parsed.pbx_id, "expire_at": expire_at})
+
+
+def _commit(writer: fs.Writer) -> None:
+    try:
+        writer.commit()
+    except (gexc.AlreadyExists, gexc.Conflict) as exc:
+        raise Unauthenticated("nonce already used") from exc
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+
+def meeting_url(settings: Settings, key: str) -> str:
+    return f"{settings.public_base_url}/meet/{key}"
+
+
+def vanity_url(settings: Settings, vanity: str, slug: str) -> str:
+    return f"{settings.public_base_url}/meet/{quote(vanity, safe='')}/{slug}"
+
+
+def vanity_link_id(vanity: str, slug: str) -> str:
+    return hashlib.sha256(f"{vanity.casefold()}\n{slug}".encode()).hexdigest()
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40].strip("-")
+    return slug or "meeting"
+
+
+# --- sync -------------------------------------------------------------------------------------
+
+
+def read_manifest(pbx_id: str) -> dict[str, ManifestEntry]:
+    entries: dict[str, ManifestEntry] = {}
+    for snap in fs.manifest(pbx_id).stream():
+        for number, text in (snap.to_dict().get("entries") or {}).items():
+            entries[number] = ManifestEntry.decode(text)
+    return entries
+
+
+def _delete_meeting_writes(writer: fs.Writer, snap: Any) -> None:
+    data = snap.to_dict()
+    if data.get("vanity_link"):
+        writer.delete(fs.vanity_links().document(data["vanity_link"]))
+    writer.delete(snap.reference)
+
+
+def pending_reports_count(pbx_id: str) -> int:
+    query = fs.reports().where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).where(
+        filter=firestore.FieldFilter("status", "==", "pending")
+    )
+    result = query.count().get()
+    return int(result[0][0].value)
+
+
+def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) -> tuple[SyncResponse, fs.Writer]:
+    numbers = [e.number for e in req.extensions]
+    if len(set(numbers)) != len(numbers):
+        raise InvalidRequest("extension numbers must be unique")
+    pbx_id = ctx.pbx_id
+    generation = int(ctx.pbx.get("sync_generation", 0))
+    old = read_manifest(pbx_id)
+    plan = plan_sync(req.extensions, old, lambda n: crypto.derived_key(settings.secret_key, f"quick:{pbx_id}:{n}:{generation}"))
+
+    writer = fs.Writer()
+    ext_col = fs.extensions(pbx_id)
+    for state in plan.new_quick_meetings:
+        writer.set(
+            fs.meetings().document(state.entry.quick_key or ""),
+            {"pbx_id": pbx_id, "kind": "quick", "organizer": state.ext.number, "created_at": now},
+        )
+    for state in plan.upserts:
+        e = state.ext
+        writer.set(
+            ext_col.document(e.number),
+            {
+                "number": e.number,
+                "first_name": e.first_name,
+                "last_name": e.last_name,
+                "email": e.email,
+                "vanity_name": normalize_vanity(e.vanity_name),
+                "enabled": state.entry.enabled,
+                "reason": state.entry.reason,
+                "quick_meeting_key": state.entry.quick_key,
+                "updated_at": now,
+            },
+        )
+    for number in plan.deletions:
+        owned = fs.meetings().where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).where(
+            filter=firestore.FieldFilter("organizer", "==", number)
+        )
+        for snap in owned.stream():
+            _delete_meeting_writes(writer, snap)
+        pending = fs.reports().where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).where(
+            filter=firestore.FieldFilter("organizer", "==", number)
+        )
+        for snap in pending.stream():
+            writer.delete(snap.reference)
+        writer.delete(ext_col.document(number))
+    # last: the manifest, then the PBX's bookkeeping and the nonce (one batch when small)
+    for shard in sorted(plan.changed_shards(old)):
+        entries = {n: e.encode() for n, e in plan.manifest.items() if shard_of(n) == shard}
+        writer.set(fs.manifest(pbx_id).document(str(shard)), {"entries": entries})
+    mcu = choose_mcu(ctx.pbx.get("region") or settings.default_region, available_mcus())
+    pbx_update: dict[str, Any] = {"last_sync_at": now, "last_contact_at": now, "mcu_id": mcu.id if mcu else None}
+    if plan.changed:
+        pbx_update["sync_generation"] = generation + 1
+    writer.update(fs.pbxs().document(pbx_id), pbx_update)
+    ctx.claim(writer)
+    _commit(writer)
+
+    results = [
+        ExtensionResult(
+            number=s.ext.number,
+            enabled=s.entry.enabled,
+            quick_meeting_url=meeting_url(settings, s.entry.quick_key) if s.entry.enabled and s.entry.quick_key else None,
+            reason=s.entry.reason,  # type: ignore[arg-type]
+        )
+        for s in plan.results
+    ]
+    return SyncResponse(extensions=results, mcu=mcu_info(mcu), pending_reports=pending_reports_count(pbx_id)), writer
+
+
+# --- meetings ---------------------------------------------------------------------------------
+
+
+def _meeting_query(pbx_id: str, pbx_meeting_id: str) -> Any:
+    return (
+        fs.meetings()
+        .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
+        .where(filter=firestore.FieldFilter("pbx_meeting_id", "==", pbx_meeting_id))
+        .limit(1)
+    )
+
+
+def _tx_apply(tx: firestore.Transaction, writer: fs.Writer) -> None:
+    for op, ref, data in writer.ops:
+        if op == "set":
+            tx.set(ref, data)
+        elif op == "create":
+            tx.create(ref, data)
+        elif op == "update":
+            tx.update(ref, data)
+        else:
+            tx.delete(ref)
+
+
+def upsert_meeting(
+    ctx: AuthContext, pbx_meeting_id: str, req: MeetingRequest, now: datetime, settings: Settings
+) -> tuple[MeetingResponse, bool]:
+    pbx_id = ctx.pbx_id
+
+    @firestore.transactional
+    def run(tx: firestore.Transaction) -> tuple[str, str | None, str | None, bool]:
+        existing = list(_meeting_query(pbx_id, pbx_meeting_id).get(transaction=tx))
+        ext = fs.extensions(pbx_id).document(req.organizer).get(transaction=tx)
+        if not ext.exists or not ext.get("enabled"):
+            raise InvalidRequest(f"organizer {req.organizer} is not an extension enabled for WebMeeting")
+        vanity = ext.get("vanity_name")
+        old = existing[0].to_dict() if existing else None
+        key = existing[0].id if existing else crypto.new_meeting_key()
+        writer = fs.Writer()
+        slug = old.get("vanity_slug") if old and old.get("organizer") == req.organizer else None
+        link_id = old.get("vanity_link") if slug else None
+        if old and old.get("vanity_link") and not slug:
+            writer.delete(fs.vanity_links().document(old["vanity_link"]))
+        if vanity and not slug:
+            base = slugify(req.name)
+            candidates = [base] + [f"{base}-{i}" for i in range(2, MAX_SLUG_ATTEMPTS + 1)]
+            for cand in candidates + [f"{base}-{crypto.new_id()[:8]}"]:
+                cid = vanity_link_id(vanity, cand)
+                if not fs.vanity_links().document(cid).get(transaction=tx).exists:
+                    slug, link_id = cand, cid
+                    break
+            writer.set(fs.vanity_links().document(link_id or ""), {"meeting_key": key, "pbx_id": pbx_id})
+        if not vanity:
+            slug = link_id = None
+        data = {
+            "pbx_id": pbx_id,
+            "pbx_meeting_id": pbx_meeting_id,
+            "kind": "scheduled",
+            "organizer": req.organizer,
+            "name": req.name,
+            "comments": req.comments,
+            "scheduled_start": req.scheduled_start,
+            "duration_minutes": req.duration_minutes,
+            "participants": [p.model_dump() for p in req.participants],
+            "send_invitations": req.send_invitations,
+            "vanity_slug": slug,
+            "vanity_link": link_id,
+            "created_at": old["created_at"] if old else now,
+            "updated_at": now,
+        }
+        writer.set(fs.meetings().document(key), data)
+        writer.update(fs.pbxs().document(pbx_id), {"last_contact_at": now})
+        ctx.claim(writer)
+        _tx_apply(tx, writer)
+        return key, vanity, slug, old is None
+
+    try:
+        key, vanity, slug, created = run(fs.client().transaction())
+    except (gexc.AlreadyExists, gexc.Conflict) as exc:
+        raise Unauthenticated("nonce already used") from exc
+    return (
+        MeetingResponse(
+            meeting_key=key,
+            url=meeting_url(settings, key),
+            vanity_url=vanity_url(settings, vanity, slug) if vanity and slug else None,
+        ),
+        created,
+    )
+
+
+def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime) -> None:
+    @firestore.transactional
+    def run(tx: firestore.Transaction) -> None:
+        existing = list(_meeting_query(ctx.pbx_id, pbx_meeting_id).get(transaction=tx))
+        if not existing:
+            raise NotFound("unknown meeting")
+        writer = fs.Writer()
+        _delete_meeting_writes(writer, existing[0])
+        writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
+        ctx.claim(writer)
+        _tx_apply(tx, writer)
+
+    try:
+        run(fs.client().transaction())
+    except (gexc.AlreadyExists, gexc.Conflict) as exc:
+        raise Unauthenticated("nonce already used") from exc
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+def list_reports(ctx: AuthContext, status: str, now: datetime) -> ReportsResponse:
+    query = fs.reports().where(filter=firestore.FieldFilter("pbx_id", "==", ctx.pbx_id)).where(
+        filter=firestore.FieldFilter("status", "==", status)
+    )
+    reports = [Report.model_validate(snap.to_dict()["report"] | {"id": snap.id}) for snap in query.stream()]
+    writer = fs.Writer()
+    writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
+    ctx.claim(writer)
+    _commit(writer)
+    return ReportsResponse(reports=reports)
+
+
+def ack_report(ctx: AuthContext, report_id: str, now: datetime) -> None:
+    @firestore.transactional
+    def run(tx: firestore.Transaction) -> None:
+        snap = fs.reports().document(report_id).get(transaction=tx)
+        if not snap.exists or snap.get("pbx_id") != ctx.pbx_id:
+            raise NotFound("unknown report")
+        writer = fs.Writer()
+        writer.update(snap.reference, {"status": "acked", "acked_at": now})
+        writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
+        ctx.claim(writer)
+        _tx_apply(tx, writer)
+
+    try:
+        run(fs.client().transaction())
+    except (gexc.AlreadyExists, gexc.Conflict) as exc:
+        raise Unauthenticated("nonce already used") from exc

@@ -1,0 +1,23 @@
+"""Deleting a PBX with everything that hangs on it (unbind, retention, manual deletion)."""
+
+from __future__ import annotations
+
+from google.cloud import firestore
+
+from webmeeting.adapters import firestore as fs
+
+
+def purge_pbx(pbx_id: str) -> int:
+    """Delete the PBX document, its extensions and manifest, its meetings and their vanity
+    links, and its reports. Idempotent. Returns the number of documents deleted."""
+    writer = fs.Writer()
+    for col in (fs.meetings(), fs.reports(), fs.vanity_links(), fs.nonces()):
+        for snap in col.where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).stream():
+            writer.delete(snap.reference)
+    for sub in (fs.extensions(pbx_id), fs.manifest(pbx_id)):
+        for snap in sub.stream():
+            writer.delete(snap.reference)
+    writer.delete(fs.pbxs().document(pbx_id))
+    count = len(writer)
+    writer.commit()
+    return count

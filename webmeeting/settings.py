@@ -1,0 +1,60 @@
+"""One frozen settings object per deployable, read from the environment once.
+
+Missing required settings fail by name at start-up, not at first use.
+The README's configuration table lists every variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass
+
+PBX_BODY_LIMIT_BYTES = 1024 * 1024  # contract: 1 MiB for PBX calls
+SIGNATURE_WINDOW_S = 300  # contract: |now - X-Timestamp| <= 300 s
+SYNC_INTERVAL_S = 8 * 3600  # policy: re-synchronisation every 8 hours
+
+
+class MissingSetting(RuntimeError):
+    pass
+
+
+def _required(env: dict[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise MissingSetting(f"environment variable {name} is required")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    public_base_url: str
+    secret_key: bytes  # 32 bytes: encrypts PBX API secrets, derives Quick Meeting keys
+    trusted_proxy_count: int  # X-Forwarded-For entries appended by trusted front ends
+    default_region: str
+    signature_window_s: int = SIGNATURE_WINDOW_S
+    max_body_bytes: int = PBX_BODY_LIMIT_BYTES
+    sync_interval_s: int = SYNC_INTERVAL_S
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ) if env is None else env
+        raw_key = _required(env, "WEBMEETING_SECRET_KEY")
+        try:
+            key = base64.b64decode(raw_key, validate=True)
+        except binascii.Error as exc:
+            raise MissingSetting("WEBMEETING_SECRET_KEY must be base64") from exc
+        if len(key) != 32:
+            raise MissingSetting("WEBMEETING_SECRET_KEY must decode to 32 bytes")
+        project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or ""
+        if not project:
+            raise MissingSetting("environment variable GOOGLE_CLOUD_PROJECT is required")
+        return cls(
+            project=project,
+            public_base_url=_required(env, "WEBMEETING_PUBLIC_BASE_URL").rstrip("/"),
+            secret_key=key,
+            trusted_proxy_count=int(env.get("WEBMEETING_TRUSTED_PROXY_COUNT", "1")),
+            default_region=env.get("WEBMEETING_DEFAULT_REGION", "europe-west3"),
+        )
