@@ -17,7 +17,12 @@ from typing import Protocol
 
 class Clock(Protocol):
     def now(self) -> datetime:
-        """Current time, timezone-aware UTC."""
+        """Platform time, timezone-aware UTC: what retention and bookkeeping use."""
+        ...
+
+    def wall(self) -> datetime:
+        """Real time, never shifted: what freshness checks against other machines' clocks
+        (request signature timestamps) use."""
         ...
 
 
@@ -28,6 +33,9 @@ class FixedClock:
     current: datetime
 
     def now(self) -> datetime:
+        return self.current
+
+    def wall(self) -> datetime:
         return self.current
 
     def advance(self, seconds: float) -> None:
@@ -56,6 +64,9 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.offset_s + self._file_offset())
+
+    def wall(self) -> datetime:
+        return datetime.now(UTC)
 
 
 def clock_from_env(env: dict[str, str] | None = None) -> SystemClock:

@@ -51,7 +51,7 @@ def _authenticated(request: flask.Request, body: bytes) -> svc.AuthContext:
         http.request_target(request),
         body,
         http.client_ip(request, s.trusted_proxy_count),
-        runtime.clock().now(),
+        runtime.clock().wall(),
         s,
     )
 

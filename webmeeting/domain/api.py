@@ -10,6 +10,8 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
+from typing_extensions import NotRequired, TypedDict
+
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 MAX_EXTENSIONS = 10_000
@@ -119,6 +121,13 @@ class SyncRequest(Strict):
 DisabledReason = Literal["missing_email", "invalid_email", "missing_name", "vanity_taken", "invalid_vanity"]
 
 
+class ExtensionResultJson(TypedDict):
+    number: str
+    enabled: bool
+    quick_meeting_url: NotRequired[str]
+    reason: NotRequired[DisabledReason]
+
+
 class ExtensionResult(Response):
     number: str
     enabled: bool
@@ -126,9 +135,9 @@ class ExtensionResult(Response):
     reason: DisabledReason | None = None
 
     @model_serializer(mode="wrap")
-    def _omit_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _omit_none(self, handler: SerializerFunctionWrapHandler) -> ExtensionResultJson:
         """Enabled extensions carry a URL and no reason; disabled ones a reason and no URL."""
-        return {k: v for k, v in handler(self).items() if v is not None}
+        return {k: v for k, v in handler(self).items() if v is not None}  # type: ignore[return-value]
 
 
 class SyncResponse(Response):

@@ -159,9 +159,11 @@ def authenticate(
     path_with_query: str,
     body: bytes,
     source_ip: str,
-    now: datetime,
+    wall_now: datetime,
     settings: Settings,
 ) -> AuthContext:
+    """Check signature, freshness (against real time: the PBX's clock is real), source IP and
+    that the nonce is unused. Reads only; the use case's commit claims the nonce."""
     try:
         parsed = signing.parse_headers(headers)
     except signing.SignatureError as exc:
@@ -171,7 +173,7 @@ def authenticate(
         raise Unauthenticated("unknown pbx")
     pbx = snap.to_dict()
     secret = crypto.decrypt_secret(settings.secret_key, parsed.pbx_id, pbx["secret_enc"])
-    now_s = int(now.timestamp())
+    now_s = int(wall_now.timestamp())
     errors = []
     for key in crypto.hmac_keys(secret):
         try:
@@ -188,7 +190,7 @@ def authenticate(
     if nonce_ref.get().exists:
         raise Unauthenticated("nonce already used")
     # kept past both ends of the timestamp window; expire_at drives the Firestore TTL policy
-    expire_at = datetime.fromtimestamp(parsed.timestamp, now.tzinfo) + timedelta(seconds=2 * settings.signature_window_s)
+    expire_at = datetime.fromtimestamp(parsed.timestamp, wall_now.tzinfo) + timedelta(seconds=2 * settings.signature_window_s)
     return AuthContext(parsed.pbx_id, pbx, nonce_ref, {"pbx_id": parsed.pbx_id, "expire_at": expire_at})
 
 

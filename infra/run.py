@@ -1,0 +1,106 @@
+"""``make run``: the whole local platform in the foreground until Ctrl-C.
+
+Starts everything (infra.launcher), runs the demo (a simulated PBX activates, syncs the
+extensions of infra/demo/extensions.yaml and creates a meeting), writes .local/endpoints.json
+and prints each enabled extension's Quick Meeting link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+
+from infra.launcher import DEMO_LICENSE_KEY, ROOT, HOST, Platform, free_port
+from infra.pbx_client import PbxClient
+from infra.pbx_sim import load_extensions
+
+DEMO_FQDN = "pbx.demo.webmeeting.test"
+STATE = ROOT / ".local"
+console = Console()
+
+
+def run_demo(platform: Platform) -> None:
+    ep = platform.endpoints
+    sim_dir = STATE / "pbx-sim"
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    client = PbxClient(ep["pbx_api"], clock_offset_s=0)
+    resp = client.activate(DEMO_LICENSE_KEY, DEMO_FQDN, f"meet.{DEMO_FQDN}")
+    resp.raise_for_status()
+    state = sim_dir / "state.json"
+    state.write_text(json.dumps({"api_base": client.api_base, "pbx_id": client.pbx_id, "api_secret": client.api_secret, "fqdn": DEMO_FQDN}))
+    os.chmod(state, 0o600)
+
+    port = free_port()
+    proc = platform._spawn(
+        "pbx-sim",
+        [sys.executable, "-m", "infra.pbx_sim", "serve", "--port", str(port), "--state", str(state), "--inbox", str(sim_dir / "reports")],
+    )
+    platform._wait(proc, platform._tcp_ok(port))
+    ep["pbx_simulator"] = f"http://{HOST}:{port}"
+    zone = Path(ep["dns"]["zone_file"])
+    records = json.loads(zone.read_text() or "{}")
+    records[DEMO_FQDN] = {"A": [HOST]}
+    zone.write_text(json.dumps(records))
+
+    synced = client.sync(load_extensions(ROOT / "infra" / "demo" / "extensions.yaml"))
+    synced.raise_for_status()
+    start = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    meeting = client.put_meeting(
+        "demo-1",
+        {"organizer": "101", "name": "Demo review", "comments": "Try the links in two windows.",
+         "scheduled_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "duration_minutes": 30},
+    )
+    meeting.raise_for_status()
+
+    console.rule("[bold]webmeeting is running")
+    console.print(f"portal        {ep['portal']}")
+    console.print(f"PBX API       {ep['pbx_api']}  (OpenAPI: {ep['pbx_api']}/openapi.json)")
+    console.print(f"mail inbox    {ep['smtp']['inbox_dir']}")
+    console.print(f"dev licenses  {', '.join(ep['dev_license_keys'])}")
+    console.print(f"demo PBX      {DEMO_FQDN} (pbx_id {client.pbx_id})")
+    console.print("\n[bold]Quick Meeting links[/bold]")
+    for ext in synced.json()["extensions"]:
+        if ext["enabled"]:
+            console.print(f"  {ext['number']}  {ext['quick_meeting_url']}")
+        else:
+            console.print(f"  {ext['number']}  [yellow]disabled: {ext['reason']}[/yellow]")
+    body = meeting.json()
+    console.print(f"\n[bold]Scheduled meeting[/bold] 'Demo review': {body['url']}")
+    if body.get("vanity_url"):
+        console.print(f"  vanity link: {body['vanity_url']}")
+    console.print("\nCtrl-C stops everything.")
+
+
+def main() -> None:
+    for stale in ("mail", "pbx-sim", "dns-zone.json", "endpoints.json"):
+        path = STATE / stale
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    platform = Platform(STATE)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        with console.status("starting the local platform..."):
+            platform.start()
+        run_demo(platform)
+        platform.write_endpoints()
+        while not stop.wait(1):
+            dead = [p.name for p in platform.procs if p.popen.poll() is not None]
+            if dead:
+                console.print(f"[red]stopped unexpectedly: {', '.join(dead)}; logs in {STATE / 'logs'}[/red]")
+                break
+    finally:
+        console.print("stopping...")
+        platform.stop()
+
+
+if __name__ == "__main__":
+    main()
