@@ -32,7 +32,7 @@ system:
 run: system venv
 	$(PY) -m infra.run
 
-test: system venv
+test: system venv lint
 	$(PY) -m pytest
 
 unit: venv
@@ -40,6 +40,7 @@ unit: venv
 
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 openapi: venv

@@ -16,8 +16,16 @@ import aiohttp
 from aiohttp import web
 
 HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-    "transfer-encoding", "upgrade", "host", "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
 }
 
 
@@ -35,8 +43,8 @@ def make_app(routes: list[tuple[str, str]]) -> web.Application:
         path = request.raw_path
         upstream = next((url for prefix, url in routes if path == prefix or path.startswith(prefix.rstrip("/") + "/")), None)
         if upstream is None:
-            body = {"error": {"code": "not_found", "message": "no such endpoint"}}
-            return web.Response(status=404, text=json.dumps(body), content_type="application/json")
+            error = {"error": {"code": "not_found", "message": "no such endpoint"}}
+            return web.Response(status=404, text=json.dumps(error), content_type="application/json")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         peer = request.remote or ""
         prior = request.headers.get("X-Forwarded-For")

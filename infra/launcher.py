@@ -100,8 +100,13 @@ class Platform:
         log.parent.mkdir(parents=True, exist_ok=True)
         fh = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         popen = subprocess.Popen(
-            argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=ROOT, preexec_fn=_child_setup,
+            argv,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=ROOT,
+            preexec_fn=_child_setup,
         )
         fh.close()
         proc = Proc(name, popen, log)
@@ -117,7 +122,7 @@ class Platform:
             try:
                 if check():
                     return
-            except Exception:  # noqa: BLE001 - not answering yet, whatever the probe raises
+            except Exception:  # noqa: BLE001, S110 - not answering yet, whatever the probe raises
                 pass
             time.sleep(0.1)
         raise LaunchError(f"{proc.name} not ready after {READY_TIMEOUT_S} s; see {proc.log}")
@@ -144,9 +149,15 @@ class Platform:
             )
         port = free_port()
         argv = [
-            "java", "-Duser.language=en", "-Xmx768m", "-cp", str(FIRESTORE_JAR),
-            "com.google.cloud.datastore.emulator.firestore.CloudFirestore", "start",
-            f"--host={HOST}", f"--port={port}",
+            "java",
+            "-Duser.language=en",
+            "-Xmx768m",
+            "-cp",
+            str(FIRESTORE_JAR),
+            "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+            "start",
+            f"--host={HOST}",
+            f"--port={port}",
         ]
         proc = self._spawn("firestore", argv)
         self._wait(proc, lambda: requests.get(f"http://{HOST}:{port}/", timeout=1).text.strip() == "Ok")
@@ -156,8 +167,21 @@ class Platform:
         port = free_port()
         url = f"http://{HOST}:{port}"
         argv = [
-            str(fake_gcs_binary()), "-scheme", "http", "-host", HOST, "-port", str(port), "-backend", "memory",
-            "-external-url", url, "-public-host", f"{HOST}:{port}", "-log-level", "warn",
+            str(fake_gcs_binary()),
+            "-scheme",
+            "http",
+            "-host",
+            HOST,
+            "-port",
+            str(port),
+            "-backend",
+            "memory",
+            "-external-url",
+            url,
+            "-public-host",
+            f"{HOST}:{port}",
+            "-log-level",
+            "warn",
         ]
         proc = self._spawn("storage", argv)
         self._wait(proc, self._http_ok(f"{url}/storage/v1/b"))
@@ -222,8 +246,17 @@ class Platform:
         for target, prefixes in FUNCTIONS.items():
             port = free_port()
             argv = [
-                sys.executable, "-m", "functions_framework", "--target", target,
-                "--source", str(ROOT / "functions" / target / "main.py"), "--host", HOST, "--port", str(port),
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target",
+                target,
+                "--source",
+                str(ROOT / "functions" / target / "main.py"),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
             ]
             proc = self._spawn(f"fn-{target}", argv, {**env, "THREADS": "8"})
             started.append((proc, port))

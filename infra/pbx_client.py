@@ -63,7 +63,13 @@ class PbxClient:
         return resp
 
     def signed(
-        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
         timestamp: int | None = None,
     ) -> requests.Response:
         """A signed call; ``path`` is relative to the API base and may carry a query."""

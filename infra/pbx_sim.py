@@ -79,7 +79,9 @@ def activate(
     resp = client.activate(license, fqdn, webmeeting_fqdn or f"meet.{fqdn}")
     if resp.status_code == 201:
         state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_text(json.dumps({"api_base": client.api_base, "pbx_id": client.pbx_id, "api_secret": client.api_secret, "fqdn": fqdn}))
+        state.write_text(
+            json.dumps({"api_base": client.api_base, "pbx_id": client.pbx_id, "api_secret": client.api_secret, "fqdn": fqdn})
+        )
         os.chmod(state, 0o600)
     _show(resp)
 
@@ -108,8 +110,13 @@ def meeting_put(
         name_part, _, email = p.partition("<")
         people.append({"name": name_part.strip(), "email": email.rstrip(">").strip()})
     body = {
-        "organizer": organizer, "name": name, "comments": comments, "scheduled_start": start,
-        "duration_minutes": duration, "participants": people, "send_invitations": invite,
+        "organizer": organizer,
+        "name": name,
+        "comments": comments,
+        "scheduled_start": start,
+        "duration_minutes": duration,
+        "participants": people,
+        "send_invitations": invite,
     }
     _show(_client(state).put_meeting(pbx_meeting_id, body))
 
@@ -145,8 +152,9 @@ def make_server(state_file: Path, inbox: Path, dialin: dict[str, Any] | None = N
                 raise signing.SignatureError("unknown pbx")
             signing.check(parsed, state["api_secret"].encode(), request.method, request.raw_path, body, int(time.time()), 300)
         except signing.SignatureError as exc:
-            raise web.HTTPUnauthorized(text=json.dumps({"error": {"code": "unauthenticated", "message": str(exc)}}),
-                                       content_type="application/json") from exc
+            raise web.HTTPUnauthorized(
+                text=json.dumps({"error": {"code": "unauthenticated", "message": str(exc)}}), content_type="application/json"
+            ) from exc
 
     async def dialin_handler(request: web.Request) -> web.Response:
         await verify(request, b"")

@@ -7,6 +7,7 @@ and prints each enabled extension's Quick Meeting link.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -18,30 +19,42 @@ from pathlib import Path
 
 from rich.console import Console
 
-from infra.launcher import DEMO_LICENSE_KEY, ROOT, HOST, Platform, free_port
+from infra.launcher import DEMO_LICENSE_KEY, HOST, ROOT, Platform, free_port
 from infra.pbx_client import PbxClient
 from infra.pbx_sim import load_extensions
 
 DEMO_FQDN = "pbx.demo.webmeeting.test"
-STATE = ROOT / ".local"
 console = Console()
 
 
 def run_demo(platform: Platform) -> None:
     ep = platform.endpoints
-    sim_dir = STATE / "pbx-sim"
+    sim_dir = platform.state_dir / "pbx-sim"
     sim_dir.mkdir(parents=True, exist_ok=True)
     client = PbxClient(ep["pbx_api"], clock_offset_s=0)
     resp = client.activate(DEMO_LICENSE_KEY, DEMO_FQDN, f"meet.{DEMO_FQDN}")
     resp.raise_for_status()
     state = sim_dir / "state.json"
-    state.write_text(json.dumps({"api_base": client.api_base, "pbx_id": client.pbx_id, "api_secret": client.api_secret, "fqdn": DEMO_FQDN}))
+    state.write_text(
+        json.dumps({"api_base": client.api_base, "pbx_id": client.pbx_id, "api_secret": client.api_secret, "fqdn": DEMO_FQDN})
+    )
     os.chmod(state, 0o600)
 
     port = free_port()
     proc = platform._spawn(
         "pbx-sim",
-        [sys.executable, "-m", "infra.pbx_sim", "serve", "--port", str(port), "--state", str(state), "--inbox", str(sim_dir / "reports")],
+        [
+            sys.executable,
+            "-m",
+            "infra.pbx_sim",
+            "serve",
+            "--port",
+            str(port),
+            "--state",
+            str(state),
+            "--inbox",
+            str(sim_dir / "reports"),
+        ],
     )
     platform._wait(proc, platform._tcp_ok(port))
     ep["pbx_simulator"] = f"http://{HOST}:{port}"
@@ -55,8 +68,13 @@ def run_demo(platform: Platform) -> None:
     start = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     meeting = client.put_meeting(
         "demo-1",
-        {"organizer": "101", "name": "Demo review", "comments": "Try the links in two windows.",
-         "scheduled_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "duration_minutes": 30},
+        {
+            "organizer": "101",
+            "name": "Demo review",
+            "comments": "Try the links in two windows.",
+            "scheduled_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "duration_minutes": 30,
+        },
     )
     meeting.raise_for_status()
 
@@ -80,10 +98,13 @@ def run_demo(platform: Platform) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local", help="logs, mail, endpoints.json")
+    state = parser.parse_args().state_dir.resolve()
     for stale in ("mail", "pbx-sim", "dns-zone.json", "endpoints.json"):
-        path = STATE / stale
+        path = state / stale
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    platform = Platform(STATE)
+    platform = Platform(state)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -95,7 +116,7 @@ def main() -> None:
         while not stop.wait(1):
             dead = [p.name for p in platform.procs if p.popen.poll() is not None]
             if dead:
-                console.print(f"[red]stopped unexpectedly: {', '.join(dead)}; logs in {STATE / 'logs'}[/red]")
+                console.print(f"[red]stopped unexpectedly: {', '.join(dead)}; logs in {state / 'logs'}[/red]")
                 break
     finally:
         console.print("stopping...")

@@ -39,9 +39,7 @@ def main() -> None:
     parser.add_argument("--inbox", type=Path, required=True)
     args = parser.parse_args()
     args.inbox.mkdir(parents=True, exist_ok=True)
-    controller = Controller(
-        InboxHandler(args.inbox), hostname=args.host, port=args.port, data_size_limit=MAX_MESSAGE_BYTES
-    )
+    controller = Controller(InboxHandler(args.inbox), hostname=args.host, port=args.port, data_size_limit=MAX_MESSAGE_BYTES)
     controller.start()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

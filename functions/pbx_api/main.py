@@ -7,6 +7,7 @@ front door) forwards that prefix here unchanged.
 from __future__ import annotations
 
 import re
+
 import flask
 import functions_framework
 
@@ -78,8 +79,8 @@ def _handle(request: flask.Request) -> flask.Response:
         if not MEETING_ID_RE.match(param or ""):
             raise errors.InvalidRequest("pbx_meeting_id must be 1-64 characters of [A-Za-z0-9._~-]")
         if request.method == "PUT":
-            resp, created = svc.upsert_meeting(ctx, param or "", http.parse(MeetingRequest, body), now, s)
-            return http.json_response(resp, 201 if created else 200)
+            meeting, created = svc.upsert_meeting(ctx, param or "", http.parse(MeetingRequest, body), now, s)
+            return http.json_response(meeting, 201 if created else 200)
         _no_body(body)
         svc.delete_meeting(ctx, param or "", now)
         return flask.Response(status=204)

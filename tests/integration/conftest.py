@@ -73,16 +73,29 @@ def pbx(api: str, license_key: str) -> PbxClient:
     return new_pbx(api, license_key)
 
 
-def ext(number: str, first: str | None = "Ada", last: str | None = "Lovelace", email: str | None = None, vanity: str | None = None) -> dict[str, Any]:
-    return {"number": number, "first_name": first, "last_name": last,
-            "email": email if email is not None else f"u{number}@example.com", "vanity_name": vanity}
+def ext(
+    number: str, first: str | None = "Ada", last: str | None = "Lovelace", email: str | None = None, vanity: str | None = None
+) -> dict[str, Any]:
+    return {
+        "number": number,
+        "first_name": first,
+        "last_name": last,
+        "email": email if email is not None else f"u{number}@example.com",
+        "vanity_name": vanity,
+    }
 
 
 def meeting(organizer: str = "101", **overrides: Any) -> dict[str, Any]:
     start = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
-    body = {"organizer": organizer, "name": "Quarterly review", "comments": "Agenda attached",
-            "scheduled_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "duration_minutes": 60,
-            "participants": [{"name": "Grace Hopper", "email": "grace@example.org"}], "send_invitations": False}
+    body = {
+        "organizer": organizer,
+        "name": "Quarterly review",
+        "comments": "Agenda attached",
+        "scheduled_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_minutes": 60,
+        "participants": [{"name": "Grace Hopper", "email": "grace@example.org"}],
+        "send_invitations": False,
+    }
     body.update(overrides)
     return body
 

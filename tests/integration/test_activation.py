@@ -41,9 +41,13 @@ def test_client_supplied_forwarded_for_is_not_trusted(api: str, license_key: str
 def test_invalid_licenses_are_refused_and_change_nothing(api: str, case: str) -> None:
     key = "WM-TEST-NOPE-0001"
     if case == "expired":
-        key = add_license(edition="pro", expires_at=datetime.now(UTC) - timedelta(seconds=1), max_participants=10, recording=False).key
+        key = add_license(
+            edition="pro", expires_at=datetime.now(UTC) - timedelta(seconds=1), max_participants=10, recording=False
+        ).key
     elif case == "revoked":
-        key = add_license(edition="pro", expires_at=datetime.now(UTC) + timedelta(days=3), max_participants=10, recording=False).key
+        key = add_license(
+            edition="pro", expires_at=datetime.now(UTC) + timedelta(days=3), max_participants=10, recording=False
+        ).key
         revoke_license(key)
     before = dump_firestore()
     resp = PbxClient(api).activate(key, "pbx.example.com", "meet.example.com")
@@ -86,8 +90,14 @@ def test_platform_clock_is_shiftable_for_running_services(api: str, clock_file) 
         (b"{not json", "body"),
         (b"", "body"),
         (b'{"license_key": 5, "pbx_fqdn": "a.b", "webmeeting_fqdn": "c.d", "pbx_version": "1"}', "license_key"),
-        (b'{"license_key": "WM-DEV-LOCAL-0001", "pbx_fqdn": "not a host", "webmeeting_fqdn": "c.d", "pbx_version": "1"}', "pbx_fqdn"),
-        (b'{"license_key": "WM-DEV-LOCAL-0001", "pbx_fqdn": "a.example.com", "webmeeting_fqdn": "c.d", "pbx_version": "1", "x": 1}', "x"),
+        (
+            b'{"license_key": "WM-DEV-LOCAL-0001", "pbx_fqdn": "not a host", "webmeeting_fqdn": "c.d", "pbx_version": "1"}',
+            "pbx_fqdn",
+        ),
+        (
+            b'{"license_key": "WM-DEV-LOCAL-0001", "pbx_fqdn": "a.example.com", "webmeeting_fqdn": "c.d", "pbx_version": "1", "x": 1}',
+            "x",
+        ),
         (b'{"license_key": "WM-DEV-LOCAL-0001", "pbx_fqdn": "a.example.com", "webmeeting_fqdn": "c.d"}', "pbx_version"),
         (b"[]", "body"),
     ],

@@ -16,14 +16,22 @@ pytestmark = pytest.mark.integration
 def _store_report(pbx_id: str, report_id: str) -> None:
     """Arrange a stored report as the report engine leaves it."""
     start = datetime(2026, 12, 1, 9, tzinfo=UTC)
-    fs.reports().document(report_id).set({
-        "pbx_id": pbx_id, "organizer": "101", "status": "pending",
-        "report": {
-            "pbx_meeting_id": "m-1", "meeting_name": "Review",
-            "started_at": start, "ended_at": start + timedelta(minutes=30),
-            "participants": [{"name": "Ada", "email": "a@example.com", "role": "organizer", "connected_seconds": 1800, "reconnects": 0}],
-        },
-    })
+    fs.reports().document(report_id).set(
+        {
+            "pbx_id": pbx_id,
+            "organizer": "101",
+            "status": "pending",
+            "report": {
+                "pbx_meeting_id": "m-1",
+                "meeting_name": "Review",
+                "started_at": start,
+                "ended_at": start + timedelta(minutes=30),
+                "participants": [
+                    {"name": "Ada", "email": "a@example.com", "role": "organizer", "connected_seconds": 1800, "reconnects": 0}
+                ],
+            },
+        }
+    )
 
 
 def test_no_reports_is_an_empty_list(pbx: PbxClient) -> None:

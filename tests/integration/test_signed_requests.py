@@ -38,7 +38,9 @@ def test_decoded_secret_bytes_are_accepted_as_key_too(pbx: PbxClient, api: str) 
     assert pbx.session.put(f"{api}/sync", data=body, headers=h).status_code == 200
 
 
-@pytest.mark.parametrize("case", ["bad_signature", "stale_past", "stale_future", "missing_header", "unknown_pbx", "short_nonce", "wrong_path"])
+@pytest.mark.parametrize(
+    "case", ["bad_signature", "stale_past", "stale_future", "missing_header", "unknown_pbx", "short_nonce", "wrong_path"]
+)
 def test_bad_signatures_are_401_and_change_nothing(pbx: PbxClient, api: str, case: str) -> None:
     body = json.dumps(SYNC).encode()
     h = _headers(pbx, body)

@@ -21,14 +21,18 @@ def _by_number(resp: requests.Response) -> dict[str, dict[str, Any]]:
 
 
 def test_sync_enables_complete_extensions_and_disables_others_with_a_reason(pbx: PbxClient) -> None:
-    result = _by_number(pbx.sync([
-        ext("101", vanity="ada"),
-        ext("102", email=""),
-        ext("103", first=None, last=None),
-        ext("104", first=None, last="Only"),
-        ext("105", email="not-an-email"),
-        ext("106", vanity="ADA"),
-    ]))
+    result = _by_number(
+        pbx.sync(
+            [
+                ext("101", vanity="ada"),
+                ext("102", email=""),
+                ext("103", first=None, last=None),
+                ext("104", first=None, last="Only"),
+                ext("105", email="not-an-email"),
+                ext("106", vanity="ADA"),
+            ]
+        )
+    )
     assert result["101"]["enabled"] and result["101"]["quick_meeting_url"].startswith("http://127.0.0.1")
     assert "reason" not in result["101"]
     assert result["102"] == {"number": "102", "enabled": False, "reason": "missing_email"}

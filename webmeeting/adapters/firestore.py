@@ -44,6 +44,11 @@ def reset_client() -> None:
         _client = None
 
 
+def data(snap: Any) -> dict[str, Any]:
+    """A snapshot's fields ({} for a missing document)."""
+    return snap.to_dict() or {}
+
+
 def licenses() -> firestore.CollectionReference:
     return client().collection("licenses")
 
@@ -113,13 +118,13 @@ class Writer:
     def commit(self) -> None:
         for chunk in self.chunks():
             batch = client().batch()
-            for op, ref, data in chunk:
+            for op, ref, fields in chunk:
                 if op == "set":
-                    batch.set(ref, data)
+                    batch.set(ref, fields or {})
                 elif op == "create":
-                    batch.create(ref, data)
+                    batch.create(ref, fields or {})
                 elif op == "update":
-                    batch.update(ref, data)
+                    batch.update(ref, fields or {})
                 else:
                     batch.delete(ref)
             batch.commit()

@@ -18,11 +18,15 @@ from webmeeting.services import licenses as svc
 app = typer.Typer(help="webmeeting administration", no_args_is_help=True)
 lic_app = typer.Typer(help="the license registry", no_args_is_help=True)
 app.add_typer(lic_app, name="licenses")
-console = Console()
+
+
+def console() -> Console:
+    """A console sized to the terminal at call time (COLUMNS honoured)."""
+    return Console()
 
 
 def _fail(exc: errors.WebmeetingError) -> None:
-    console.print(f"[red]error:[/red] {exc.message}")
+    console().print(f"[red]error:[/red] {exc.message}")
     raise typer.Exit(1)
 
 
@@ -45,21 +49,30 @@ def add(
         )
     except errors.WebmeetingError as exc:
         _fail(exc)
-    console.print(lic.key)
+    console().print(lic.key)
 
 
 @lic_app.command("list")
 def list_() -> None:
     """List licenses with their limits and bindings."""
-    table = Table("key", "edition", "expires", "max", "rec", "state", "bound FQDN")
+    table = Table()
+    table.add_column("key", no_wrap=True)
+    for name in ("edition", "expires", "max", "rec", "state"):
+        table.add_column(name)
+    table.add_column("bound FQDN", no_wrap=True)
     now = datetime.now(UTC)
     for lic in svc.list_licenses():
         state = "revoked" if lic.revoked else ("expired" if lic.expires_at <= now else "valid")
         table.add_row(
-            lic.key, lic.edition, lic.expires_at.date().isoformat(), str(lic.max_participants),
-            "yes" if lic.recording else "no", state, lic.bound_fqdn or "",
+            lic.key,
+            lic.edition,
+            lic.expires_at.date().isoformat(),
+            str(lic.max_participants),
+            "yes" if lic.recording else "no",
+            state,
+            lic.bound_fqdn or "",
         )
-    console.print(table)
+    console().print(table)
 
 
 @lic_app.command("revoke")
@@ -69,7 +82,7 @@ def revoke(key: str) -> None:
         svc.revoke_license(key)
     except errors.WebmeetingError as exc:
         _fail(exc)
-    console.print(f"revoked {key}")
+    console().print(f"revoked {key}")
 
 
 @lic_app.command("unbind")
@@ -79,7 +92,7 @@ def unbind(fqdn: str) -> None:
         pbx_id = svc.unbind_fqdn(fqdn)
     except errors.WebmeetingError as exc:
         _fail(exc)
-    console.print(f"unbound {fqdn}; deleted the data of PBX {pbx_id}")
+    console().print(f"unbound {fqdn}; deleted the data of PBX {pbx_id}")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,16 @@ from webmeeting.domain import api
 
 SIGNED_HEADERS = [
     ("X-PBX-Id", "The pbx_id returned by activation.", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}),
-    ("X-Timestamp", "Unix seconds; rejected when more than 300 s from the platform's clock.", {"type": "string", "pattern": "^[0-9]{1,12}$"}),
-    ("X-Nonce", "At least 16 random printable characters, never reused within the window.", {"type": "string", "minLength": 16, "maxLength": 128}),
+    (
+        "X-Timestamp",
+        "Unix seconds; rejected when more than 300 s from the platform's clock.",
+        {"type": "string", "pattern": "^[0-9]{1,12}$"},
+    ),
+    (
+        "X-Nonce",
+        "At least 16 random printable characters, never reused within the window.",
+        {"type": "string", "minLength": 16, "maxLength": 128},
+    ),
     (
         "X-Signature",
         "Lowercase hex HMAC-SHA256 keyed with the api_secret string as issued, over "
@@ -117,7 +125,12 @@ def pbx_openapi(server_url: str) -> dict[str, Any]:
                 "operationId": "listReports",
                 "summary": "Meeting reports for this PBX.",
                 "parameters": [
-                    {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": ["pending", "acked"]}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["pending", "acked"]},
+                    },
                     *signed,
                 ],
                 "responses": {"200": {"description": "Reports.", **_json(_ref("ReportsResponse"))}, **_errors(*common)},
@@ -128,7 +141,12 @@ def pbx_openapi(server_url: str) -> dict[str, Any]:
                 "operationId": "ackReport",
                 "summary": "The PBX has stored the report.",
                 "parameters": [
-                    {"name": "report_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}},
+                    {
+                        "name": "report_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                    },
                     *signed,
                 ],
                 "responses": {"204": {"description": "Acknowledged."}, **_errors(*common, "404")},
@@ -141,7 +159,7 @@ def pbx_openapi(server_url: str) -> dict[str, Any]:
             "title": "webmeeting PBX API",
             "version": "1.0.0",
             "description": "The API a PBX uses to activate, sync its users and run its meetings. "
-            "Every error answers {\"error\": {\"code\", \"message\"}}.",
+            'Every error answers {"error": {"code", "message"}}.',
         },
         "servers": [{"url": f"{server_url}/api/pbx/v1"}],
         "paths": paths,

@@ -29,7 +29,9 @@ class ManifestEntry:
     quick_key: str | None  # its Quick Meeting key, assigned when first enabled
 
     def encode(self) -> str:
-        return "|".join([self.fingerprint, "1" if self.enabled else "0", self.reason or "", self.vanity or "", self.quick_key or ""])
+        return "|".join(
+            [self.fingerprint, "1" if self.enabled else "0", self.reason or "", self.vanity or "", self.quick_key or ""]
+        )
 
     @classmethod
     def decode(cls, text: str) -> ManifestEntry:

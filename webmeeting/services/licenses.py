@@ -7,7 +7,6 @@ import string
 from datetime import datetime
 from typing import Any
 
-
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain.licenses import License
 from webmeeting.errors import Conflict, NotFound
@@ -48,7 +47,7 @@ def add_license(
 
 
 def list_licenses() -> list[License]:
-    return [license_from_doc(s.id, s.to_dict()) for s in fs.licenses().order_by("__name__").stream()]
+    return [license_from_doc(s.id, fs.data(s)) for s in fs.licenses().order_by("__name__").stream()]
 
 
 def revoke_license(key: str) -> None:

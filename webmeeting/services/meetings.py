@@ -34,11 +34,11 @@ def resolve_key(key: str) -> MeetingView:
     snap = fs.meetings().document(key).get()
     if not snap.exists:
         raise NotFound("no such meeting")
-    m = snap.to_dict()
+    m = fs.data(snap)
     ext_snap = fs.extensions(m["pbx_id"]).document(m["organizer"]).get()
     if not ext_snap.exists or not ext_snap.get("enabled"):
         raise NotFound("no such meeting")
-    ext = ext_snap.to_dict()
+    ext = fs.data(ext_snap)
     organizer = _display_name(ext)
     title = m.get("name") or f"{organizer}'s meeting"
     return MeetingView(key, m.get("kind", "scheduled"), title, organizer, m["pbx_id"], m)

@@ -60,7 +60,7 @@ def license_from_doc(key: str, data: dict[str, Any]) -> License:
 
 def load_license(key: str, transaction: Any = None) -> License | None:
     snap = fs.licenses().document(key).get(transaction=transaction)
-    return license_from_doc(key, snap.to_dict()) if snap.exists else None
+    return license_from_doc(key, fs.data(snap)) if snap.exists else None
 
 
 # --- MCUs -------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def load_license(key: str, transaction: Any = None) -> License | None:
 def available_mcus() -> list[Mcu]:
     out = []
     for snap in fs.client().collection("mcus").stream():
-        d = snap.to_dict()
+        d = fs.data(snap)
         out.append(Mcu(snap.id, d["region"], d["url"], d.get("status", "active"), d.get("capacity", 0), d.get("load", 0)))
     return out
 
@@ -171,7 +171,7 @@ def authenticate(
     snap = fs.pbxs().document(parsed.pbx_id).get()
     if not snap.exists:
         raise Unauthenticated("unknown pbx")
-    pbx = snap.to_dict()
+    pbx = fs.data(snap)
     secret = crypto.decrypt_secret(settings.secret_key, parsed.pbx_id, pbx["secret_enc"])
     now_s = int(wall_now.timestamp())
     errors = []
@@ -228,23 +228,25 @@ def slugify(name: str) -> str:
 def read_manifest(pbx_id: str) -> dict[str, ManifestEntry]:
     entries: dict[str, ManifestEntry] = {}
     for snap in fs.manifest(pbx_id).stream():
-        for number, text in (snap.to_dict().get("entries") or {}).items():
+        for number, text in (fs.data(snap).get("entries") or {}).items():
             entries[number] = ManifestEntry.decode(text)
     return entries
 
 
 def _delete_meeting_writes(writer: fs.Writer, snap: Any) -> None:
-    data = snap.to_dict()
+    data = fs.data(snap)
     if data.get("vanity_link"):
         writer.delete(fs.vanity_links().document(data["vanity_link"]))
     writer.delete(snap.reference)
 
 
 def pending_reports_count(pbx_id: str) -> int:
-    query = fs.reports().where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).where(
-        filter=firestore.FieldFilter("status", "==", "pending")
+    query = (
+        fs.reports()
+        .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
+        .where(filter=firestore.FieldFilter("status", "==", "pending"))
     )
-    result = query.count().get()
+    result: Any = query.count().get()  # type: ignore[call-arg]  # the stub misdeclares get()
     return int(result[0][0].value)
 
 
@@ -281,13 +283,17 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
             },
         )
     for number in plan.deletions:
-        owned = fs.meetings().where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).where(
-            filter=firestore.FieldFilter("organizer", "==", number)
+        owned = (
+            fs.meetings()
+            .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
+            .where(filter=firestore.FieldFilter("organizer", "==", number))
         )
         for snap in owned.stream():
             _delete_meeting_writes(writer, snap)
-        pending = fs.reports().where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).where(
-            filter=firestore.FieldFilter("organizer", "==", number)
+        pending = (
+            fs.reports()
+            .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
+            .where(filter=firestore.FieldFilter("organizer", "==", number))
         )
         for snap in pending.stream():
             writer.delete(snap.reference)
@@ -329,13 +335,13 @@ def _meeting_query(pbx_id: str, pbx_meeting_id: str) -> Any:
 
 
 def _tx_apply(tx: firestore.Transaction, writer: fs.Writer) -> None:
-    for op, ref, data in writer.ops:
+    for op, ref, fields in writer.ops:
         if op == "set":
-            tx.set(ref, data)
+            tx.set(ref, fields or {})
         elif op == "create":
-            tx.create(ref, data)
+            tx.create(ref, fields or {})
         elif op == "update":
-            tx.update(ref, data)
+            tx.update(ref, fields or {})
         else:
             tx.delete(ref)
 
@@ -352,11 +358,11 @@ def upsert_meeting(
         if not ext.exists or not ext.get("enabled"):
             raise InvalidRequest(f"organizer {req.organizer} is not an extension enabled for WebMeeting")
         vanity = ext.get("vanity_name")
-        old = existing[0].to_dict() if existing else None
+        old = fs.data(existing[0]) if existing else None
         key = existing[0].id if existing else crypto.new_meeting_key()
         writer = fs.Writer()
         slug = old.get("vanity_slug") if old and old.get("organizer") == req.organizer else None
-        link_id = old.get("vanity_link") if slug else None
+        link_id = old.get("vanity_link") if old and slug else None
         if old and old.get("vanity_link") and not slug:
             writer.delete(fs.vanity_links().document(old["vanity_link"]))
         if vanity and not slug:
@@ -428,10 +434,12 @@ def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime) -> None
 
 
 def list_reports(ctx: AuthContext, status: str, now: datetime) -> ReportsResponse:
-    query = fs.reports().where(filter=firestore.FieldFilter("pbx_id", "==", ctx.pbx_id)).where(
-        filter=firestore.FieldFilter("status", "==", status)
+    query = (
+        fs.reports()
+        .where(filter=firestore.FieldFilter("pbx_id", "==", ctx.pbx_id))
+        .where(filter=firestore.FieldFilter("status", "==", status))
     )
-    reports = [Report.model_validate(snap.to_dict()["report"] | {"id": snap.id}) for snap in query.stream()]
+    reports = [Report.model_validate(fs.data(snap)["report"] | {"id": snap.id}) for snap in query.stream()]
     writer = fs.Writer()
     writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
     ctx.claim(writer)
