@@ -40,8 +40,15 @@ def extensions(n: int, changed: int = 0) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         first = "Changed" if i < changed else f"First{i}"
-        out.append({"number": str(1000 + i), "first_name": first, "last_name": f"Last{i}",
-                    "email": f"user{i}@example.com", "vanity_name": f"user{i}"})
+        out.append(
+            {
+                "number": str(1000 + i),
+                "first_name": first,
+                "last_name": f"Last{i}",
+                "email": f"user{i}@example.com",
+                "vanity_name": f"user{i}",
+            }
+        )
     return out
 
 
@@ -63,23 +70,47 @@ def run(sizes: list[int]) -> list[dict[str, Any]]:
         with Progress() as progress:
             task = progress.add_task("syncing", total=len(sizes) * 3)
             for idx, n in enumerate(sizes):
-                act = http.post("/api/pbx/v1/activate", headers={"X-Forwarded-For": "127.0.0.1"}, json={
-                    "license_key": DEV_LICENSE_KEYS[idx], "pbx_fqdn": f"bench{n}.example.com",
-                    "webmeeting_fqdn": "meet.example.com", "pbx_version": "20"})
+                act = http.post(
+                    "/api/pbx/v1/activate",
+                    headers={"X-Forwarded-For": "127.0.0.1"},
+                    json={
+                        "license_key": DEV_LICENSE_KEYS[idx],
+                        "pbx_fqdn": f"bench{n}.example.com",
+                        "webmeeting_fqdn": "meet.example.com",
+                        "pbx_version": "20",
+                    },
+                )
                 assert act.status_code == 201, act.get_data(as_text=True)
                 pbx = act.get_json()
-                for label, exts in (("first sync", extensions(n)), ("unchanged re-sync", extensions(n)),
-                                    ("1 % changed", extensions(n, changed=max(1, n // 100)))):
+                for label, exts in (
+                    ("first sync", extensions(n)),
+                    ("unchanged re-sync", extensions(n)),
+                    ("1 % changed", extensions(n, changed=max(1, n // 100))),
+                ):
                     body = json.dumps({"extensions": exts}).encode()
-                    h = signed_headers(pbx["pbx_id"], pbx["api_secret"].encode(), "PUT", "/api/pbx/v1/sync", body, int(time.time()))
+                    h = signed_headers(
+                        pbx["pbx_id"], pbx["api_secret"].encode(), "PUT", "/api/pbx/v1/sync", body, int(time.time())
+                    )
                     meter.reset()
                     t0 = time.perf_counter()
-                    resp = http.put("/api/pbx/v1/sync", data=body, headers={**h, "X-Forwarded-For": "127.0.0.1",
-                                                                             "Content-Type": "application/json"})
+                    resp = http.put(
+                        "/api/pbx/v1/sync",
+                        data=body,
+                        headers={**h, "X-Forwarded-For": "127.0.0.1", "Content-Type": "application/json"},
+                    )
                     elapsed = time.perf_counter() - t0
                     assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
-                    rows.append({"extensions": n, "case": label, "reads": meter.reads, "writes": meter.writes,
-                                 "commits": meter.commits, "seconds": elapsed, "body_kib": len(body) / 1024})
+                    rows.append(
+                        {
+                            "extensions": n,
+                            "case": label,
+                            "reads": meter.reads,
+                            "writes": meter.writes,
+                            "commits": meter.commits,
+                            "seconds": elapsed,
+                            "body_kib": len(body) / 1024,
+                        }
+                    )
                     progress.advance(task)
     finally:
         platform.stop()
@@ -92,8 +123,10 @@ def render(rows: list[dict[str, Any]]) -> str:
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['extensions']:,} | {r['case']} | {r['reads']:,} | {r['writes']:,} | {r['commits']} | "
-                     f"{r['seconds']:.2f} | {r['body_kib']:.0f} |")
+        lines.append(
+            f"| {r['extensions']:,} | {r['case']} | {r['reads']:,} | {r['writes']:,} | {r['commits']} | "
+            f"{r['seconds']:.2f} | {r['body_kib']:.0f} |"
+        )
     stamp = time.strftime("%Y-%m-%d")
     machine = f"{host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}, Firestore emulator"
     return "\n".join([f"Measured {stamp} on {machine} by `bench/sync_cost.py`.", "", *lines])
@@ -118,7 +151,9 @@ def main() -> None:
     console = Console()
     table = Table("extensions", "case", "reads", "writes", "batches", "seconds")
     for r in rows:
-        table.add_row(f"{r['extensions']:,}", r["case"], str(r["reads"]), str(r["writes"]), str(r["commits"]), f"{r['seconds']:.2f}")
+        table.add_row(
+            f"{r['extensions']:,}", r["case"], str(r["reads"]), str(r["writes"]), str(r["commits"]), f"{r['seconds']:.2f}"
+        )
     console.print(table)
     if not args.no_doc:
         write_doc(render(rows))
