@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import aiohttp
 from aiohttp import web
+
+from webmeeting.domain.ratelimit import TokenBuckets
 
 HOP_BY_HOP = {
     "connection",
@@ -29,8 +32,10 @@ HOP_BY_HOP = {
 }
 
 
-def make_app(routes: list[tuple[str, str]]) -> web.Application:
+def make_app(routes: list[tuple[str, str]], limits: dict[str, TokenBuckets] | None = None) -> web.Application:
+    """``limits``: path prefix -> per-client-address token buckets (answering 429)."""
     routes = sorted(routes, key=lambda r: -len(r[0]))  # longest prefix first
+    limits = limits or {}
     session: dict[str, aiohttp.ClientSession] = {}
 
     async def on_startup(app: web.Application) -> None:
@@ -45,8 +50,14 @@ def make_app(routes: list[tuple[str, str]]) -> web.Application:
         if upstream is None:
             error = {"error": {"code": "not_found", "message": "no such endpoint"}}
             return web.Response(status=404, text=json.dumps(error), content_type="application/json")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         peer = request.remote or ""
+        for prefix, buckets in limits.items():
+            if path.startswith(prefix) and not buckets.allow(peer, time.monotonic()):
+                error = {"error": {"code": "rate_limited", "message": "too many requests; retry shortly"}}
+                return web.Response(
+                    status=429, text=json.dumps(error), content_type="application/json", headers={"Retry-After": "1"}
+                )
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         prior = request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
         data = request.content if request.body_exists else None
@@ -69,9 +80,15 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--route", action="append", default=[], help="PREFIX=URL")
+    parser.add_argument("--limit", action="append", default=[], help="PREFIX=RATE_PER_S:BURST, per client address")
     args = parser.parse_args()
     routes = [tuple(r.split("=", 1)) for r in args.route]
-    web.run_app(make_app(routes), host=args.host, port=args.port, print=None, handle_signals=True)  # type: ignore[arg-type]
+    limits = {}
+    for spec in args.limit:
+        prefix, _, numbers = spec.partition("=")
+        rate, _, burst = numbers.partition(":")
+        limits[prefix] = TokenBuckets(float(rate), float(burst))
+    web.run_app(make_app(routes, limits), host=args.host, port=args.port, print=None, handle_signals=True)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ FUNCTIONS: dict[str, list[str]] = {
     "meeting_page": ["/meet"],
 }
 
+# per client address, at the front door (production: Cloud Armor rate-based rules)
+PBX_API_RATE_LIMIT = "/api/pbx/v1=50:200"  # 50 requests/s sustained, bursts of 200
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -89,13 +92,15 @@ class Platform:
     state_dir: Path
     project: str = "webmeeting-local"
     extra_env: dict[str, str] = field(default_factory=dict)
+    pbx_rate_limit: str = PBX_API_RATE_LIMIT
     procs: list[Proc] = field(default_factory=list)
+    upstreams: dict[str, str] = field(default_factory=dict)  # function target -> its own URL
     endpoints: dict[str, Any] = field(default_factory=dict)
     secret_key: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
 
     # -- processes ---------------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
         log = self.state_dir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         fh = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
@@ -113,7 +118,7 @@ class Platform:
         self.procs.append(proc)
         return proc
 
-    def _wait(self, proc: Proc, check: Callable[[], bool]) -> None:
+    def wait_ready(self, proc: Proc, check: Callable[[], bool]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.popen.poll() is not None:
@@ -128,11 +133,11 @@ class Platform:
         raise LaunchError(f"{proc.name} not ready after {READY_TIMEOUT_S} s; see {proc.log}")
 
     @staticmethod
-    def _http_ok(url: str) -> Callable[[], bool]:
+    def http_ok(url: str) -> Callable[[], bool]:
         return lambda: requests.get(url, timeout=1).status_code < 500
 
     @staticmethod
-    def _tcp_ok(port: int) -> Callable[[], bool]:
+    def tcp_ok(port: int) -> Callable[[], bool]:
         def check() -> bool:
             with socket.create_connection((HOST, port), timeout=1):
                 return True
@@ -159,8 +164,8 @@ class Platform:
             f"--host={HOST}",
             f"--port={port}",
         ]
-        proc = self._spawn("firestore", argv)
-        self._wait(proc, lambda: requests.get(f"http://{HOST}:{port}/", timeout=1).text.strip() == "Ok")
+        proc = self.spawn("firestore", argv)
+        self.wait_ready(proc, lambda: requests.get(f"http://{HOST}:{port}/", timeout=1).text.strip() == "Ok")
         return f"{HOST}:{port}"
 
     def start_storage(self) -> str:
@@ -183,8 +188,8 @@ class Platform:
             "-log-level",
             "warn",
         ]
-        proc = self._spawn("storage", argv)
-        self._wait(proc, self._http_ok(f"{url}/storage/v1/b"))
+        proc = self.spawn("storage", argv)
+        self.wait_ready(proc, self.http_ok(f"{url}/storage/v1/b"))
         return url
 
     def start_tasks(self) -> str:
@@ -192,15 +197,15 @@ class Platform:
             raise LaunchError(f"{TASKS_PYTHON} missing: run `make venv` (it builds .venv-tasks)")
         port = free_port()
         argv = [str(TASKS_PYTHON), str(ROOT / "infra" / "tasks_emulator.py"), "start", "-p", str(port), "-r", "5", "-q"]
-        proc = self._spawn("tasks", argv)
-        self._wait(proc, self._tcp_ok(port))
+        proc = self.spawn("tasks", argv)
+        self.wait_ready(proc, self.tcp_ok(port))
         return f"{HOST}:{port}"
 
     def start_smtp(self) -> dict[str, Any]:
         port = free_port()
         inbox = self.state_dir / "mail"
-        proc = self._spawn("smtp", [sys.executable, "-m", "infra.smtp_capture", "--port", str(port), "--inbox", str(inbox)])
-        self._wait(proc, self._tcp_ok(port))
+        proc = self.spawn("smtp", [sys.executable, "-m", "infra.smtp_capture", "--port", str(port), "--inbox", str(inbox)])
+        self.wait_ready(proc, self.tcp_ok(port))
         return {"host": HOST, "port": port, "inbox_dir": str(inbox)}
 
     def start_dns(self) -> dict[str, Any]:
@@ -208,7 +213,7 @@ class Platform:
         zone = self.state_dir / "dns-zone.json"
         if not zone.exists():
             zone.write_text("{}")
-        proc = self._spawn("dns", [sys.executable, "-m", "infra.dns_server", "--port", str(port), "--zone", str(zone)])
+        proc = self.spawn("dns", [sys.executable, "-m", "infra.dns_server", "--port", str(port), "--zone", str(zone)])
 
         def ready() -> bool:
             import dns.message
@@ -217,7 +222,7 @@ class Platform:
             dns.query.udp(dns.message.make_query("ready.invalid", "A"), HOST, port=port, timeout=0.5)
             return True
 
-        self._wait(proc, ready)
+        self.wait_ready(proc, ready)
         return {"host": HOST, "port": port, "zone_file": str(zone)}
 
     def function_env(self) -> dict[str, str]:
@@ -258,16 +263,17 @@ class Platform:
                 "--port",
                 str(port),
             ]
-            proc = self._spawn(f"fn-{target}", argv, {**env, "THREADS": "8"})
+            proc = self.spawn(f"fn-{target}", argv, {**env, "THREADS": "8"})
             started.append((proc, port))
+            self.upstreams[target] = f"http://{HOST}:{port}"
             routes += [f"{prefix}=http://{HOST}:{port}" for prefix in prefixes]
         for proc, port in started:
-            self._wait(proc, self._tcp_ok(port))
-        argv = [sys.executable, "-m", "infra.frontdoor", "--port", str(portal_port)]
+            self.wait_ready(proc, self.tcp_ok(port))
+        argv = [sys.executable, "-m", "infra.frontdoor", "--port", str(portal_port), "--limit", self.pbx_rate_limit]
         for route in routes:
             argv += ["--route", route]
-        proc = self._spawn("frontdoor", argv)
-        self._wait(proc, self._http_ok(f"{self.endpoints['portal']}/api/pbx/v1/openapi.json"))
+        proc = self.spawn("frontdoor", argv)
+        self.wait_ready(proc, self.http_ok(f"{self.endpoints['portal']}/api/pbx/v1/openapi.json"))
         self.endpoints["pbx_api"] = f"{self.endpoints['portal']}/api/pbx/v1"
 
     def seed(self) -> None:

@@ -41,7 +41,7 @@ def run_demo(platform: Platform) -> None:
     os.chmod(state, 0o600)
 
     port = free_port()
-    proc = platform._spawn(
+    proc = platform.spawn(
         "pbx-sim",
         [
             sys.executable,
@@ -56,7 +56,7 @@ def run_demo(platform: Platform) -> None:
             str(sim_dir / "reports"),
         ],
     )
-    platform._wait(proc, platform._tcp_ok(port))
+    platform.wait_ready(proc, platform.tcp_ok(port))
     ep["pbx_simulator"] = f"http://{HOST}:{port}"
     zone = Path(ep["dns"]["zone_file"])
     records = json.loads(zone.read_text() or "{}")

@@ -52,6 +52,15 @@ def test_a_later_sync_fixes_a_disabled_extension_and_keeps_quick_links_stable(pb
     assert second["101"]["quick_meeting_url"] == first["101"]["quick_meeting_url"]
 
 
+def test_a_disabled_extensions_links_answer_404_until_it_is_fixed(pbx: PbxClient) -> None:
+    link = _by_number(pbx.sync([ext("101")]))["101"]["quick_meeting_url"]
+    assert requests.get(link, timeout=10).status_code == 200
+    assert _by_number(pbx.sync([ext("101", email="")]))["101"]["enabled"] is False
+    assert requests.get(link, timeout=10).status_code == 404
+    assert _by_number(pbx.sync([ext("101")]))["101"]["quick_meeting_url"] == link
+    assert requests.get(link, timeout=10).status_code == 200
+
+
 def test_the_vanity_holder_keeps_its_name_whatever_the_list_order(pbx: PbxClient) -> None:
     _by_number(pbx.sync([ext("101", vanity="ada")]))
     result = _by_number(pbx.sync([ext("100", vanity="Ada"), ext("101", vanity="ada")]))

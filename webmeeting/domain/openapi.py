@@ -79,7 +79,7 @@ def pbx_openapi(server_url: str) -> dict[str, Any]:
         "schema": {"type": "string", "pattern": api.PBX_MEETING_ID_RE},
     }
     signed = _signed_params()
-    common = ("400", "401", "403", "413")
+    common = ("400", "401", "403", "413", "429")
     paths: dict[str, Any] = {
         "/activate": {
             "post": {
@@ -88,7 +88,7 @@ def pbx_openapi(server_url: str) -> dict[str, Any]:
                 "requestBody": {"required": True, **_json(_ref("ActivateRequest"))},
                 "responses": {
                     "201": {"description": "Activated; api_secret is shown only here.", **_json(_ref("ActivateResponse"))},
-                    **_errors("400", "403", "409", "413"),
+                    **_errors("400", "403", "409", "413", "429"),
                 },
             }
         },
