@@ -26,6 +26,8 @@ from typing import Any
 
 import requests
 
+from webmeeting import tokens
+
 ROOT = Path(__file__).resolve().parent.parent
 FIRESTORE_JAR = Path("/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar")
 FIRESTORE_PACKAGE = "google-cloud-cli-firestore-emulator"
@@ -40,11 +42,21 @@ DEV_MAX_PARTICIPANTS = 25
 # function target -> path prefixes the front door routes to it
 FUNCTIONS: dict[str, list[str]] = {
     "pbx_api": ["/api/pbx/v1"],
-    "meeting_page": ["/meet"],
+    "meeting_api": ["/api/meet/v1"],
+    "mcu_api": ["/api/mcu/v1"],
+    "meeting_page": ["/meet", "/assets"],
 }
 
 # per client address, at the front door (production: Cloud Armor rate-based rules)
 PBX_API_RATE_LIMIT = "/api/pbx/v1=50:200"  # 50 requests/s sustained, bursts of 200
+
+# simulated MCU regions: (id, region, latitude, longitude)
+LOCAL_MCUS = [
+    ("mcu-eu-1", "europe-west3", 50.11, 8.68),  # Frankfurt
+    ("mcu-us-1", "us-central1", 41.26, -95.86),  # Iowa
+]
+MCU_WORKERS = 2
+MCU_HEARTBEAT_S = 2
 
 _PR_SET_PDEATHSIG = 1
 
@@ -97,6 +109,9 @@ class Platform:
     upstreams: dict[str, str] = field(default_factory=dict)  # function target -> its own URL
     endpoints: dict[str, Any] = field(default_factory=dict)
     secret_key: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+    mcu_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    token_keys: tuple[str, str] = field(default_factory=tokens.new_keypair)  # (private, public) PEM
+    mcu_count: int = len(LOCAL_MCUS)
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -238,6 +253,8 @@ class Platform:
             "WEBMEETING_SMTP_HOST": HOST,
             "WEBMEETING_SMTP_PORT": str(self.endpoints["smtp"]["port"]),
             "WEBMEETING_DNS_SERVER": f"{HOST}:{self.endpoints['dns']['port']}",
+            "WEBMEETING_JOIN_TOKEN_KEY": self.token_keys[0],
+            "WEBMEETING_MCU_SECRET": self.mcu_secret,
             "PYTHONPATH": str(ROOT),
             **self.extra_env,
         }
@@ -263,7 +280,8 @@ class Platform:
                 "--port",
                 str(port),
             ]
-            proc = self.spawn(f"fn-{target}", argv, {**env, "THREADS": "8"})
+            # gunicorn forks after the function module (and gRPC) is imported
+            proc = self.spawn(f"fn-{target}", argv, {**env, "THREADS": "8", "GRPC_ENABLE_FORK_SUPPORT": "1"})
             started.append((proc, port))
             self.upstreams[target] = f"http://{HOST}:{port}"
             routes += [f"{prefix}=http://{HOST}:{port}" for prefix in prefixes]
@@ -275,6 +293,40 @@ class Platform:
         proc = self.spawn("frontdoor", argv)
         self.wait_ready(proc, self.http_ok(f"{self.endpoints['portal']}/api/pbx/v1/openapi.json"))
         self.endpoints["pbx_api"] = f"{self.endpoints['portal']}/api/pbx/v1"
+
+    def start_mcu(self, mcu_id: str, region: str, lat: float, lon: float) -> dict[str, Any]:
+        port = free_port()
+        env = {
+            "MCU_ID": mcu_id,
+            "MCU_REGION": region,
+            "MCU_PUBLIC_URL": f"ws://{HOST}:{port}/ws",
+            "MCU_PORTAL_URL": self.endpoints["portal"],
+            "MCU_SECRET": self.mcu_secret,
+            "MCU_JOIN_TOKEN_PUBLIC_KEY": self.token_keys[1],
+            "MCU_HOST": HOST,
+            "MCU_PORT": str(port),
+            "MCU_WORKERS": str(MCU_WORKERS),
+            "MCU_LATITUDE": str(lat),
+            "MCU_LONGITUDE": str(lon),
+            "MCU_ICE_SERVERS": "[]",  # nothing outside 127.0.0.0/8, no public STUN
+            "MCU_ICE_ADDRESSES": HOST,
+            "MCU_HEARTBEAT_S": str(MCU_HEARTBEAT_S),
+            "PYTHONPATH": str(ROOT),
+        }
+        proc = self.spawn(f"mcu-{mcu_id}", [sys.executable, "-m", "mcu_vm"], env)
+        self.wait_ready(proc, self.http_ok(f"http://{HOST}:{port}/healthz"))
+        return {"id": mcu_id, "region": region, "url": env["MCU_PUBLIC_URL"], "health": f"http://{HOST}:{port}/healthz"}
+
+    def start_mcus(self) -> None:
+        from webmeeting.adapters import firestore as fs
+
+        self.endpoints["mcus"] = [self.start_mcu(*spec) for spec in LOCAL_MCUS[: self.mcu_count]]
+        ids = {m["id"] for m in self.endpoints["mcus"]}
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while {s.id for s in fs.client().collection("mcus").stream()} < ids:  # registered by heartbeat
+            if time.monotonic() > deadline:
+                raise LaunchError("MCUs did not register with the portal; see logs/mcu-*.log and logs/fn-mcu_api.log")
+            time.sleep(0.1)
 
     def seed(self) -> None:
         from webmeeting.adapters import firestore as fs
@@ -309,6 +361,8 @@ class Platform:
             if functions:
                 self.start_functions()
                 self.export_env()
+                if self.mcu_count:
+                    self.start_mcus()
             self.endpoints.setdefault("mcus", [])
         except BaseException:
             self.stop()

@@ -56,3 +56,8 @@ def derived_key(platform_key: bytes, purpose: str) -> str:
     produces the same key instead of an orphan)."""
     digest = hmac.new(platform_key, purpose.encode(), hashlib.sha256).digest()[:MEETING_KEY_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def organizer_secret(platform_key: bytes, meeting_key: str) -> str:
+    """The secret in a meeting's organizer link (derived: nothing to store, nothing to leak)."""
+    return derived_key(platform_key, f"organizer:{meeting_key}")

@@ -12,7 +12,8 @@ HTTP entry points map them to status codes through ``webmeeting.http.STATUS``::
     ├── NotFound            unknown meeting / report
     ├── Conflict            FQDN bound elsewhere, vanity taken
     ├── TooLarge            body over the limit
-    └── RateLimited
+    ├── RateLimited
+    └── Unavailable         no MCU can take the meeting right now
 """
 
 from __future__ import annotations
@@ -64,3 +65,7 @@ class TooLarge(WebmeetingError):
 
 class RateLimited(WebmeetingError):
     code = "rate_limited"
+
+
+class Unavailable(WebmeetingError):
+    code = "unavailable"

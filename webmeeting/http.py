@@ -25,6 +25,7 @@ STATUS: dict[type[errors.WebmeetingError], int] = {
     errors.Conflict: 409,
     errors.TooLarge: 413,
     errors.RateLimited: 429,
+    errors.Unavailable: 503,
 }
 
 JSON_TYPE = "application/json; charset=utf-8"

@@ -34,6 +34,8 @@ class Settings:
     secret_key: bytes  # 32 bytes: encrypts PBX API secrets, derives Quick Meeting keys
     trusted_proxy_count: int  # X-Forwarded-For entries appended by trusted front ends
     default_region: str
+    join_token_key: str = ""  # PEM, ES256 private key signing join tokens (meeting_api)
+    mcu_secret: str = ""  # bearer secret MCUs present (mcu_api; production: OIDC instead)
     signature_window_s: int = SIGNATURE_WINDOW_S
     max_body_bytes: int = PBX_BODY_LIMIT_BYTES
     sync_interval_s: int = SYNC_INTERVAL_S
@@ -57,4 +59,13 @@ class Settings:
             secret_key=key,
             trusted_proxy_count=int(env.get("WEBMEETING_TRUSTED_PROXY_COUNT", "1")),
             default_region=env.get("WEBMEETING_DEFAULT_REGION", "europe-west3"),
+            join_token_key=env.get("WEBMEETING_JOIN_TOKEN_KEY", ""),
+            mcu_secret=env.get("WEBMEETING_MCU_SECRET", ""),
         )
+
+    def require(self, name: str) -> str:
+        """A setting only some deployables need, failing by name when absent."""
+        value = str(getattr(self, name))
+        if not value:
+            raise MissingSetting(f"environment variable WEBMEETING_{name.upper()} is required here")
+        return value

@@ -1,5 +1,6 @@
 """Cloud Function ``meeting_page``: serves meeting links (``/meet/<key>``,
-``/meet/<vanity_name>/<slug>``) while the meeting exists, 404 once it or its extension is gone.
+``/meet/<vanity_name>/<slug>``) while the meeting exists, 404 once it or its extension is gone,
+and the page's own scripts and styles under ``/assets/`` (no CDN).
 
 Never sets a cookie; the key is in the URL, so the page sends no Referer.
 """
@@ -24,13 +25,26 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; "
     "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'",
+    "Permissions-Policy": "camera=(self), microphone=(self)",
 }
 
 
 def _page(template: str, status: int, **ctx: object) -> flask.Response:
     return flask.Response(_env.get_template(template).render(**ctx), status=status, headers=SECURITY_HEADERS)
+
+
+STATIC_DIR = Path(__file__).parent / "assets"  # not /static: Flask itself owns that route
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+def _static(name: str) -> flask.Response:
+    path = (STATIC_DIR / name).resolve()
+    if path.parent != STATIC_DIR.resolve() or path.suffix not in STATIC_TYPES or not path.is_file():
+        return _page("not_found.html", 404)
+    headers = {**SECURITY_HEADERS, "Content-Type": STATIC_TYPES[path.suffix], "Cache-Control": "public, max-age=300"}
+    return flask.Response(path.read_bytes(), headers=headers)
 
 
 def _resolve(path: str) -> MeetingView:
@@ -46,6 +60,8 @@ def _resolve(path: str) -> MeetingView:
 def meeting_page(request: flask.Request) -> flask.Response:
     if request.method not in ("GET", "HEAD"):
         return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+    if request.path.startswith("/assets/"):
+        return _static(request.path.removeprefix("/assets/"))
     try:
         view = _resolve(request.path)
     except errors.NotFound:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from infra.pbx_client import PbxClient
-from tests.integration.conftest import assert_error, dump_firestore, new_pbx
+from tests.helpers import assert_error, dump_firestore, new_pbx
 from webmeeting.adapters import firestore as fs
 from webmeeting.services.licenses import add_license, revoke_license
 

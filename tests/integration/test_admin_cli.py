@@ -7,7 +7,7 @@ import requests
 from typer.testing import CliRunner
 
 from infra.pbx_client import PbxClient
-from tests.integration.conftest import assert_error, dump_firestore, ext, meeting, new_pbx
+from tests.helpers import assert_error, dump_firestore, ext, meeting, new_pbx
 from webmeeting.cli.admin import app
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from infra.pbx_client import PbxClient
-from tests.integration.conftest import ext, meeting, new_pbx
+from tests.helpers import ext, meeting, new_pbx
 from webmeeting.domain.signing import signed_headers
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import requests
 
 from infra.launcher import ROOT, Platform, Proc, free_port
 from infra.pbx_client import session_from
-from tests.integration.conftest import assert_error, dump_firestore
+from tests.helpers import assert_error, dump_firestore
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from infra.pbx_client import PbxClient
-from tests.integration.conftest import assert_error, dump_firestore
+from tests.helpers import assert_error, dump_firestore
 from webmeeting.adapters import firestore as fs
 
 pytestmark = pytest.mark.integration

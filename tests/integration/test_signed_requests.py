@@ -11,7 +11,7 @@ import time
 import pytest
 
 from infra.pbx_client import PbxClient, session_from
-from tests.integration.conftest import assert_error, dump_firestore, ext
+from tests.helpers import assert_error, dump_firestore, ext
 from webmeeting.domain.signing import signed_headers
 
 pytestmark = pytest.mark.integration

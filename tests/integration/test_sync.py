@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from infra.pbx_client import PbxClient
-from tests.integration.conftest import assert_error, dump_firestore, ext, meeting
+from tests.helpers import assert_error, dump_firestore, ext, meeting
 from webmeeting.adapters import firestore as fs
 
 pytestmark = pytest.mark.integration

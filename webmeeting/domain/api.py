@@ -124,6 +124,7 @@ class ExtensionResultJson(TypedDict):
     number: str
     enabled: bool
     quick_meeting_url: NotRequired[str]
+    quick_meeting_organizer_url: NotRequired[str]
     reason: NotRequired[DisabledReason]
 
 
@@ -131,6 +132,9 @@ class ExtensionResult(Response):
     number: str
     enabled: bool
     quick_meeting_url: str | None = None
+    quick_meeting_organizer_url: str | None = Field(
+        default=None, description="the organizer's link: joins with the organizer role"
+    )
     reason: DisabledReason | None = None
 
     @model_serializer(mode="wrap")
@@ -167,6 +171,7 @@ class MeetingResponse(Response):
     meeting_key: str
     url: str
     vanity_url: str | None
+    organizer_url: str = Field(description="the organizer's link: joins with the organizer role (secret in the fragment)")
 
 
 # --- reports --------------------------------------------------------------------------------
@@ -191,3 +196,55 @@ class Report(Response):
 
 class ReportsResponse(Response):
     reports: list[Report]
+
+
+# --- the meeting page and the MCUs (portal-internal APIs) ----------------------------------------
+
+
+class JoinRequest(Strict):
+    meeting_key: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
+    display_name: Annotated[Text, Field(min_length=1, max_length=64)]
+    organizer_secret: str | None = Field(default=None, max_length=64)
+    rejoin_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{16,64}$")
+
+
+class JoinResponse(Response):
+    token: str
+    mcu_url: str
+    mcu_id: str
+    participant_id: str
+    rejoin_secret: str
+    role: Literal["organizer", "participant"]
+    expires_at: datetime
+
+
+class McuHeartbeat(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    region: str = Field(pattern=r"^[a-z0-9-]{1,32}$")
+    url: str = Field(pattern=r"^wss?://", max_length=300)
+    capacity: int = Field(ge=0, le=100_000)
+    load: int = Field(ge=0, le=100_000)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    workers: int = Field(ge=1, le=1024)
+
+
+class McuEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    type: Literal["joined", "left", "reconnected"]
+    meeting_key: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
+    participant_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    at: UtcTime
+    mcu_id: str = Field(max_length=64)
+    name: Annotated[Text, Field(max_length=64)] | None = None
+    role: Literal["organizer", "participant"] | None = None
+    ip: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=32)
+
+
+class McuEvents(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events: list[McuEvent] = Field(max_length=500)

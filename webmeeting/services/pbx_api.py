@@ -37,6 +37,7 @@ from webmeeting.domain.licenses import License, license_problem
 from webmeeting.domain.mcu import Mcu, choose_mcu
 from webmeeting.domain.sync import ManifestEntry, normalize_vanity, plan_sync, shard_of
 from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated
+from webmeeting.services.mcus import all_mcus
 from webmeeting.settings import Settings
 
 MAX_SLUG_ATTEMPTS = 20  # vanity slug candidates tried before falling back to a random suffix
@@ -66,14 +67,6 @@ def load_license(key: str, transaction: Any = None) -> License | None:
 # --- MCUs -------------------------------------------------------------------------------------
 
 
-def available_mcus() -> list[Mcu]:
-    out = []
-    for snap in fs.client().collection("mcus").stream():
-        d = fs.data(snap)
-        out.append(Mcu(snap.id, d["region"], d["url"], d.get("status", "active"), d.get("capacity", 0), d.get("load", 0)))
-    return out
-
-
 def mcu_info(mcu: Mcu | None) -> McuInfo | None:
     return McuInfo(id=mcu.id, region=mcu.region, url=mcu.url) if mcu else None
 
@@ -84,7 +77,7 @@ def mcu_info(mcu: Mcu | None) -> McuInfo | None:
 def activate(req: ActivateRequest, source_ip: str, now: datetime, settings: Settings) -> tuple[ActivateResponse, bool]:
     """Bind the FQDN to the license and issue a fresh API secret. Returns (response, created)."""
     secret = crypto.new_api_secret()
-    mcu = choose_mcu(settings.default_region, available_mcus())
+    mcu = choose_mcu(settings.default_region, all_mcus())
     db = fs.client()
 
     @firestore.transactional
@@ -208,6 +201,11 @@ def meeting_url(settings: Settings, key: str) -> str:
     return f"{settings.public_base_url}/meet/{key}"
 
 
+def organizer_url(settings: Settings, key: str) -> str:
+    """The organizer's link: the secret rides in the fragment, which browsers never send."""
+    return f"{meeting_url(settings, key)}#organizer={crypto.organizer_secret(settings.secret_key, key)}"
+
+
 def vanity_url(settings: Settings, vanity: str, slug: str) -> str:
     return f"{settings.public_base_url}/meet/{quote(vanity, safe='')}/{slug}"
 
@@ -302,7 +300,7 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
     for shard in sorted(plan.changed_shards(old)):
         entries = {n: e.encode() for n, e in plan.manifest.items() if shard_of(n) == shard}
         writer.set(fs.manifest(pbx_id).document(str(shard)), {"entries": entries})
-    mcu = choose_mcu(ctx.pbx.get("region") or settings.default_region, available_mcus())
+    mcu = choose_mcu(ctx.pbx.get("region") or settings.default_region, all_mcus())
     pbx_update: dict[str, Any] = {"last_sync_at": now, "last_contact_at": now, "mcu_id": mcu.id if mcu else None}
     if plan.changed:
         pbx_update["sync_generation"] = generation + 1
@@ -315,6 +313,9 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
             number=s.ext.number,
             enabled=s.entry.enabled,
             quick_meeting_url=meeting_url(settings, s.entry.quick_key) if s.entry.enabled and s.entry.quick_key else None,
+            quick_meeting_organizer_url=organizer_url(settings, s.entry.quick_key)
+            if s.entry.enabled and s.entry.quick_key
+            else None,
             reason=s.entry.reason,  # type: ignore[arg-type]
         )
         for s in plan.results
@@ -406,6 +407,7 @@ def upsert_meeting(
         MeetingResponse(
             meeting_key=key,
             url=meeting_url(settings, key),
+            organizer_url=organizer_url(settings, key),
             vanity_url=vanity_url(settings, vanity, slug) if vanity and slug else None,
         ),
         created,

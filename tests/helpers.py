@@ -1,64 +1,14 @@
-"""One local platform per test session (real emulators, real function processes, the front
-door); Firestore is wiped and licenses re-seeded before each test."""
+"""Helpers shared by the integration and browser tests."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
-from infra.launcher import Platform
 from infra.pbx_client import PbxClient
 from webmeeting.adapters import firestore as fs
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    state = tmp_path_factory.mktemp("platform")
-    clock_file = state / "clock-offset"
-    clock_file.write_text("0")
-    p = Platform(state, project=f"wm-test-{secrets.token_hex(3)}", extra_env={"WEBMEETING_CLOCK_FILE": str(clock_file)})
-    p.start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture(scope="session")
-def clock_file(platform: Platform) -> Path:
-    return Path(platform.extra_env["WEBMEETING_CLOCK_FILE"])
-
-
-@pytest.fixture(autouse=True)
-def clean(request: pytest.FixtureRequest) -> Iterator[None]:
-    if "platform" not in request.fixturenames:
-        yield
-        return
-    platform: Platform = request.getfixturevalue("platform")
-    host = platform.endpoints["firestore_emulator"]
-    url = f"http://{host}/emulator/v1/projects/{platform.project}/databases/(default)/documents"
-    requests.delete(url, timeout=10).raise_for_status()
-    platform.seed()
-    clock = Path(platform.extra_env["WEBMEETING_CLOCK_FILE"])
-    clock.write_text("0")
-    yield
-    clock.write_text("0")
-
-
-@pytest.fixture
-def api(platform: Platform) -> str:
-    return str(platform.endpoints["pbx_api"])
-
-
-@pytest.fixture
-def license_key(platform: Platform) -> str:
-    return str(platform.endpoints["dev_license_keys"][0])
 
 
 def new_pbx(api: str, license_key: str, fqdn: str = "pbx.example.com", source_ip: str | None = None) -> PbxClient:
@@ -66,11 +16,6 @@ def new_pbx(api: str, license_key: str, fqdn: str = "pbx.example.com", source_ip
     resp = client.activate(license_key, fqdn, f"meet.{fqdn}")
     assert resp.status_code == 201, resp.text
     return client
-
-
-@pytest.fixture
-def pbx(api: str, license_key: str) -> PbxClient:
-    return new_pbx(api, license_key)
 
 
 def ext(
@@ -101,7 +46,8 @@ def meeting(organizer: str = "101", **overrides: Any) -> dict[str, Any]:
 
 
 def dump_firestore() -> dict[str, Any]:
-    """Every document in the database, by path (subcollections included)."""
+    """Every document in the database, by path (subcollections included), except the MCU
+    registry, which the running MCUs' heartbeats rewrite every 2 s whatever a test does."""
     out: dict[str, Any] = {}
 
     def walk(collections: Any) -> None:
@@ -112,7 +58,7 @@ def dump_firestore() -> dict[str, Any]:
                     out[ref.path] = snap.to_dict()
                 walk(ref.collections())
 
-    walk(fs.client().collections())
+    walk(c for c in fs.client().collections() if c.id != "mcus")
     return out
 
 

@@ -1,0 +1,58 @@
+"""Cloud Function ``mcu_api``: the MCUs' calls to the portal.
+
+POST /api/mcu/v1/heartbeat  {id, region, url, capacity, load, latitude, longitude, workers}
+POST /api/mcu/v1/events     {events: [{id, type, meeting_key, participant_id, at, ...}]}
+
+Authenticated by ``Authorization: Bearer <WEBMEETING_MCU_SECRET>`` and ``X-MCU-Id`` (in
+production the MCU's service-account OIDC token is verified by the platform in front).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import flask
+import functions_framework
+
+from webmeeting import errors, http, runtime
+from webmeeting.domain.api import McuEvents, McuHeartbeat
+from webmeeting.services.mcus import record_heartbeat
+from webmeeting.services.sessions import record_events
+
+PREFIX = "/api/mcu/v1"
+BODY_LIMIT = 512 * 1024
+
+
+def _authenticate(request: flask.Request) -> str:
+    secret = runtime.settings().require("mcu_secret")
+    presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    mcu_id = request.headers.get("X-MCU-Id", "")
+    if not mcu_id or not hmac.compare_digest(presented.encode(), secret.encode()):
+        raise errors.Unauthenticated("MCU credentials required")
+    return mcu_id
+
+
+@functions_framework.http
+def mcu_api(request: flask.Request) -> flask.Response:
+    try:
+        path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
+        if path not in ("/heartbeat", "/events"):
+            raise errors.NotFound("no such endpoint")
+        if request.method != "POST":
+            return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+        mcu_id = _authenticate(request)
+        body = http.read_body(request, BODY_LIMIT)
+        now = runtime.clock().now()
+        if path == "/heartbeat":
+            beat = http.parse(McuHeartbeat, body)
+            if beat.id != mcu_id:
+                raise errors.InvalidRequest("id must match X-MCU-Id")
+            record_heartbeat(mcu_id, beat.model_dump())
+            return flask.Response(status=204)
+        batch = http.parse(McuEvents, body)
+        stored = record_events(list(batch.events), mcu_id, now)
+        return http.json_response({"stored": stored})
+    except errors.WebmeetingError as exc:
+        return http.from_error(exc)
+    except Exception as exc:  # noqa: BLE001 - the edge: log it, never show a stack trace
+        return http.internal_error(exc)

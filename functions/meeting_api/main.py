@@ -1,0 +1,35 @@
+"""Cloud Function ``meeting_api``: what the meeting page asks of the portal.
+
+POST /api/meet/v1/join  {meeting_key, display_name, organizer_secret?, rejoin_secret?}
+  -> {token, mcu_url, mcu_id, participant_id, rejoin_secret, role, expires_at}
+"""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from webmeeting import errors, http, runtime
+from webmeeting.domain.api import JoinRequest
+from webmeeting.services.join import join
+
+PREFIX = "/api/meet/v1"
+BODY_LIMIT = 4096  # a join is a few hundred bytes
+
+
+@functions_framework.http
+def meeting_api(request: flask.Request) -> flask.Response:
+    try:
+        path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
+        if path != "/join":
+            raise errors.NotFound("no such endpoint")
+        if request.method != "POST":
+            return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+        body = http.read_body(request, BODY_LIMIT)
+        req = http.parse(JoinRequest, body)
+        clock = runtime.clock()
+        return http.json_response(join(req, runtime.settings(), clock.now(), clock.wall()))
+    except errors.WebmeetingError as exc:
+        return http.from_error(exc)
+    except Exception as exc:  # noqa: BLE001 - the edge: log it, never show a stack trace
+        return http.internal_error(exc)

@@ -1,0 +1,258 @@
+// The meeting page: join screen, one publish connection to the MCU, one subscribe connection
+// per remote participant, reconnection after network drops. No cookies, no storage: the
+// rejoin secret lives in memory for this tab only.
+"use strict";
+
+(() => {
+  const app = document.getElementById("app");
+  const meetingKey = app.dataset.meetingKey;
+  const organizerSecret = new URLSearchParams(location.hash.slice(1)).get("organizer");
+  const $ = (id) => document.getElementById(id);
+
+  const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000]; // then 8 s until it works
+  const FATAL = new Set(["not_found", "license_invalid", "meeting_full", "invalid_request"]);
+
+  let displayName = "";
+  let rejoinSecret = null;
+  let me = null;
+  let ws = null;
+  let pubPc = null;
+  let iceServers = [];
+  let localStream = null;
+  let leaving = false;
+  let attempts = 0;
+  let reconnectTimer = null;
+  const subs = new Map(); // publisher id -> {pc, stream}
+  const people = new Map(); // participant id -> public info
+
+  function setState(text) { $("connection-state").textContent = text; }
+
+  function render() {
+    $("participant-count").textContent = String(people.size);
+    const list = $("people");
+    list.replaceChildren();
+    for (const p of people.values()) {
+      const li = document.createElement("li");
+      li.textContent = p.name + (p.id === me ? " (you)" : "") + (p.role === "organizer" ? " · organizer" : "")
+        + (p.audio === false ? " · muted" : "");
+      li.dataset.participantId = p.id;
+      list.append(li);
+    }
+    for (const p of people.values()) {
+      if (p.id === me) continue;
+      let video = document.querySelector(`video[data-participant-id="${CSS.escape(p.id)}"]`);
+      if (!video) {
+        const tile = document.createElement("div");
+        tile.className = "tile";
+        video = document.createElement("video");
+        video.autoplay = true;
+        video.playsInline = true;
+        video.dataset.participantId = p.id;
+        const label = document.createElement("span");
+        label.className = "label";
+        tile.append(video, label);
+        $("grid").append(tile);
+        const sub = subs.get(p.id);
+        if (sub) video.srcObject = sub.stream;
+      }
+      video.parentElement.querySelector(".label").textContent = p.name;
+      video.parentElement.classList.toggle("video-off", p.video === false);
+    }
+    for (const video of document.querySelectorAll("video[data-participant-id]")) {
+      if (!people.has(video.dataset.participantId)) video.parentElement.remove();
+    }
+  }
+
+  function waitForIce(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { if (pc.iceGatheringState === "complete") { pc.removeEventListener("icegatheringstatechange", done); resolve(); } };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 3000); // send what we have: the MCU does not trickle
+    });
+  }
+
+  function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
+
+  async function publish() {
+    pubPc = new RTCPeerConnection({ iceServers });
+    for (const track of localStream.getTracks()) pubPc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
+    pubPc.onconnectionstatechange = () => {
+      if (pubPc && pubPc.connectionState === "failed") reconnect("media connection failed");
+    };
+    await pubPc.setLocalDescription(await pubPc.createOffer());
+    await waitForIce(pubPc);
+    send({ type: "publish", sdp: pubPc.localDescription.sdp });
+  }
+
+  async function subscribe(msg) {
+    const old = subs.get(msg.publisher_id);
+    if (old) old.pc.close();
+    const pc = new RTCPeerConnection({ iceServers });
+    const stream = new MediaStream();
+    subs.set(msg.publisher_id, { pc, stream });
+    pc.ontrack = (e) => {
+      stream.addTrack(e.track);
+      const video = document.querySelector(`video[data-participant-id="${CSS.escape(msg.publisher_id)}"]`);
+      if (video && video.srcObject !== stream) video.srcObject = stream;
+    };
+    await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await waitForIce(pc);
+    send({ type: "subscribe_answer", publisher_id: msg.publisher_id, sdp: pc.localDescription.sdp });
+  }
+
+  function dropSubscription(id) {
+    const sub = subs.get(id);
+    if (sub) { sub.pc.close(); subs.delete(id); }
+  }
+
+  async function onMessage(event) {
+    const msg = JSON.parse(event.data);
+    switch (msg.type) {
+      case "joined":
+        attempts = 0;
+        me = msg.participant_id;
+        iceServers = msg.ice_servers || [];
+        people.clear();
+        for (const p of msg.participants) people.set(p.id, p);
+        render();
+        setState("connected");
+        await publish();
+        break;
+      case "publish_answer":
+        await pubPc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+        break;
+      case "subscribe_offer":
+        await subscribe(msg);
+        break;
+      case "participant_joined":
+      case "participant_updated":
+        people.set(msg.participant.id, msg.participant);
+        render();
+        break;
+      case "participant_left":
+        people.delete(msg.participant_id);
+        dropSubscription(msg.participant_id);
+        render();
+        break;
+      case "error":
+        setState(msg.message);
+        if (FATAL.has(msg.code)) stop(msg.message);
+        break;
+    }
+  }
+
+  function teardown() {
+    if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
+    if (pubPc) { pubPc.close(); pubPc = null; }
+    for (const id of [...subs.keys()]) dropSubscription(id);
+  }
+
+  function reconnect(why) {
+    if (leaving || reconnectTimer) return;
+    teardown();
+    setState(`reconnecting (${why})`);
+    const delay = RECONNECT_DELAYS_MS[Math.min(attempts, RECONNECT_DELAYS_MS.length - 1)];
+    attempts += 1;
+    reconnectTimer = setTimeout(() => { reconnectTimer = null; connect(); }, delay);
+  }
+
+  async function connect() {
+    let resp;
+    try {
+      resp = await fetch("/api/meet/v1/join", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        credentials: "omit",
+        body: JSON.stringify({ meeting_key: meetingKey, display_name: displayName, organizer_secret: organizerSecret, rejoin_secret: rejoinSecret }),
+      });
+    } catch (e) {
+      return reconnect("portal unreachable");
+    }
+    const body = await resp.json().catch(() => ({}));
+    if (!resp.ok) {
+      const err = body.error || { code: "unknown", message: `error ${resp.status}` };
+      if (FATAL.has(err.code)) return stop(err.message);
+      return reconnect(err.message);
+    }
+    rejoinSecret = body.rejoin_secret;
+    me = body.participant_id;
+    ws = new WebSocket(body.mcu_url);
+    ws.onopen = () => ws.send(JSON.stringify({ type: "join", token: body.token, meeting_key: meetingKey }));
+    ws.onmessage = (e) => onMessage(e).catch((err) => reconnect(String(err)));
+    ws.onclose = () => reconnect("connection lost");
+  }
+
+  function stop(reason) {
+    leaving = true;
+    teardown();
+    people.clear();
+    render();
+    $("meeting").hidden = true;
+    $("left-screen").hidden = false;
+    $("left-reason").textContent = reason || "";
+  }
+
+  async function start(event) {
+    event.preventDefault();
+    displayName = new FormData($("join-form")).get("display_name").trim();
+    if (!displayName) return;
+    $("join-status").textContent = "Starting camera and microphone…";
+    try {
+      localStream = localStream || await navigator.mediaDevices.getUserMedia({
+        audio: true, video: { width: 640, height: 360, frameRate: 30 },
+      });
+    } catch (e) {
+      $("join-status").textContent = `Camera or microphone unavailable: ${e.message}`;
+      return;
+    }
+    $("self-view").srcObject = localStream;
+    $("join-screen").hidden = true;
+    $("left-screen").hidden = true;
+    $("meeting").hidden = false;
+    leaving = false;
+    attempts = 0;
+    await connect();
+  }
+
+  function toggle(kind, button, onText, offText) {
+    const tracks = kind === "audio" ? localStream.getAudioTracks() : localStream.getVideoTracks();
+    const enabled = !tracks.every((t) => t.enabled);
+    tracks.forEach((t) => { t.enabled = enabled; });
+    button.textContent = enabled ? onText : offText;
+    button.setAttribute("aria-pressed", String(!enabled));
+    send({ type: "mute", audio: localStream.getAudioTracks().every((t) => t.enabled), video: localStream.getVideoTracks().every((t) => t.enabled) });
+  }
+
+  $("join-form").addEventListener("submit", start);
+  $("toggle-audio").addEventListener("click", (e) => toggle("audio", e.target, "Mute", "Unmute"));
+  $("toggle-video").addEventListener("click", (e) => toggle("video", e.target, "Stop video", "Start video"));
+  $("leave").addEventListener("click", () => { send({ type: "leave" }); stop("You left the meeting."); });
+  $("rejoin").addEventListener("click", (e) => { rejoinSecret = null; start(e); });
+  window.addEventListener("online", () => { if (!leaving && !ws) reconnect("network back"); });
+
+  // Connection statistics, per remote participant (also what the browser tests read).
+  window.webmeeting = {
+    async stats() {
+      const out = {};
+      for (const [id, sub] of subs) {
+        const report = await sub.pc.getStats();
+        const entry = { video: null, audio: null };
+        report.forEach((s) => {
+          if (s.type === "inbound-rtp" && s.kind === "video") {
+            entry.video = { framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, bytes: s.bytesReceived || 0 };
+          }
+          if (s.type === "inbound-rtp" && s.kind === "audio") {
+            entry.audio = { packets: s.packetsReceived || 0, samples: s.totalSamplesReceived || 0, bytes: s.bytesReceived || 0 };
+          }
+        });
+        out[id] = entry;
+      }
+      return out;
+    },
+    localSettings() {
+      return localStream ? localStream.getVideoTracks()[0].getSettings() : null;
+    },
+  };
+})();

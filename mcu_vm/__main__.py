@@ -1,0 +1,190 @@
+"""The MCU supervisor: ``python -m mcu_vm``.
+
+Accepts browsers' signalling WebSockets, reads the join token, and relays the socket to the
+worker process that owns the meeting (hash of the meeting key), so one meeting lives in one
+event loop while meetings spread over every core. Media flows directly between browsers and
+that worker (ICE). Heartbeats the portal with the VM's load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from mcu_vm.portal import PortalClient
+from mcu_vm.settings import McuSettings
+from webmeeting import tokens
+
+log = logging.getLogger("mcu.supervisor")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Workers end when the supervisor does, however it ends."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def worker_for(meeting_key: str, workers: int) -> int:
+    return int(hashlib.sha256(meeting_key.encode()).hexdigest()[:8], 16) % workers
+
+
+class Supervisor:
+    def __init__(self, settings: McuSettings) -> None:
+        self.settings = settings
+        self.ports = [_free_port() for _ in range(max(1, settings.workers))]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.portal = PortalClient(settings.portal_url, settings.mcu_id, settings.secret)
+        self.session: aiohttp.ClientSession | None = None
+
+    def start_workers(self) -> None:
+        for port in self.ports:
+            argv = [sys.executable, "-m", "mcu_vm.worker", "--port", str(port)]
+            self.procs.append(subprocess.Popen(argv, env=os.environ.copy(), preexec_fn=_die_with_parent))
+
+    async def wait_workers(self) -> None:
+        assert self.session
+        for port in self.ports:
+            for _ in range(200):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with self.session.get(f"http://127.0.0.1:{port}/status") as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"worker on port {port} did not start")
+
+    async def load(self) -> dict[str, int]:
+        assert self.session
+        total = {"rooms": 0, "participants": 0, "forwarded_streams": 0, "decoders_created": 0}
+        for port in self.ports:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self.session.get(f"http://127.0.0.1:{port}/status") as resp:
+                    for k, v in (await resp.json()).items():
+                        total[k] = total.get(k, 0) + int(v)
+        return total
+
+    async def heartbeat(self) -> None:
+        s = self.settings
+        while True:
+            load = await self.load()
+            await self.portal.post(
+                "/api/mcu/v1/heartbeat",
+                {
+                    "id": s.mcu_id,
+                    "region": s.region,
+                    "url": s.public_url,
+                    "capacity": s.capacity,
+                    "load": load["participants"],
+                    "latitude": s.latitude,
+                    "longitude": s.longitude,
+                    "workers": len(self.ports),
+                },
+            )
+            await asyncio.sleep(s.heartbeat_s)
+
+    async def relay(self, request: web.Request) -> web.WebSocketResponse:
+        """Read the join message, then splice the socket to the meeting's worker."""
+        assert self.session
+        ws = web.WebSocketResponse(heartbeat=10, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        try:
+            first = await ws.receive(timeout=10)
+        except TimeoutError:
+            await ws.close()
+            return ws
+        if first.type != WSMsgType.TEXT:
+            await ws.close()
+            return ws
+        try:
+            token = first.json().get("token", "")
+            claims = tokens.verify(self.settings.token_public_key, token, self.settings.mcu_id, datetime.now(UTC))
+        except (ValueError, AttributeError, tokens.TokenError) as exc:
+            await ws.send_json({"type": "error", "code": "unauthenticated", "message": str(exc)})
+            await ws.close(code=4001)
+            return ws
+        port = self.ports[worker_for(claims.meeting_key, len(self.ports))]
+        headers = {"X-Forwarded-For": request.remote or ""}
+        async with self.session.ws_connect(f"http://127.0.0.1:{port}/ws", headers=headers, max_msg_size=64 * 1024) as up:
+            await up.send_str(first.data)
+
+            async def down() -> None:
+                async for msg in up:
+                    if msg.type == WSMsgType.TEXT:
+                        await ws.send_str(msg.data)
+                    else:
+                        break
+                await ws.close(code=up.close_code or 1000)
+
+            pump = asyncio.ensure_future(down())
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await up.send_str(msg.data)
+                else:
+                    break
+            await up.close()
+            await asyncio.gather(pump, return_exceptions=True)
+        return ws
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"id": self.settings.mcu_id, **(await self.load())})
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/ws", self.relay)
+        app.router.add_get("/healthz", self.healthz)
+        tasks: list[asyncio.Task[None]] = []
+
+        async def on_startup(app: web.Application) -> None:
+            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5), trust_env=False)
+            await self.wait_workers()
+            tasks.append(asyncio.ensure_future(self.heartbeat()))
+
+        async def on_cleanup(app: web.Application) -> None:
+            for t in tasks:
+                t.cancel()
+            for proc in self.procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in self.procs:
+                try:
+                    proc.wait(timeout=8)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            if self.session:
+                await self.session.close()
+            await self.portal.close()
+
+        app.on_startup.append(on_startup)
+        app.on_cleanup.append(on_cleanup)
+        return app
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = McuSettings.from_env()
+    sup = Supervisor(settings)
+    sup.start_workers()
+    web.run_app(sup.app(), host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
+
+
+if __name__ == "__main__":
+    main()

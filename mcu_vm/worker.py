@@ -1,0 +1,59 @@
+"""One MCU worker process: one asyncio loop (one core), the rooms hashed to it.
+
+Usage (started by the supervisor): python -m mcu_vm.worker --port PORT
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from aiohttp import web
+
+from mcu_vm import net, passthrough
+from mcu_vm.portal import PortalClient
+from mcu_vm.room import RoomRegistry
+from mcu_vm.settings import McuSettings
+
+
+def make_app(settings: McuSettings) -> web.Application:
+    passthrough.install()
+    if settings.ice_addresses:
+        net.use_addresses(list(settings.ice_addresses))
+    portal = PortalClient(settings.portal_url, settings.mcu_id, settings.secret)
+    registry = RoomRegistry(settings.mcu_id, settings.token_public_key, list(settings.ice_servers), portal)
+
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response({**registry.load(), "decoders_created": passthrough.decoders_created})
+
+    async def on_startup(app: web.Application) -> None:
+        if settings.udp_port_min and settings.udp_port_max:
+            net.bind_in_port_range(asyncio.get_running_loop(), settings.udp_port_min, settings.udp_port_max)
+
+    async def on_shutdown(app: web.Application) -> None:
+        await registry.close()
+        await portal.flush()
+        await portal.close()
+
+    app = web.Application()
+    app["registry"] = registry
+    app.router.add_get("/ws", registry.handle)
+    app.router.add_get("/status", status)
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+    settings = McuSettings.from_env()
+    web.run_app(make_app(settings), host="127.0.0.1", port=args.port, print=None, shutdown_timeout=5)
+
+
+if __name__ == "__main__":
+    main()
