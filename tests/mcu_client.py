@@ -1,0 +1,134 @@
+"""A programmatic meeting participant (aiortc), for tests and benchmarks: joins through the
+portal, publishes tracks, and subscribes to everyone else like the meeting page does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+
+@dataclass
+class Received:
+    """What arrived from one publisher."""
+
+    kinds: dict[str, int] = field(default_factory=dict)  # frames (or packets) per kind
+    first_video_at: float | None = None
+    codecs: set[str] = field(default_factory=set)
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+
+
+class McuClient:
+    def __init__(self, portal: str, meeting_key: str, name: str) -> None:
+        self.portal = portal
+        self.meeting_key = meeting_key
+        self.name = name
+        self.session: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.pub_pc: RTCPeerConnection | None = None
+        self.subs: dict[str, RTCPeerConnection] = {}
+        self.received: dict[str, Received] = {}
+        self.joined: dict[str, Any] = {}
+        self.connected_at = 0.0
+        self._answer: asyncio.Future[str] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.on_subscribed: Callable[[str], None] | None = None
+
+    async def join(self) -> dict[str, Any]:
+        self.session = aiohttp.ClientSession(trust_env=False)
+        async with self.session.post(
+            f"{self.portal}/api/meet/v1/join", json={"meeting_key": self.meeting_key, "display_name": self.name}
+        ) as resp:
+            body = await resp.json()
+            if resp.status != 200:
+                raise RuntimeError(f"join refused: {resp.status} {body}")
+        self.connected_at = time.monotonic()
+        self.ws = await self.session.ws_connect(body["mcu_url"], max_msg_size=1 << 20)
+        await self.ws.send_json({"type": "join", "token": body["token"], "meeting_key": self.meeting_key})
+        self.joined = await self.ws.receive_json(timeout=10)
+        if self.joined.get("type") != "joined":
+            raise RuntimeError(f"MCU refused: {self.joined}")
+        self._tasks.append(asyncio.ensure_future(self._loop()))
+        return self.joined
+
+    def _config(self) -> RTCConfiguration:
+        return RTCConfiguration(iceServers=[])  # explicit: nothing beyond loopback
+
+    async def publish(self, tracks: list[MediaStreamTrack], video_codec: str | None = None) -> None:
+        assert self.ws
+        pc = RTCPeerConnection(self._config())
+        self.pub_pc = pc
+        for track in tracks:
+            t = pc.addTransceiver(track, direction="sendonly")
+            if track.kind == "video" and video_codec:
+                t.setCodecPreferences(
+                    [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == video_codec.lower()]
+                )
+        await pc.setLocalDescription(await pc.createOffer())
+        self._answer = asyncio.get_running_loop().create_future()
+        await self.ws.send_json({"type": "publish", "sdp": pc.localDescription.sdp})
+        answer = await asyncio.wait_for(self._answer, 10)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    async def _loop(self) -> None:
+        assert self.ws
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = msg.json()
+            if data["type"] == "publish_answer" and self._answer and not self._answer.done():
+                self._answer.set_result(data["sdp"])
+            elif data["type"] == "subscribe_offer":
+                await self._subscribe(data)
+
+    async def _subscribe(self, data: dict[str, Any]) -> None:
+        assert self.ws
+        pub_id = data["publisher_id"]
+        pc = RTCPeerConnection(self._config())
+        self.subs[pub_id] = pc
+        rec = self.received.setdefault(pub_id, Received())
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._tasks.append(asyncio.ensure_future(self._consume(track, rec)))
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        for t in pc.getTransceivers():
+            if t._codecs:
+                rec.codecs.add(t._codecs[0].mimeType)
+        await self.ws.send_json({"type": "subscribe_answer", "publisher_id": pub_id, "sdp": pc.localDescription.sdp})
+        if self.on_subscribed:
+            self.on_subscribed(pub_id)
+
+    async def _consume(self, track: MediaStreamTrack, rec: Received) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                item = await track.recv()
+                rec.kinds[track.kind] = rec.kinds.get(track.kind, 0) + 1
+                if track.kind == "video":
+                    if rec.first_video_at is None:
+                        rec.first_video_at = time.monotonic()
+                    width = getattr(item, "width", None)
+                    if width:
+                        rec.sizes.add((width, item.height))
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.send_json({"type": "leave"})
+            await self.ws.close()
+        for pc in [self.pub_pc, *self.subs.values()]:
+            if pc is not None:
+                await pc.close()
+        if self.session:
+            await self.session.close()

@@ -1,0 +1,48 @@
+"""The private aiortc/aioice names the MCU's passthrough relies on. If an upgrade changes any
+of them, this fails loudly here instead of the MCU silently decoding (or breaking) in production."""
+
+import inspect
+
+import aioice.ice
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver
+
+from mcu_vm import passthrough
+
+
+def test_the_receiver_starts_its_decoder_thread_from_the_module_global() -> None:
+    params = list(inspect.signature(rtcrtpreceiver.decoder_worker).parameters)
+    assert params == ["loop", "input_q", "output_q", "decode_error"]
+    assert list(inspect.signature(passthrough.passthrough_worker).parameters) == params
+    assert "target=decoder_worker" in inspect.getsource(RTCRtpReceiver.receive)
+
+
+def test_senders_pack_packets_without_encoding() -> None:
+    source = inspect.getsource(RTCRtpSender._next_encoded_frame)
+    assert "isinstance(data, Frame)" in source and ".pack(data)" in source
+
+
+def test_keyframe_hooks_exist() -> None:
+    assert callable(RTCRtpSender._send_keyframe)
+    assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert inspect.iscoroutinefunction(RTCRtpReceiver._send_rtcp_pli)
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp_pli).parameters) == ["self", "media_ssrc"]
+
+
+async def _transceiver_codecs() -> list:  # type: ignore[type-arg]
+    pc = RTCPeerConnection()
+    try:
+        t = pc.addTransceiver("video")
+        return t._codecs
+    finally:
+        await pc.close()
+
+
+def test_transceivers_keep_negotiated_codecs() -> None:
+    import asyncio
+
+    assert isinstance(asyncio.run(_transceiver_codecs()), list)
+
+
+def test_aioice_host_address_hook_exists() -> None:
+    assert list(inspect.signature(aioice.ice.get_host_addresses).parameters) == ["use_ipv4", "use_ipv6"]
+    assert "get_host_addresses(" in inspect.getsource(aioice.ice.Connection.gather_candidates)

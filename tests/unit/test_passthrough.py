@@ -1,0 +1,119 @@
+"""Forwarding rules of the passthrough, with packets made by hand."""
+
+import asyncio
+from typing import Any
+
+import av
+import pytest
+
+from mcu_vm import net, passthrough
+from mcu_vm.passthrough import ForwardTrack, Publisher, is_keyframe
+
+
+def packet(key: bool) -> av.Packet:
+    p = av.Packet(b"\x00" if key else b"\x01")
+    p.is_keyframe = key
+    return p
+
+
+def test_vp8_and_h264_keyframes() -> None:
+    assert is_keyframe("VP8", b"\x10\x02") and not is_keyframe("VP8", b"\x11\x02")
+    idr = b"\x00\x00\x00\x01\x67abc\x00\x00\x01\x65xyz"  # SPS then IDR slice
+    delta = b"\x00\x00\x00\x01\x41xyz"
+    assert is_keyframe("H264", idr) and not is_keyframe("H264", delta)
+    assert is_keyframe("opus", b"\x01")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_video_waits_for_a_keyframe_and_asks_for_one() -> None:
+    async def go() -> tuple[int, list[bool]]:
+        asked = []
+        fwd = ForwardTrack("video", lambda: asked.append(1))
+        fwd.push(packet(False))
+        fwd.push(packet(False))
+        fwd.push(packet(True))
+        fwd.push(packet(False))
+        got = [(await fwd.recv()).is_keyframe, (await fwd.recv()).is_keyframe]
+        return len(asked), got
+
+    asked, got = run(go())
+    assert asked == 2 and got == [True, False]
+
+
+def test_a_slow_subscriber_is_flushed_and_resynced_at_the_next_keyframe() -> None:
+    async def go() -> ForwardTrack:
+        asked = []
+        fwd = ForwardTrack("video", lambda: asked.append(1))
+        fwd.push(packet(True))
+        for _ in range(passthrough.VIDEO_QUEUE_PACKETS + 5):
+            fwd.push(packet(False))
+        assert fwd.resyncs == 1 and fwd.waiting_for_keyframe and asked
+        fwd.push(packet(False))  # still dropped
+        fwd.push(packet(True))
+        assert (await fwd.recv()).is_keyframe
+        return fwd
+
+    fwd = run(go())
+    assert fwd.dropped >= passthrough.VIDEO_QUEUE_PACKETS
+
+
+def test_audio_needs_no_keyframe() -> None:
+    async def go() -> bool:
+        fwd = ForwardTrack("audio", lambda: None)
+        fwd.push(packet(False))
+        return (await fwd.recv()) is not None
+
+    assert run(go())
+
+
+class FakeSource:
+    """A receiver stand-in: records PLIs."""
+
+    def __init__(self) -> None:
+        self.plis: list[int] = []
+
+    def getSynchronizationSources(self) -> list[Any]:  # noqa: N802 - aiortc's name
+        class S:
+            source = 1234
+
+        return [S()]
+
+    async def _send_rtcp_pli(self, ssrc: int) -> None:
+        self.plis.append(ssrc)
+
+
+def test_keyframe_requests_are_rate_limited_per_publisher() -> None:
+    async def go() -> FakeSource:
+        src = FakeSource()
+
+        class Track:
+            kind = "video"
+
+        pub = Publisher(Track(), src, None)  # type: ignore[arg-type]
+        for _ in range(10):
+            pub.request_keyframe()
+        await asyncio.sleep(0)
+        return src
+
+    assert run(go()).plis == [1234]
+
+
+def test_udp_binds_stay_in_the_port_range() -> None:
+    async def go() -> list[int]:
+        loop = asyncio.get_running_loop()
+        net.bind_in_port_range(loop, 29100, 29103)
+        transports = []
+        for _ in range(4):
+            t, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+            transports.append(t)
+        ports = [net.port_of(t) for t in transports]
+        with pytest.raises(OSError):
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        for t in transports:
+            t.close()
+        return ports
+
+    assert sorted(run(go())) == [29100, 29101, 29102, 29103]
