@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import subprocess
+import tempfile
 from typing import Any
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -22,12 +26,20 @@ FLAGS = [
 
 
 def launch(playwright: Any) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    """One Chromium instance with a profile folder of its own (``context.profile``)."""
+    profile = tempfile.mkdtemp(prefix="wm-chromium-")
+    context = playwright.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS, headless=True)
+    context.profile = profile
+    return context
 
 
-def join(browser: Any, url: str, name: str) -> Any:
-    """A new browser context opens ``url`` and joins as ``name``; returns the page."""
-    context = browser.new_context()
+def close(context: Any) -> None:
+    context.close()
+    shutil.rmtree(context.profile, ignore_errors=True)
+
+
+def join(context: Any, url: str, name: str) -> Any:
+    """Open ``url`` in ``context`` and join as ``name``; returns the page."""
     page = context.new_page()
     page.goto(url)
     page.fill("input[name=display_name]", name)
@@ -51,3 +63,30 @@ FRAME_COUNTS_JS = """async (ms) => {
   })));
   return counts;
 }"""
+
+
+def drop_connections(context: Any, port: int) -> int:
+    """Cut this browser's TCP connections to ``port`` as a network drop would (``ss -K``).
+    Returns how many were cut."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if context.profile.encode() in fh.read():
+                        pids.add(int(entry))
+            except OSError:
+                continue
+    listing = subprocess.run(
+        ["ss", "-tnpH", "state", "established", "dport", "=", f":{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    cut = 0
+    for line in listing.splitlines():
+        owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if owners & pids:
+            local_port = line.split()[2].rsplit(":", 1)[1]
+            subprocess.run(
+                ["ss", "-K", "dport", "=", f":{port}", "sport", "=", f":{local_port}"], capture_output=True, check=True
+            )
+            cut += 1
+    return cut

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.e2e.browser import FRAME_COUNTS_JS, join, launch
+from tests.e2e.browser import FRAME_COUNTS_JS, close, drop_connections, join, launch
 from tests.helpers import ext
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +89,7 @@ def test_people_meet_see_and_hear_each_other_and_leave(playwright: Any, meeting_
         assert set_cookies == []
     finally:
         for b in browsers:
-            b.close()
+            close(b)
 
 
 def test_mute_is_shown_to_others(playwright: Any, meeting_url: str) -> None:
@@ -100,7 +100,7 @@ def test_mute_is_shown_to_others(playwright: Any, meeting_url: str) -> None:
         _wait(lambda: "muted" in (pages[1].text_content("[data-testid=participant-list]") or ""), "the mute to show")
     finally:
         for b in browsers:
-            b.close()
+            close(b)
 
 
 def test_the_mcu_never_decodes(playwright: Any, meeting_url: str, platform: Platform) -> None:
@@ -115,4 +115,32 @@ def test_the_mcu_never_decodes(playwright: Any, meeting_url: str, platform: Plat
         assert health["decoders_created"] == 0
     finally:
         for b in browsers:
-            b.close()
+            close(b)
+
+
+def test_a_dropped_participant_reconnects_on_its_own(playwright: Any, meeting_url: str, platform: Platform) -> None:
+    from webmeeting.adapters import firestore as fs
+
+    browsers, pages, _ = _meet(playwright, meeting_url, ["Ada", "Grace"])
+    try:
+        for page in pages:
+            _assert_media(page, 1)
+        ada = pages[0]
+        mcu_port = int(platform.endpoints["mcus"][0]["url"].rsplit(":", 1)[1].split("/")[0])
+        assert drop_connections(browsers[0], mcu_port) == 1
+        _wait(lambda: ada.text_content("[data-testid=connection-state]") == "connected", "Ada to reconnect")
+        for page in pages:
+            _wait(lambda p=page: _count(p) == 2, "both back in the meeting")
+            _assert_media(page, 1)
+        _wait(
+            lambda: any(
+                e["type"] == "reconnected" for e in [fs.data(s) for s in fs.client().collection("participant_events").stream()]
+            ),
+            "a reconnected event",
+            timeout=5,
+        )
+        events = [fs.data(s) for s in fs.client().collection("participant_events").stream()]
+        assert {e["name"] for e in events if e["type"] == "reconnected"} == {"Ada"}
+    finally:
+        for b in browsers:
+            close(b)
