@@ -49,6 +49,7 @@ openapi: venv
 
 bench: system venv
 	$(PY) bench/sync_cost.py
+	$(PY) bench/mcu_forwarding.py
 
 clean:
 	rm -rf $(VENV) $(TASKS_VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -73,14 +73,20 @@ class Supervisor:
             else:
                 raise RuntimeError(f"worker on port {port} did not start")
 
-    async def load(self) -> dict[str, int]:
+    async def worker_status(self) -> list[dict[str, int]]:
         assert self.session
-        total = {"rooms": 0, "participants": 0, "forwarded_streams": 0, "decoders_created": 0}
+        out = []
         for port in self.ports:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with self.session.get(f"http://127.0.0.1:{port}/status") as resp:
-                    for k, v in (await resp.json()).items():
-                        total[k] = total.get(k, 0) + int(v)
+                    out.append(await resp.json())
+        return out
+
+    async def load(self) -> dict[str, int]:
+        total = {"rooms": 0, "participants": 0, "forwarded_streams": 0, "decoders_created": 0}
+        for status in await self.worker_status():
+            for k in total:
+                total[k] += int(status.get(k, 0))
         return total
 
     async def heartbeat(self) -> None:
@@ -146,7 +152,7 @@ class Supervisor:
         return ws
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"id": self.settings.mcu_id, **(await self.load())})
+        return web.json_response({"id": self.settings.mcu_id, **(await self.load()), "workers": await self.worker_status()})
 
     def app(self) -> web.Application:
         app = web.Application()

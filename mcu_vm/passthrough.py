@@ -30,7 +30,8 @@ log = logging.getLogger("mcu.passthrough")
 
 VIDEO_QUEUE_PACKETS = 90  # ~3 s at 30 fps: beyond this a subscriber is too slow; flush and re-sync
 AUDIO_QUEUE_PACKETS = 150  # ~3 s of 20 ms Opus frames
-KEYFRAME_REQUEST_INTERVAL_S = 0.5  # at most one PLI per publisher per interval
+KEYFRAME_REQUEST_INTERVAL_S = 0.5  # while a request is unanswered, no new PLI within this interval
+KEYFRAME_REQUEST_MIN_GAP_S = 0.05  # once answered (a keyframe came), the next request may follow this soon
 
 _installed = False
 decoders_created = 0  # stays 0 in an MCU process: no decoder is ever built for forwarded media
@@ -163,6 +164,8 @@ class Publisher:
         self.codec = codec  # the negotiated RTCRtpCodecParameters
         self.subscribers: set[ForwardTrack] = set()
         self._last_keyframe_request = 0.0
+        self._keyframe_since_request = True
+        self._deferred: asyncio.TimerHandle | None = None
         self.keyframe_requests = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -175,6 +178,8 @@ class Publisher:
                 packet = await self.track.recv()
                 if not isinstance(packet, av.Packet):
                     raise TypeError("a decoded frame reached the forwarder: passthrough.install() was not called")
+                if packet.is_keyframe:
+                    self._keyframe_since_request = True
                 for sub in list(self.subscribers):
                     sub.push(packet)
         except (MediaStreamError, asyncio.CancelledError):
@@ -195,20 +200,34 @@ class Publisher:
         fwd.stop()
 
     def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe (PLI), at most once per interval."""
+        """Ask the publisher for a keyframe (PLI). An unanswered request is not repeated within
+        the interval (no PLI storms when many subscribers wait); an answered one may be followed
+        by the next almost at once, so back-to-back joiners are not kept waiting. A request that
+        falls inside the interval is deferred to its end, never lost."""
         if self.kind != "video":
             return
         now = time.monotonic()
-        if now - self._last_keyframe_request < KEYFRAME_REQUEST_INTERVAL_S:
+        gap = KEYFRAME_REQUEST_MIN_GAP_S if self._keyframe_since_request else KEYFRAME_REQUEST_INTERVAL_S
+        wait = self._last_keyframe_request + gap - now
+        if wait > 0:
+            if self._deferred is None:
+                self._deferred = asyncio.get_running_loop().call_later(wait, self._deferred_request)
             return
         self._last_keyframe_request = now
+        self._keyframe_since_request = False
         sources = self.receiver.getSynchronizationSources()
         if not sources:
             return
         self.keyframe_requests += 1
         asyncio.ensure_future(self.receiver._send_rtcp_pli(sources[0].source))
 
+    def _deferred_request(self) -> None:
+        self._deferred = None
+        self.request_keyframe()
+
     async def stop(self) -> None:
+        if self._deferred:
+            self._deferred.cancel()
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

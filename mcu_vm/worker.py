@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 
 from aiohttp import web
 
@@ -25,7 +26,7 @@ def make_app(settings: McuSettings) -> web.Application:
     registry = RoomRegistry(settings.mcu_id, settings.token_public_key, list(settings.ice_servers), portal)
 
     async def status(request: web.Request) -> web.Response:
-        return web.json_response({**registry.load(), "decoders_created": passthrough.decoders_created})
+        return web.json_response({**registry.load(), "decoders_created": passthrough.decoders_created, "pid": os.getpid()})
 
     async def on_startup(app: web.Application) -> None:
         if settings.udp_port_min and settings.udp_port_max:

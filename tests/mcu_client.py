@@ -20,6 +20,7 @@ class Received:
     """What arrived from one publisher."""
 
     kinds: dict[str, int] = field(default_factory=dict)  # frames (or packets) per kind
+    video_bytes: int = 0  # when the client forwards instead of decoding (packets)
     first_video_at: float | None = None
     codecs: set[str] = field(default_factory=set)
     sizes: set[tuple[int, int]] = field(default_factory=set)
@@ -41,17 +42,21 @@ class McuClient:
         self._tasks: list[asyncio.Task[Any]] = []
         self.on_subscribed: Callable[[str], None] | None = None
 
-    async def join(self) -> dict[str, Any]:
+    async def join(self, *, mcu_url: str | None = None, token: str | None = None) -> dict[str, Any]:
+        """Join through the portal, or straight at ``mcu_url`` with a ready ``token``."""
         self.session = aiohttp.ClientSession(trust_env=False)
-        async with self.session.post(
-            f"{self.portal}/api/meet/v1/join", json={"meeting_key": self.meeting_key, "display_name": self.name}
-        ) as resp:
-            body = await resp.json()
-            if resp.status != 200:
-                raise RuntimeError(f"join refused: {resp.status} {body}")
         self.connected_at = time.monotonic()
-        self.ws = await self.session.ws_connect(body["mcu_url"], max_msg_size=1 << 20)
-        await self.ws.send_json({"type": "join", "token": body["token"], "meeting_key": self.meeting_key})
+        if token is None:
+            async with self.session.post(
+                f"{self.portal}/api/meet/v1/join", json={"meeting_key": self.meeting_key, "display_name": self.name}
+            ) as resp:
+                body = await resp.json()
+                if resp.status != 200:
+                    raise RuntimeError(f"join refused: {resp.status} {body}")
+            mcu_url, token = body["mcu_url"], body["token"]
+        assert mcu_url
+        self.ws = await self.session.ws_connect(mcu_url, max_msg_size=1 << 20)
+        await self.ws.send_json({"type": "join", "token": token, "meeting_key": self.meeting_key})
         self.joined = await self.ws.receive_json(timeout=10)
         if self.joined.get("type") != "joined":
             raise RuntimeError(f"MCU refused: {self.joined}")
@@ -119,6 +124,8 @@ class McuClient:
                     width = getattr(item, "width", None)
                     if width:
                         rec.sizes.add((width, item.height))
+                    else:
+                        rec.video_bytes += item.size
 
     async def close(self) -> None:
         for t in self._tasks:

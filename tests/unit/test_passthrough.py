@@ -85,20 +85,36 @@ class FakeSource:
         self.plis.append(ssrc)
 
 
-def test_keyframe_requests_are_rate_limited_per_publisher() -> None:
-    async def go() -> FakeSource:
+class Track:
+    kind = "video"
+
+
+def test_unanswered_keyframe_requests_are_rate_limited_but_not_lost() -> None:
+    async def go() -> tuple[int, int]:
         src = FakeSource()
-
-        class Track:
-            kind = "video"
-
         pub = Publisher(Track(), src, None)  # type: ignore[arg-type]
         for _ in range(10):
             pub.request_keyframe()
-        await asyncio.sleep(0)
-        return src
+        await asyncio.sleep(0.01)
+        burst = len(src.plis)
+        await asyncio.sleep(passthrough.KEYFRAME_REQUEST_INTERVAL_S + 0.1)  # the deferred one fires
+        return burst, len(src.plis)
 
-    assert run(go()).plis == [1234]
+    assert run(go()) == (1, 2)
+
+
+def test_an_answered_request_may_be_followed_quickly() -> None:
+    async def go() -> int:
+        src = FakeSource()
+        pub = Publisher(Track(), src, None)  # type: ignore[arg-type]
+        pub.request_keyframe()
+        pub._keyframe_since_request = True  # what _run records when a keyframe arrives
+        await asyncio.sleep(passthrough.KEYFRAME_REQUEST_MIN_GAP_S + 0.02)
+        pub.request_keyframe()
+        await asyncio.sleep(0.01)
+        return len(src.plis)
+
+    assert run(go()) == 2
 
 
 def test_udp_binds_stay_in_the_port_range() -> None:

@@ -1,0 +1,88 @@
+"""The reference the MCU is measured against: the same rooms and signalling, but stock aiortc
+fan-out, ``MediaRelay`` (decode every incoming track once, re-encode it for every subscriber).
+
+    MCU_* settings as for mcu_vm; python bench/relay_worker.py --port PORT
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aiohttp import web  # noqa: E402
+from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from aiortc.codecs import vpx  # noqa: E402
+from aiortc.contrib.media import MediaRelay  # noqa: E402
+
+from mcu_vm import net  # noqa: E402
+from mcu_vm.portal import PortalClient  # noqa: E402
+from mcu_vm.room import Participant, Room, RoomRegistry, Subscription  # noqa: E402
+from mcu_vm.settings import McuSettings  # noqa: E402
+
+
+class RelayPublisher:
+    """Publisher stand-in: subscribers get ``MediaRelay`` proxies of the decoded track."""
+
+    def __init__(self, track: Any) -> None:
+        self.kind = track.kind
+        self.track = track
+        self.relay = MediaRelay()
+
+    def subscribe(self) -> Any:
+        return self.relay.subscribe(self.track, buffered=False)
+
+    def unsubscribe(self, proxy: Any) -> None:
+        proxy.stop()
+
+    async def stop(self) -> None:
+        self.track.stop()
+
+
+class RelayRegistry(RoomRegistry):
+    async def _publish(self, room: Room, p: Participant, offer_sdp: str) -> None:
+        pc = RTCPeerConnection(self._config())
+        p.pub_pc = pc
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        for t in pc.getTransceivers():
+            if t.receiver.track is not None:
+                p.publishers[t.receiver.track.kind] = RelayPublisher(t.receiver.track)  # type: ignore[assignment]
+        await p.send({"type": "publish_answer", "sdp": pc.localDescription.sdp})
+        for other in list(room.participants.values()):
+            if other is not p:
+                await self._offer_subscription(other, p)
+
+    async def _offer_subscription(self, subscriber: Participant, publisher: Participant) -> None:
+        if publisher.id in subscriber.subscriptions or not publisher.publishers:
+            return
+        pc = RTCPeerConnection(self._config())
+        tracks = []
+        for pub in publisher.publishers.values():
+            proxy = pub.subscribe()
+            pc.addTransceiver(proxy, direction="sendonly")
+            tracks.append((pub, proxy))
+        subscriber.subscriptions[publisher.id] = Subscription(pc, tracks)  # type: ignore[arg-type]
+        await pc.setLocalDescription(await pc.createOffer())
+        await subscriber.send({"type": "subscribe_offer", "publisher_id": publisher.id, "sdp": pc.localDescription.sdp})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    vpx.DEFAULT_BITRATE = 1_200_000  # re-encode at the publisher's rate, for a fair comparison
+    s = McuSettings.from_env()
+    net.use_addresses(list(s.ice_addresses))
+    registry = RelayRegistry(s.mcu_id, s.token_public_key, list(s.ice_servers), PortalClient(s.portal_url, s.mcu_id, s.secret))
+    app = web.Application()
+    app.router.add_get("/ws", registry.handle)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()
