@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
 
 from infra.launcher import HOST, Platform, free_port  # noqa: E402
 from infra.pbx_client import PbxClient  # noqa: E402
@@ -84,9 +83,15 @@ class Target:
         if mode == "relay":
             port = free_port()
             env = {
-                **os.environ, "MCU_ID": "relay-ref", "MCU_REGION": "bench", "MCU_PUBLIC_URL": f"ws://{HOST}:{port}/ws",
-                "MCU_PORTAL_URL": platform.endpoints["portal"], "MCU_SECRET": platform.mcu_secret,
-                "MCU_JOIN_TOKEN_PUBLIC_KEY": platform.token_keys[1], "MCU_ICE_ADDRESSES": HOST, "PYTHONPATH": str(ROOT),
+                **os.environ,
+                "MCU_ID": "relay-ref",
+                "MCU_REGION": "bench",
+                "MCU_PUBLIC_URL": f"ws://{HOST}:{port}/ws",
+                "MCU_PORTAL_URL": platform.endpoints["portal"],
+                "MCU_SECRET": platform.mcu_secret,
+                "MCU_JOIN_TOKEN_PUBLIC_KEY": platform.token_keys[1],
+                "MCU_ICE_ADDRESSES": HOST,
+                "PYTHONPATH": str(ROOT),
             }
             self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "relay_worker.py"), "--port", str(port)], env=env)
             self.url = f"ws://{HOST}:{port}/ws"
@@ -102,8 +107,11 @@ class Target:
             return []
         now = datetime.now(UTC)
         minted = [
-            tokens.issue(self.platform.token_keys[0], tokens.JoinClaims(self.key, f"{i:024d}", f"p{i}", "participant", "relay-ref", 100,
-                                                                        now + timedelta(minutes=5)), now)
+            tokens.issue(
+                self.platform.token_keys[0],
+                tokens.JoinClaims(self.key, f"{i:024d}", f"p{i}", "participant", "relay-ref", 100, now + timedelta(minutes=5)),
+                now,
+            )
             for i in range(n)
         ]
         path = out / "tokens.json"
@@ -138,8 +146,20 @@ def run_size(target: Target, n: int) -> dict[str, Any]:
         time.sleep(3)  # publisher joined and sending
         pid = target.server_pid()
         baseline = cpu_share(pid, target.window / 2)
-        subs = peer(["subscribe", "--portal", portal, "--key", target.key, "--count", str(n), "--out", str(out),
-                     *target.token_args(n, out)])
+        subs = peer(
+            [
+                "subscribe",
+                "--portal",
+                portal,
+                "--key",
+                target.key,
+                "--count",
+                str(n),
+                "--out",
+                str(out),
+                *target.token_args(n, out),
+            ]
+        )
         try:
             deadline = time.monotonic() + 60 + 2 * n
             while not (out / "ready.json").exists():
@@ -157,8 +177,12 @@ def run_size(target: Target, n: int) -> dict[str, Any]:
         time.sleep(1.5)
     per_stream = max(loaded - baseline, 0.0) / n
     return {
-        "mode": target.mode, "subscribers": n, "baseline_cores": baseline, "loaded_cores": loaded,
-        "per_stream_pct": per_stream * 100, "total_per_stream_pct": loaded / n * 100,
+        "mode": target.mode,
+        "subscribers": n,
+        "baseline_cores": baseline,
+        "loaded_cores": loaded,
+        "per_stream_pct": per_stream * 100,
+        "total_per_stream_pct": loaded / n * 100,
         "streams_per_core": (1 / per_stream) if per_stream > 0 else float("inf"),
         "mbps": statistics.mean(f["mbps"] for f in final) if final else 0.0,
         "fps": statistics.mean(f["frames_per_s"] for f in final) if final else 0.0,
@@ -182,17 +206,26 @@ def render(rows: list[dict[str, Any]], joins: list[float], window: float) -> str
         )
     fwd = {r["subscribers"]: r for r in rows if r["mode"] == "forward" and "failed" not in r}
     rel = {r["subscribers"]: r for r in rows if r["mode"] == "relay" and "failed" not in r}
-    ratios = [f"{n}: {rel[n]['per_stream_pct'] / fwd[n]['per_stream_pct']:.0f}x" for n in sorted(fwd) if n in rel and fwd[n]["per_stream_pct"] > 0]
+    ratios = [
+        f"{n}: {rel[n]['per_stream_pct'] / fwd[n]['per_stream_pct']:.0f}x"
+        for n in sorted(fwd)
+        if n in rel and fwd[n]["per_stream_pct"] > 0
+    ]
     stamp = time.strftime("%Y-%m-%d")
     machine = f"{host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}"
-    return "\n".join([
-        f"Measured {stamp} on {machine} by `bench/mcu_forwarding.py` (CPU window {window:.0f} s per size).", "",
-        *lines, "",
-        f"- MediaRelay / passthrough CPU per stream, by subscribers: {', '.join(ratios) or 'n/a'}",
-        f"- Join-to-first-frame through the portal and the MCU ({len(joins)} joins): "
-        f"p50 {percentile(joins, 50) * 1000:.0f} ms, p95 {percentile(joins, 95) * 1000:.0f} ms, max {max(joins) * 1000:.0f} ms"
-        if joins else "- Join-to-first-frame: no samples",
-    ])
+    return "\n".join(
+        [
+            f"Measured {stamp} on {machine} by `bench/mcu_forwarding.py` (CPU window {window:.0f} s per size).",
+            "",
+            *lines,
+            "",
+            f"- MediaRelay / passthrough CPU per stream, by subscribers: {', '.join(ratios) or 'n/a'}",
+            f"- Join-to-first-frame through the portal and the MCU ({len(joins)} joins): "
+            f"p50 {percentile(joins, 50) * 1000:.0f} ms, p95 {percentile(joins, 95) * 1000:.0f} ms, max {max(joins) * 1000:.0f} ms"
+            if joins
+            else "- Join-to-first-frame: no samples",
+        ]
+    )
 
 
 def write_doc(block_text: str) -> None:
@@ -217,7 +250,9 @@ def main() -> None:
     platform.start()
     rows: list[dict[str, Any]] = []
     try:
-        lic = add_license(edition="bench", expires_at=datetime.now(UTC) + timedelta(days=1), max_participants=100, recording=False)
+        lic = add_license(
+            edition="bench", expires_at=datetime.now(UTC) + timedelta(days=1), max_participants=100, recording=False
+        )
         pbx = PbxClient(platform.endpoints["pbx_api"])
         assert pbx.activate(lic.key, "bench.example.com", "meet.example.com").status_code == 201
         ext = {"number": "101", "first_name": "Bench", "last_name": "Mark", "email": "b@example.com"}

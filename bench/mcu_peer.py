@@ -103,7 +103,10 @@ async def subscribe(args: argparse.Namespace) -> None:
         join_s.append(first - started)
         clients.append(c)
     (out / "ready.json").write_text(json.dumps({"join_to_first_frame_s": join_s}))
-    marks = [(sum(r.video_bytes for r in c.received.values()), sum(r.kinds.get("video", 0) for r in c.received.values())) for c in clients]
+    marks = [
+        (sum(r.video_bytes for r in c.received.values()), sum(r.kinds.get("video", 0) for r in c.received.values()))
+        for c in clients
+    ]
     t0 = time.monotonic()
     await stop.wait()
     elapsed = time.monotonic() - t0

@@ -9,10 +9,10 @@ ends every process it started.
 from __future__ import annotations
 
 import base64
-import ctypes
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,8 +58,6 @@ LOCAL_MCUS = [
 MCU_WORKERS = 2
 MCU_HEARTBEAT_S = 2
 
-_PR_SET_PDEATHSIG = 1
-
 
 class LaunchError(RuntimeError):
     pass
@@ -71,13 +69,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _child_setup() -> None:
-    """New process group (killed as a group) that also dies with its launcher."""
-    os.setsid()
-    try:
-        ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+def _with_parent_death(argv: list[str]) -> list[str]:
+    """Make the child die with its launcher (``setpriv --pdeathsig``), without running Python
+    between fork and exec: this process holds gRPC threads, whose fork handlers would otherwise
+    run in the child and abort it when close_fds closes their descriptors."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 def fake_gcs_binary() -> Path:
@@ -120,13 +117,13 @@ class Platform:
         log.parent.mkdir(parents=True, exist_ok=True)
         fh = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         popen = subprocess.Popen(
-            argv,
+            _with_parent_death(argv),
             stdout=fh,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             cwd=ROOT,
-            preexec_fn=_child_setup,
+            start_new_session=True,  # its own process group, killed as one
         )
         fh.close()
         proc = Proc(name, popen, log)
@@ -280,8 +277,7 @@ class Platform:
                 "--port",
                 str(port),
             ]
-            # gunicorn forks after the function module (and gRPC) is imported
-            proc = self.spawn(f"fn-{target}", argv, {**env, "THREADS": "8", "GRPC_ENABLE_FORK_SUPPORT": "1"})
+            proc = self.spawn(f"fn-{target}", argv, {**env, "THREADS": "8"})
             started.append((proc, port))
             self.upstreams[target] = f"http://{HOST}:{port}"
             routes += [f"{prefix}=http://{HOST}:{port}" for prefix in prefixes]
