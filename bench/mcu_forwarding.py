@@ -2,7 +2,7 @@
 aiortc ``MediaRelay`` re-encoding (bench/relay_worker.py), one 640x360 30 fps VP8 publisher
 (~1.2 Mbps) and 1, 4, 8, 16, 32 subscribers.
 
-Measures the server process's CPU (utime + stime from /proc) over a fixed window, per
+Measures the server process's CPU (all threads, /proc schedstat, ns) over a fixed window, per
 forwarded stream, forwarded streams per core, and join-to-first-frame (portal join, signalling,
 ICE, DTLS, first keyframe at the subscriber) p50/p95. Publisher and subscribers run in their own
 processes (bench/mcu_peer.py); subscribers never decode. Prints a table and writes it into
@@ -41,13 +41,19 @@ from webmeeting.services.licenses import add_license  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- mcu_forwarding:begin -->", "<!-- mcu_forwarding:end -->"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 console = Console()
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    """CPU time of every thread of ``pid``, from the scheduler's nanosecond accounting
+    (/proc/PID/task/*/schedstat), not the 10 ms ticks of /proc/PID/stat."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
 
 
 def cpu_share(pid: int, window: float) -> float:

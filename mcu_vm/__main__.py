@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 
 from mcu_vm.portal import PortalClient
 from mcu_vm.settings import McuSettings
+from mcu_vm.worker import serve
 from webmeeting import tokens
 
 log = logging.getLogger("mcu.supervisor")
@@ -187,9 +188,10 @@ class Supervisor:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = McuSettings.from_env()
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     sup = Supervisor(settings)
     sup.start_workers()
-    web.run_app(sup.app(), host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
+    asyncio.run(serve(sup.app(), settings.host, settings.port))
 
 
 if __name__ == "__main__":

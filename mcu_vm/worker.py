@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 
 from aiohttp import web
 
@@ -46,14 +47,29 @@ def make_app(settings: McuSettings) -> web.Application:
     return app
 
 
+async def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down once: repeated signals (the supervisor's, the
+    process group's, the parent-death signal) must not cut the goodbye short."""
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     settings = McuSettings.from_env()
-    web.run_app(make_app(settings), host="127.0.0.1", port=args.port, print=None, shutdown_timeout=5)
+    asyncio.run(serve(make_app(settings), "127.0.0.1", args.port))
 
 
 if __name__ == "__main__":
