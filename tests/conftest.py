@@ -14,7 +14,7 @@ import pytest
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import new_pbx
+from tests.helpers import build_geo_database, new_pbx
 from webmeeting.adapters import firestore as fs
 
 
@@ -23,7 +23,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     state = tmp_path_factory.mktemp("platform")
     clock_file = state / "clock-offset"
     clock_file.write_text("0")
-    p = Platform(state, project=f"wm-test-{secrets.token_hex(3)}", extra_env={"WEBMEETING_CLOCK_FILE": str(clock_file)})
+    geo_db = build_geo_database(state / "test-city.mmdb")
+    env = {"WEBMEETING_CLOCK_FILE": str(clock_file), "WEBMEETING_GEOIP_DB": str(geo_db), "WEBMEETING_MCU_STALE_S": "10"}
+    p = Platform(state, project=f"wm-test-{secrets.token_hex(3)}", extra_env=env)
     p.start()
     yield p
     p.stop()

@@ -3,12 +3,43 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from infra.pbx_client import PbxClient
 from webmeeting.adapters import firestore as fs
+
+
+# Loopback source addresses stand for PBXs around the world in the tests' own City database
+# (127.0.0.1, unlisted, is "not found": the default location).
+GEO = {
+    "127.0.0.2": ("Paris", 48.8566, 2.3522, "FR", "EU"),
+    "127.0.0.3": ("Chicago", 41.8781, -87.6298, "US", "NA"),
+    "127.0.0.4": ("Sydney", -33.8688, 151.2093, "AU", "OC"),
+    "127.0.0.5": ("Sao Paulo", -23.5505, -46.6333, "BR", "SA"),
+}
+
+
+def build_geo_database(path: Path) -> Path:
+    """A MaxMind-format City database with exactly the entries of ``GEO``."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=4, database_type="GeoIP2-City", languages=["en"], description="webmeeting tests")
+    for ip, (city, lat, lon, country, continent) in GEO.items():
+        writer.insert_network(
+            IPSet([f"{ip}/32"]),
+            {
+                "city": {"names": {"en": city}},
+                "country": {"iso_code": country, "names": {"en": country}},
+                "continent": {"code": continent, "names": {"en": continent}},
+                "location": {"latitude": lat, "longitude": lon},
+            },
+        )
+    writer.to_db_file(str(path))
+    return path
 
 
 def new_pbx(api: str, license_key: str, fqdn: str = "pbx.example.com", source_ip: str | None = None) -> PbxClient:

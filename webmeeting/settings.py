@@ -27,13 +27,23 @@ def _required(env: dict[str, str], name: str) -> str:
     return value
 
 
+def _location(text: str) -> tuple[float, float]:
+    try:
+        lat, lon = (float(x) for x in text.split(","))
+    except ValueError as exc:
+        raise MissingSetting("WEBMEETING_DEFAULT_LOCATION must be 'latitude,longitude'") from exc
+    return lat, lon
+
+
 @dataclass(frozen=True)
 class Settings:
     project: str
     public_base_url: str
     secret_key: bytes  # 32 bytes: encrypts PBX API secrets, derives Quick Meeting keys
     trusted_proxy_count: int  # X-Forwarded-For entries appended by trusted front ends
-    default_region: str
+    default_location: tuple[float, float] = (50.11, 8.68)  # Frankfurt: where unlocatable PBXs are taken to be
+    geoip_db: str = ""  # MaxMind City database; empty: the packaged GeoLite2 file, if installed
+    mcu_stale_s: float = 30.0  # an MCU without a heartbeat this long is unavailable
     join_token_key: str = ""  # PEM, ES256 private key signing join tokens (meeting_api)
     mcu_secret: str = ""  # bearer secret MCUs present (mcu_api; production: OIDC instead)
     signature_window_s: int = SIGNATURE_WINDOW_S
@@ -58,7 +68,9 @@ class Settings:
             public_base_url=_required(env, "WEBMEETING_PUBLIC_BASE_URL").rstrip("/"),
             secret_key=key,
             trusted_proxy_count=int(env.get("WEBMEETING_TRUSTED_PROXY_COUNT", "1")),
-            default_region=env.get("WEBMEETING_DEFAULT_REGION", "europe-west3"),
+            default_location=_location(env.get("WEBMEETING_DEFAULT_LOCATION", "50.11,8.68")),
+            geoip_db=env.get("WEBMEETING_GEOIP_DB", ""),
+            mcu_stale_s=float(env.get("WEBMEETING_MCU_STALE_S", "30")),
             join_token_key=env.get("WEBMEETING_JOIN_TOKEN_KEY", ""),
             mcu_secret=env.get("WEBMEETING_MCU_SECRET", ""),
         )

@@ -18,6 +18,8 @@ from webmeeting.services import licenses as svc
 app = typer.Typer(help="webmeeting administration", no_args_is_help=True)
 lic_app = typer.Typer(help="the license registry", no_args_is_help=True)
 app.add_typer(lic_app, name="licenses")
+mcu_app = typer.Typer(help="the MCU registry", no_args_is_help=True)
+app.add_typer(mcu_app, name="mcus")
 
 
 def console() -> Console:
@@ -93,6 +95,49 @@ def unbind(fqdn: str) -> None:
     except errors.WebmeetingError as exc:
         _fail(exc)
     console().print(f"unbound {fqdn}; deleted the data of PBX {pbx_id}")
+
+
+@mcu_app.command("list")
+def mcus_list() -> None:
+    """MCUs with status, load and how many PBXs have each as their default."""
+    from webmeeting.services import mcus as mcu_svc
+
+    counts = mcu_svc.assigned_pbx_counts()
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    for name in ("region", "status", "load", "capacity", "PBXs", "location"):
+        table.add_column(name)
+    table.add_column("url", no_wrap=True)
+    for m in sorted(mcu_svc.all_mcus(), key=lambda m: m.id):
+        table.add_row(
+            m.id, m.region, m.status, str(m.load), str(m.capacity), str(counts.get(m.id, 0)),
+            f"{m.latitude:.2f},{m.longitude:.2f}", m.url,
+        )
+    console().print(table)
+
+
+@mcu_app.command("deprecate")
+def mcus_deprecate(mcu_id: str) -> None:
+    """Take no new PBXs or meetings on this MCU: PBXs move at their next sync, joins at once."""
+    from webmeeting.services import mcus as mcu_svc
+
+    try:
+        mcu_svc.set_status(mcu_id, "deprecated")
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console().print(f"deprecated {mcu_id}")
+
+
+@mcu_app.command("restore")
+def mcus_restore(mcu_id: str) -> None:
+    """Make a deprecated MCU active again."""
+    from webmeeting.services import mcus as mcu_svc
+
+    try:
+        mcu_svc.set_status(mcu_id, "active")
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console().print(f"restored {mcu_id}")
 
 
 if __name__ == "__main__":

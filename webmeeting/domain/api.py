@@ -206,6 +206,7 @@ class JoinRequest(Strict):
     display_name: Annotated[Text, Field(min_length=1, max_length=64)]
     organizer_secret: str | None = Field(default=None, max_length=64)
     rejoin_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{16,64}$")
+    failed_mcu_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class JoinResponse(Response):

@@ -1,13 +1,20 @@
-"""Choosing a PBX's default MCU (pure).
-
-Issue 4 brings geolocation and great-circle distance; until then the choice is: an active MCU
-with capacity left in the PBX's region, else any active one, least loaded first.
-"""
+"""Choosing a PBX's MCU (pure): the closest active MCU, by great-circle distance, that has
+capacity left (policy: "PBX - MCU Geolocation")."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+EARTH_RADIUS_KM = 6371.0088  # mean radius
+TIE_KM = 1.0  # MCUs closer together than this are equally close: the less loaded wins
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float
+    longitude: float
 
 
 @dataclass(frozen=True)
@@ -18,11 +25,48 @@ class Mcu:
     status: str  # active | deprecated | unavailable
     capacity: int
     load: int
+    latitude: float = 0.0
+    longitude: float = 0.0
+
+    @property
+    def location(self) -> Location:
+        return Location(self.latitude, self.longitude)
+
+    @property
+    def usable(self) -> bool:
+        """Takes new participants: active and not full."""
+        return self.status == "active" and self.load < self.capacity
 
 
-def choose_mcu(region: str, mcus: Iterable[Mcu]) -> Mcu | None:
-    """The MCU for a PBX located in ``region``, or None when no MCU can take it."""
-    usable = [m for m in mcus if m.status == "active" and m.load < m.capacity]
-    if not usable:
-        return None
-    return min(usable, key=lambda m: (m.region != region, m.load / max(m.capacity, 1), m.id))
+class NoMcuAvailable(Exception):
+    """No MCU can take the PBX; the message says why."""
+
+
+def distance_km(a: Location, b: Location) -> float:
+    """Great-circle distance (haversine)."""
+    lat1, lat2 = math.radians(a.latitude), math.radians(b.latitude)
+    dlat = lat2 - lat1
+    dlon = math.radians(b.longitude - a.longitude)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def rank_mcus(where: Location, mcus: Iterable[Mcu]) -> list[Mcu]:
+    """Usable MCUs, closest first; within ``TIE_KM`` the less loaded (relative), then by id."""
+
+    def key(m: Mcu) -> tuple[float, float, str]:
+        return (round(distance_km(where, m.location) / TIE_KM), m.load / max(m.capacity, 1), m.id)
+
+    return sorted((m for m in mcus if m.usable), key=key)
+
+
+def choose_mcu(where: Location, mcus: Iterable[Mcu]) -> Mcu:
+    """The closest usable MCU; ``NoMcuAvailable`` says why there is none."""
+    mcus = list(mcus)
+    ranked = rank_mcus(where, mcus)
+    if ranked:
+        return ranked[0]
+    if not mcus:
+        raise NoMcuAvailable("no MCU is registered")
+    states = sorted({"full" if m.status == "active" else m.status for m in mcus})
+    raise NoMcuAvailable(f"no MCU can take more participants ({', '.join(states)})")

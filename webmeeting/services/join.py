@@ -12,12 +12,12 @@ from webmeeting import crypto, tokens
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain.api import JoinRequest, JoinResponse
 from webmeeting.domain.licenses import license_problem
-from webmeeting.domain.mcu import Mcu, choose_mcu
+from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.errors import Forbidden, LicenseInvalid, Unavailable
-from webmeeting.services.mcus import all_mcus
+from webmeeting.services.mcus import all_mcus, confirm_failure
 from webmeeting.services.meetings import resolve_key
-from webmeeting.services.pbx_api import load_license
-from webmeeting.services.sessions import active_count
+from webmeeting.services.pbx_api import load_license, pbx_location
+from webmeeting.services.sessions import active_count, move_session
 from webmeeting.settings import Settings
 
 
@@ -26,14 +26,18 @@ def participant_id(rejoin_secret: str) -> str:
     return hashlib.sha256(rejoin_secret.encode()).hexdigest()[:24]
 
 
-def pick_mcu(mcus: list[Mcu], session_mcu: str | None, pbx_mcu: str | None, region: str) -> Mcu | None:
-    """The meeting's running session stays where it is; else the PBX's default MCU; else the
-    closest usable one."""
-    usable = {m.id: m for m in mcus if m.status == "active"}
-    for preferred in (session_mcu, pbx_mcu):
-        if preferred in usable and (preferred == session_mcu or usable[preferred].load < usable[preferred].capacity):
-            return usable[preferred]
-    return choose_mcu(region, mcus)
+def pick_mcu(mcus: list[Mcu], session_mcu: str | None, pbx_mcu: str | None, where: Location) -> Mcu:
+    """Where a join goes: a running session stays on its MCU while that is alive (even if
+    deprecated meanwhile: one meeting is never split); else the PBX's default MCU if it takes
+    new participants; else, without waiting for the next sync, the closest MCU that does."""
+    by_id = {m.id: m for m in mcus}
+    running = by_id.get(session_mcu or "")
+    if running and running.status != "unavailable" and running.load < running.capacity:
+        return running
+    default = by_id.get(pbx_mcu or "")
+    if default and default.usable:
+        return default
+    return choose_mcu(where, mcus)
 
 
 class MeetingFull(Forbidden):
@@ -52,9 +56,17 @@ def join(req: JoinRequest, settings: Settings, now: datetime, wall_now: datetime
     count, session_mcu = active_count(req.meeting_key)
     if req.rejoin_secret is None and count >= lic.max_participants:
         raise MeetingFull(f"this meeting allows {lic.max_participants} participants")
-    mcu = pick_mcu(all_mcus(), session_mcu, pbx.get("mcu_id"), pbx.get("region") or settings.default_region)
-    if mcu is None:
-        raise Unavailable("no media server is available right now; try again in a minute")
+    mcus = all_mcus()
+    if req.failed_mcu_id:
+        reported = next((m for m in mcus if m.id == req.failed_mcu_id and m.status != "unavailable"), None)
+        if reported and confirm_failure(reported):
+            mcus = all_mcus()
+    try:
+        mcu = pick_mcu(mcus, session_mcu, pbx.get("mcu_id"), pbx_location(pbx, settings))
+    except NoMcuAvailable as exc:
+        raise Unavailable(f"no media server is available right now ({exc}); try again in a minute") from exc
+    if session_mcu and mcu.id != session_mcu:
+        move_session(req.meeting_key, mcu.id)  # everyone reconnecting follows to the same MCU
     organizer = req.organizer_secret is not None and hmac.compare_digest(
         req.organizer_secret, crypto.organizer_secret(settings.secret_key, req.meeting_key)
     )

@@ -1,4 +1,4 @@
-"""The MCU registry: heartbeats in, the usable MCUs out.
+"""The MCU registry: heartbeats in, the MCUs and their state out; admin status changes.
 
 Liveness is judged on real time (``clock.wall()``), never the shiftable platform clock: an MCU
 is alive or not now, whatever day the platform pretends it is.
@@ -6,44 +6,87 @@ is alive or not now, whatever day the platform pretends it is.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
+
+import requests
+from google.cloud import firestore
 
 from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain.mcu import Mcu
+from webmeeting.errors import InvalidRequest, NotFound
 
-HEARTBEAT_STALE_S = 30  # an MCU silent this long is unavailable
+PROBE_TIMEOUT_S = 1.5  # a reported-dead MCU that does not answer this fast is taken as dead
+
+
+def mcus() -> firestore.CollectionReference:
+    return fs.client().collection("mcus")
 
 
 def record_heartbeat(mcu_id: str, body: dict[str, Any]) -> None:
     now = runtime.clock().wall()
-    ref = fs.client().collection("mcus").document(mcu_id)
+    ref = mcus().document(mcu_id)
     snap = ref.get()
     status = fs.data(snap).get("status", "active") if snap.exists else "active"  # deprecation is an admin's call
     ref.set(
         {
-            "region": body["region"],
-            "url": body["url"],
-            "capacity": body["capacity"],
-            "load": body["load"],
-            "latitude": body["latitude"],
-            "longitude": body["longitude"],
-            "workers": body["workers"],
-            "status": status,
-            "last_heartbeat_at": now,
+            "region": body["region"], "url": body["url"], "capacity": body["capacity"], "load": body["load"],
+            "latitude": body["latitude"], "longitude": body["longitude"], "workers": body["workers"],
+            "status": status, "last_heartbeat_at": now, "unreachable_at": None,
         }
     )
 
 
-def mcu_from_doc(mcu_id: str, d: dict[str, Any], now: datetime) -> Mcu:
+def mcu_from_doc(mcu_id: str, d: dict[str, Any]) -> Mcu:
+    now = runtime.clock().wall()
+    stale = timedelta(seconds=runtime.settings().mcu_stale_s)
     status = d.get("status", "active")
     last = d.get("last_heartbeat_at")
-    if status == "active" and (last is None or now - last > timedelta(seconds=HEARTBEAT_STALE_S)):
+    if status != "deprecated" and (last is None or now - last > stale or d.get("unreachable_at")):
         status = "unavailable"
-    return Mcu(mcu_id, d["region"], d["url"], status, int(d.get("capacity", 0)), int(d.get("load", 0)))
+    return Mcu(
+        mcu_id, d["region"], d["url"], status, int(d.get("capacity", 0)), int(d.get("load", 0)),
+        float(d.get("latitude", 0.0)), float(d.get("longitude", 0.0)),
+    )
 
 
 def all_mcus() -> list[Mcu]:
-    now = runtime.clock().wall()
-    return [mcu_from_doc(s.id, fs.data(s), now) for s in fs.client().collection("mcus").stream()]
+    return [mcu_from_doc(s.id, fs.data(s)) for s in mcus().stream()]
+
+
+def health_url(ws_url: str) -> str:
+    """The MCU's health endpoint beside its signalling URL (wss://h/ws -> https://h/healthz)."""
+    base = ws_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+    return base.rsplit("/", 1)[0] + "/healthz"
+
+
+def confirm_failure(mcu: Mcu) -> bool:
+    """A browser says ``mcu`` failed: probe it; mark it unavailable if it does not answer.
+    (A client cannot move a meeting off a healthy MCU by claiming it failed.)"""
+    try:
+        ok = requests.get(health_url(mcu.url), timeout=PROBE_TIMEOUT_S).status_code == 200
+    except requests.RequestException:
+        ok = False
+    if not ok:
+        mcus().document(mcu.id).update({"unreachable_at": runtime.clock().wall()})
+    return not ok
+
+
+def set_status(mcu_id: str, status: str) -> None:
+    """Admin: ``deprecated`` (takes no new PBXs or sessions) or ``active``."""
+    if status not in ("active", "deprecated"):
+        raise InvalidRequest("status is active or deprecated")
+    ref = mcus().document(mcu_id)
+    if not ref.get().exists:
+        raise NotFound(f"no MCU {mcu_id}")
+    ref.update({"status": status})
+
+
+def assigned_pbx_counts() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for snap in fs.pbxs().select(["mcu_id"]).stream():
+        mcu_id = fs.data(snap).get("mcu_id")
+        if mcu_id:
+            counts[mcu_id] = counts.get(mcu_id, 0) + 1
+    return counts

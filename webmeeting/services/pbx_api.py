@@ -34,7 +34,8 @@ from webmeeting.domain.api import (
     SyncResponse,
 )
 from webmeeting.domain.licenses import License, license_problem
-from webmeeting.domain.mcu import Mcu, choose_mcu
+from webmeeting.adapters import geoip
+from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.domain.sync import ManifestEntry, normalize_vanity, plan_sync, shard_of
 from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated
 from webmeeting.services.mcus import all_mcus
@@ -71,13 +72,29 @@ def mcu_info(mcu: Mcu | None) -> McuInfo | None:
     return McuInfo(id=mcu.id, region=mcu.region, url=mcu.url) if mcu else None
 
 
+def closest_mcu(where: Location) -> Mcu | None:
+    """The PBX's default (Automatic) MCU, or None while no MCU can take it."""
+    try:
+        return choose_mcu(where, all_mcus())
+    except NoMcuAvailable:
+        return None
+
+
+def pbx_location(pbx: dict[str, Any], settings: Settings) -> Location:
+    loc = pbx.get("location") or {}
+    if "latitude" in loc and "longitude" in loc:
+        return Location(float(loc["latitude"]), float(loc["longitude"]))
+    return Location(*settings.default_location)
+
+
 # --- activation -------------------------------------------------------------------------------
 
 
 def activate(req: ActivateRequest, source_ip: str, now: datetime, settings: Settings) -> tuple[ActivateResponse, bool]:
     """Bind the FQDN to the license and issue a fresh API secret. Returns (response, created)."""
     secret = crypto.new_api_secret()
-    mcu = choose_mcu(settings.default_region, all_mcus())
+    located = geoip.locate(source_ip, settings.geoip_db or None, Location(*settings.default_location))
+    mcu = closest_mcu(located.location)
     db = fs.client()
 
     @firestore.transactional
@@ -102,8 +119,9 @@ def activate(req: ActivateRequest, source_ip: str, now: datetime, settings: Sett
             "pbx_version": req.pbx_version,
             "ip": source_ip,
             "secret_enc": crypto.encrypt_secret(settings.secret_key, pbx_id, secret),
-            "region": settings.default_region,
-            "location_source": "default_region",
+            "location": {"latitude": located.location.latitude, "longitude": located.location.longitude},
+            "location_source": located.source,
+            "country": located.country,
             "mcu_id": mcu.id if mcu else None,
             "activated_at": now,
             "last_contact_at": now,
@@ -300,7 +318,7 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
     for shard in sorted(plan.changed_shards(old)):
         entries = {n: e.encode() for n, e in plan.manifest.items() if shard_of(n) == shard}
         writer.set(fs.manifest(pbx_id).document(str(shard)), {"entries": entries})
-    mcu = choose_mcu(ctx.pbx.get("region") or settings.default_region, all_mcus())
+    mcu = closest_mcu(pbx_location(ctx.pbx, settings))
     pbx_update: dict[str, Any] = {"last_sync_at": now, "last_contact_at": now, "mcu_id": mcu.id if mcu else None}
     if plan.changed:
         pbx_update["sync_generation"] = generation + 1

@@ -1,5 +1,10 @@
 """Meeting sessions: participant events from the MCUs, stored once each, and the session's
-participant counter (a session starts when the first person joins and ends at 0)."""
+participant counter (a session starts when the first person joins and ends at 0).
+
+The session knows who is connected and through which MCU (``participants``: id -> MCU). So a
+person who reappears on another MCU after theirs died counts as a reconnect, not a second
+person, and a late "left" from the dead MCU does not remove their new connection.
+"""
 
 from __future__ import annotations
 
@@ -47,19 +52,27 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime) -> bool:
             return False
         snap = s_ref.get(transaction=tx)
         session: dict[str, Any] = fs.data(snap)
-        count = int(session.get("count", 0))
-        if count == 0 and ev.type in ("joined", "reconnected"):
-            session = {"session_id": secrets.token_hex(8), "started_at": ev.at, "mcu_id": mcu_id, "count": 0}
-        delta = {"joined": 1, "reconnected": 1, "left": -1}[ev.type]
-        session["count"] = max(0, int(session.get("count", 0)) + delta)
-        session["updated_at"] = now
-        if session["count"] == 0:
+        connected: dict[str, str] = dict(session.get("participants") or {})
+        seen = set(session.get("seen") or [])
+        if not connected and ev.type in ("joined", "reconnected"):
+            session = {"session_id": secrets.token_hex(8), "started_at": ev.at, "mcu_id": mcu_id}
+            seen = set()
+        kind = ev.type
+        if kind in ("joined", "reconnected"):
+            kind = "reconnected" if ev.participant_id in seen else "joined"
+            connected[ev.participant_id] = mcu_id
+            seen.add(ev.participant_id)
+        elif connected.get(ev.participant_id) == mcu_id:
+            del connected[ev.participant_id]
+        session.update({"participants": connected, "seen": sorted(seen), "count": len(connected), "updated_at": now})
+        if not connected:
             session["ended_at"] = ev.at
         tx.set(s_ref, session)
         tx.create(
             ev_ref,
             {
                 **ev.model_dump(),
+                "type": kind,  # the session's view: back after a drop or an MCU failover = reconnected
                 "session_id": session.get("session_id"),
                 "mcu_id": mcu_id,
                 "received_at": now,
@@ -72,6 +85,11 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime) -> bool:
         return bool(run(db.transaction()))
     except (gexc.AlreadyExists, gexc.Conflict):
         return False  # the same event, stored concurrently
+
+
+def move_session(meeting_key: str, mcu_id: str) -> None:
+    """The session continues on another MCU (its own died): later joiners follow."""
+    sessions().document(meeting_key).set({"mcu_id": mcu_id}, merge=True)
 
 
 def active_count(meeting_key: str) -> tuple[int, str | None]:

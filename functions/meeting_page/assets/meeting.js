@@ -14,6 +14,8 @@
 
   let displayName = "";
   let rejoinSecret = null;
+  let mcuId = null; // the MCU we are on
+  let failedMcu = null; // the MCU whose connection broke: the portal checks it and moves us if it is dead
   let me = null;
   let ws = null;
   let pubPc = null;
@@ -78,7 +80,7 @@
     pubPc = new RTCPeerConnection({ iceServers });
     for (const track of localStream.getTracks()) pubPc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
     pubPc.onconnectionstatechange = () => {
-      if (pubPc && pubPc.connectionState === "failed") reconnect("media connection failed");
+      if (pubPc && pubPc.connectionState === "failed") { failedMcu = mcuId; reconnect("media connection failed"); }
     };
     await pubPc.setLocalDescription(await pubPc.createOffer());
     await waitForIce(pubPc);
@@ -165,7 +167,10 @@
         method: "POST",
         headers: { "Content-Type": "application/json" },
         credentials: "omit",
-        body: JSON.stringify({ meeting_key: meetingKey, display_name: displayName, organizer_secret: organizerSecret, rejoin_secret: rejoinSecret }),
+        body: JSON.stringify({
+          meeting_key: meetingKey, display_name: displayName, organizer_secret: organizerSecret,
+          rejoin_secret: rejoinSecret, failed_mcu_id: failedMcu,
+        }),
       });
     } catch (e) {
       return reconnect("portal unreachable");
@@ -178,10 +183,12 @@
     }
     rejoinSecret = body.rejoin_secret;
     me = body.participant_id;
+    mcuId = body.mcu_id;
+    failedMcu = null;
     ws = new WebSocket(body.mcu_url);
     ws.onopen = () => ws.send(JSON.stringify({ type: "join", token: body.token, meeting_key: meetingKey }));
     ws.onmessage = (e) => onMessage(e).catch((err) => reconnect(String(err)));
-    ws.onclose = () => reconnect("connection lost");
+    ws.onclose = () => { failedMcu = mcuId; reconnect("connection lost"); };
   }
 
   function stop(reason) {
