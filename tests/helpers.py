@@ -11,7 +11,6 @@ import requests
 from infra.pbx_client import PbxClient
 from webmeeting.adapters import firestore as fs
 
-
 # Loopback source addresses stand for PBXs around the world in the tests' own City database
 # (127.0.0.1, unlisted, is "not found": the default location).
 GEO = {

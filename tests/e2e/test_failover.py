@@ -47,8 +47,9 @@ def two_mcus(platform: Platform) -> Iterator[dict[str, dict[str, Any]]]:
             mcus.document(mcu_id).update({"status": "active"})
 
 
-def test_both_land_on_the_next_closest_mcu_and_see_each_other(platform: Platform, api: str, license_key: str,
-                                                               two_mcus: dict[str, dict[str, Any]]) -> None:
+def test_both_land_on_the_next_closest_mcu_and_see_each_other(
+    platform: Platform, api: str, license_key: str, two_mcus: dict[str, dict[str, Any]]
+) -> None:
     pbx = new_pbx(api, license_key, source_ip="127.0.0.2")  # Paris: London is closest, then Frankfurt
     assert fs.data(fs.pbxs().document(pbx.pbx_id).get())["mcu_id"] == "mcu-fo-london"
     url = pbx.sync([ext("101")]).json()["extensions"][0]["quick_meeting_url"]
@@ -65,8 +66,11 @@ def test_both_land_on_the_next_closest_mcu_and_see_each_other(platform: Platform
             os.killpg(london.popen.pid, signal.SIGKILL)  # the VM dies: no goodbye
             killed = time.monotonic()
             for page in pages:
-                _wait(lambda p=page: p.text_content("[data-testid=connection-state]") == "connected" and _count(p) == 2,
-                      "both back in the meeting", timeout=FAILOVER_BUDGET_S)
+                _wait(
+                    lambda p=page: p.text_content("[data-testid=connection-state]") == "connected" and _count(p) == 2,
+                    "both back in the meeting",
+                    timeout=FAILOVER_BUDGET_S,
+                )
             for page in pages:
                 _assert_media(page, 1)  # seeing and hearing each other again
             elapsed = time.monotonic() - killed

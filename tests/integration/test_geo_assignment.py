@@ -30,8 +30,8 @@ def restore_mcus() -> Iterator[None]:
     [
         ("127.0.0.2", "mcu-eu-1", "geoip"),  # Paris -> Frankfurt
         ("127.0.0.3", "mcu-us-1", "geoip"),  # Chicago -> Iowa
-        ("127.0.0.4", "mcu-us-1", "geoip"),  # Sydney: Iowa 13,900 km, Frankfurt 16,500 km
-        ("127.0.0.5", "mcu-eu-1", "geoip"),  # Sao Paulo: Frankfurt 9,800 km, Iowa 9,900 km
+        ("127.0.0.4", "mcu-us-1", "geoip"),  # Sydney: Iowa 14,193 km, Frankfurt 16,483 km
+        ("127.0.0.5", "mcu-us-1", "geoip"),  # Sao Paulo: Iowa 8,812 km, Frankfurt 9,829 km
         ("127.0.0.1", "mcu-eu-1", "default:private"),  # unlocatable: the default location (Frankfurt)
     ],
 )
@@ -69,7 +69,9 @@ def test_no_mcu_at_all_is_a_clear_503_at_join(platform: Platform, api: str, lice
     key = pbx.sync([ext("101")]).json()["extensions"][0]["quick_meeting_url"].rsplit("/", 1)[1]
     for mcu_id in ("mcu-eu-1", "mcu-us-1"):
         runner.invoke(app, ["mcus", "deprecate", mcu_id])
-    resp = requests.post(platform.endpoints["portal"] + "/api/meet/v1/join", json={"meeting_key": key, "display_name": "A"}, timeout=10)
+    resp = requests.post(
+        platform.endpoints["portal"] + "/api/meet/v1/join", json={"meeting_key": key, "display_name": "A"}, timeout=10
+    )
     assert resp.status_code == 503 and resp.json()["error"]["code"] == "unavailable"
     assert "deprecated" in resp.json()["error"]["message"]
     assert pbx.sync([ext("101")]).json()["mcu"] is None

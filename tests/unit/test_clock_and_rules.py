@@ -4,7 +4,6 @@ from pathlib import Path
 from webmeeting import crypto
 from webmeeting.clock import FixedClock, clock_from_env
 from webmeeting.domain.licenses import License, license_problem
-from webmeeting.domain.mcu import Mcu, choose_mcu
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -38,19 +37,6 @@ def test_license_problems_at_the_expiry_boundary() -> None:
     assert license_problem(lic, NOW) == "license expired"
     assert license_problem(None, NOW) == "license unknown"
     assert license_problem(License("WM-A-B", "pro", NOW + timedelta(days=1), 10, True, revoked=True), NOW) == "license revoked"
-
-
-def test_choose_mcu_prefers_region_then_load_and_skips_unusable() -> None:
-    mcus = [
-        Mcu("a", "us", "ws://a", "active", 10, 0),
-        Mcu("b", "eu", "ws://b", "active", 10, 9),
-        Mcu("c", "eu", "ws://c", "active", 10, 3),
-        Mcu("d", "eu", "ws://d", "deprecated", 10, 0),
-        Mcu("e", "eu", "ws://e", "active", 10, 10),
-    ]
-    assert choose_mcu("eu", mcus).id == "c"  # type: ignore[union-attr]
-    assert choose_mcu("asia", mcus).id == "a"  # type: ignore[union-attr]
-    assert choose_mcu("eu", [mcus[3], mcus[4]]) is None
 
 
 def test_secrets_round_trip_and_are_bound_to_the_pbx() -> None:

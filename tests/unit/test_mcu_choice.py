@@ -50,8 +50,12 @@ def test_nearest(pbx: str, expected: str | None) -> None:
 
 
 def test_deprecated_unavailable_and_full_mcus_are_skipped_for_the_next_closest() -> None:
-    fleet = [mcu("fra", "Frankfurt", status="deprecated"), mcu("lon", "London", status="unavailable"),
-             mcu("iowa", "Iowa", load=100), mcu("sgp", "Singapore")]
+    fleet = [
+        mcu("fra", "Frankfurt", status="deprecated"),
+        mcu("lon", "London", status="unavailable"),
+        mcu("iowa", "Iowa", load=100),
+        mcu("sgp", "Singapore"),
+    ]
     assert choose_mcu(CITIES["Paris"], fleet).id == "sgp"
     assert [m.id for m in rank_mcus(CITIES["Paris"], fleet)] == ["sgp"]
 

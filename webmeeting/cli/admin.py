@@ -110,8 +110,14 @@ def mcus_list() -> None:
     table.add_column("url", no_wrap=True)
     for m in sorted(mcu_svc.all_mcus(), key=lambda m: m.id):
         table.add_row(
-            m.id, m.region, m.status, str(m.load), str(m.capacity), str(counts.get(m.id, 0)),
-            f"{m.latitude:.2f},{m.longitude:.2f}", m.url,
+            m.id,
+            m.region,
+            m.status,
+            str(m.load),
+            str(m.capacity),
+            str(counts.get(m.id, 0)),
+            f"{m.latitude:.2f},{m.longitude:.2f}",
+            m.url,
         )
     console().print(table)
 

@@ -31,9 +31,16 @@ def record_heartbeat(mcu_id: str, body: dict[str, Any]) -> None:
     status = fs.data(snap).get("status", "active") if snap.exists else "active"  # deprecation is an admin's call
     ref.set(
         {
-            "region": body["region"], "url": body["url"], "capacity": body["capacity"], "load": body["load"],
-            "latitude": body["latitude"], "longitude": body["longitude"], "workers": body["workers"],
-            "status": status, "last_heartbeat_at": now, "unreachable_at": None,
+            "region": body["region"],
+            "url": body["url"],
+            "capacity": body["capacity"],
+            "load": body["load"],
+            "latitude": body["latitude"],
+            "longitude": body["longitude"],
+            "workers": body["workers"],
+            "status": status,
+            "last_heartbeat_at": now,
+            "unreachable_at": None,
         }
     )
 
@@ -46,8 +53,14 @@ def mcu_from_doc(mcu_id: str, d: dict[str, Any]) -> Mcu:
     if status != "deprecated" and (last is None or now - last > stale or d.get("unreachable_at")):
         status = "unavailable"
     return Mcu(
-        mcu_id, d["region"], d["url"], status, int(d.get("capacity", 0)), int(d.get("load", 0)),
-        float(d.get("latitude", 0.0)), float(d.get("longitude", 0.0)),
+        mcu_id,
+        d["region"],
+        d["url"],
+        status,
+        int(d.get("capacity", 0)),
+        int(d.get("load", 0)),
+        float(d.get("latitude", 0.0)),
+        float(d.get("longitude", 0.0)),
     )
 
 

@@ -19,6 +19,7 @@ from google.cloud import firestore
 
 from webmeeting import crypto
 from webmeeting.adapters import firestore as fs
+from webmeeting.adapters import geoip
 from webmeeting.domain import signing
 from webmeeting.domain.api import (
     ActivateRequest,
@@ -34,7 +35,6 @@ from webmeeting.domain.api import (
     SyncResponse,
 )
 from webmeeting.domain.licenses import License, license_problem
-from webmeeting.adapters import geoip
 from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.domain.sync import ManifestEntry, normalize_vanity, plan_sync, shard_of
 from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated

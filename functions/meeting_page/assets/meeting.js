@@ -55,7 +55,7 @@
         tile.append(video, label);
         $("grid").append(tile);
         const sub = subs.get(p.id);
-        if (sub) video.srcObject = sub.stream;
+        if (sub) attach(video, sub.stream, true);
       }
       video.parentElement.querySelector(".label").textContent = p.name;
       video.parentElement.classList.toggle("video-off", p.video === false);
@@ -63,6 +63,14 @@
     for (const video of document.querySelectorAll("video[data-participant-id]")) {
       if (!people.has(video.dataset.participantId)) video.parentElement.remove();
     }
+  }
+
+  // (Re)attach a participant's stream; re-assigning when the video track arrives makes the
+  // element pick it up even if it started with the audio track alone.
+  function attach(video, stream, force) {
+    if (!force && video.srcObject === stream) return;
+    video.srcObject = stream;
+    video.play().catch(() => {}); // autoplay may still need the join click's gesture
   }
 
   function waitForIce(pc) {
@@ -96,7 +104,7 @@
     pc.ontrack = (e) => {
       stream.addTrack(e.track);
       const video = document.querySelector(`video[data-participant-id="${CSS.escape(msg.publisher_id)}"]`);
-      if (video && video.srcObject !== stream) video.srcObject = stream;
+      if (video) attach(video, stream, e.track.kind === "video");
     };
     await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
     await pc.setLocalDescription(await pc.createAnswer());
