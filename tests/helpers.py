@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from google.cloud.firestore import FieldFilter
 
 from infra.pbx_client import PbxClient
 from webmeeting.adapters import firestore as fs
@@ -101,3 +102,9 @@ def assert_error(resp: requests.Response, status: int, code: str | None = None) 
     if code:
         assert body["error"]["code"] == code, body
     return dict(body["error"])
+
+
+def meeting_events(meeting_key: str) -> list[dict[str, Any]]:
+    """The stored participant events of one meeting (other tests' late events are elsewhere)."""
+    query = fs.client().collection("participant_events").where(filter=FieldFilter("meeting_key", "==", meeting_key))
+    return [fs.data(s) for s in query.stream()]

@@ -15,7 +15,7 @@ from playwright.sync_api import sync_playwright
 from infra.launcher import Platform
 from tests.e2e.browser import close, join, launch
 from tests.e2e.test_meeting_browser import _assert_media, _count, _wait
-from tests.helpers import ext, new_pbx
+from tests.helpers import ext, meeting_events, new_pbx
 from webmeeting.adapters import firestore as fs
 
 pytestmark = pytest.mark.e2e
@@ -81,6 +81,6 @@ def test_both_land_on_the_next_closest_mcu_and_see_each_other(
                 close(c)
     session = fs.data(fs.client().collection("sessions").document(key).get())
     assert session["mcu_id"] == "mcu-fo-frankfurt"
-    events = [fs.data(s) for s in fs.client().collection("participant_events").stream()]
+    events = meeting_events(key)
     reconnected = sorted(e["name"] for e in events if e["type"] == "reconnected" and e["mcu_id"] == "mcu-fo-frankfurt")
     assert reconnected == ["Ada", "Grace"]

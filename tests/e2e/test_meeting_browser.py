@@ -12,7 +12,7 @@ from playwright.sync_api import Page, sync_playwright
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import FRAME_COUNTS_JS, close, drop_connections, join, launch
-from tests.helpers import ext
+from tests.helpers import ext, meeting_events
 
 pytestmark = pytest.mark.e2e
 MEDIA_TIMEOUT_S = 20
@@ -124,7 +124,6 @@ def test_the_mcu_never_decodes(playwright: Any, meeting_url: str, platform: Plat
 
 
 def test_a_dropped_participant_reconnects_on_its_own(playwright: Any, meeting_url: str, platform: Platform) -> None:
-    from webmeeting.adapters import firestore as fs
 
     browsers, pages, _ = _meet(playwright, meeting_url, ["Ada", "Grace"])
     try:
@@ -138,13 +137,11 @@ def test_a_dropped_participant_reconnects_on_its_own(playwright: Any, meeting_ur
             _wait(lambda p=page: _count(p) == 2, "both back in the meeting")
             _assert_media(page, 1)
         _wait(
-            lambda: any(
-                e["type"] == "reconnected" for e in [fs.data(s) for s in fs.client().collection("participant_events").stream()]
-            ),
+            lambda: any(e["type"] == "reconnected" for e in meeting_events(meeting_url.rsplit("/", 1)[1])),
             "a reconnected event",
             timeout=5,
         )
-        events = [fs.data(s) for s in fs.client().collection("participant_events").stream()]
+        events = meeting_events(meeting_url.rsplit("/", 1)[1])
         assert {e["name"] for e in events if e["type"] == "reconnected"} == {"Ada"}
     finally:
         for b in browsers:

@@ -14,7 +14,7 @@ import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import ext
+from tests.helpers import ext, meeting_events
 from webmeeting import tokens
 from webmeeting.adapters import firestore as fs
 
@@ -46,9 +46,9 @@ def test_sigterm_closes_every_participant_and_reports_them_left(platform: Platfo
     deadline = time.monotonic() + 10
     left: list[dict] = []  # type: ignore[type-arg]
     while time.monotonic() < deadline and not left:
-        left = [fs.data(s) for s in fs.client().collection("participant_events").stream() if fs.data(s)["type"] == "left"]
+        left = [e for e in meeting_events(key) if e["type"] == "left"]
         time.sleep(0.2)
-    everything = [fs.data(s) for s in fs.client().collection("participant_events").stream()]
+    everything = meeting_events(key)
     assert [e["reason"] for e in left] == ["mcu_shutdown"], everything
     platform.procs.remove(proc)
     fs.client().collection("mcus").document("mcu-shutdown-test").delete()
