@@ -45,7 +45,9 @@ FUNCTIONS: dict[str, list[str]] = {
     "meeting_api": ["/api/meet/v1"],
     "mcu_api": ["/api/mcu/v1"],
     "meeting_page": ["/meet", "/assets"],
+    "tasks_api": ["/tasks/v1"],
 }
+QUEUES = ["mail"]  # Cloud Tasks queues (terraform declares the same)
 
 # per client address, at the front door (production: Cloud Armor rate-based rules)
 PBX_API_RATE_LIMIT = "/api/pbx/v1=50:200"  # 50 requests/s sustained, bursts of 200
@@ -107,6 +109,7 @@ class Platform:
     endpoints: dict[str, Any] = field(default_factory=dict)
     secret_key: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
     mcu_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    tasks_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     token_keys: tuple[str, str] = field(default_factory=tokens.new_keypair)  # (private, public) PEM
     mcu_count: int = len(LOCAL_MCUS)
 
@@ -213,8 +216,16 @@ class Platform:
         self.wait_ready(proc, self.tcp_ok(port))
         return f"{HOST}:{port}"
 
-    def start_smtp(self) -> dict[str, Any]:
-        port = free_port()
+    def create_queues(self) -> None:
+        from webmeeting.adapters import tasks
+
+        os.environ["WEBMEETING_TASKS_EMULATOR_HOST"] = self.endpoints["tasks_emulator"]
+        for queue in QUEUES:
+            tasks.ensure_queue(self.project, queue)
+
+    def start_smtp(self, port: int | None = None) -> dict[str, Any]:
+        """The SMTP capture (on ``port`` when given: a restart after a test stopped it)."""
+        port = port or free_port()
         inbox = self.state_dir / "mail"
         proc = self.spawn("smtp", [sys.executable, "-m", "infra.smtp_capture", "--port", str(port), "--inbox", str(inbox)])
         self.wait_ready(proc, self.tcp_ok(port))
@@ -252,6 +263,8 @@ class Platform:
             "WEBMEETING_DNS_SERVER": f"{HOST}:{self.endpoints['dns']['port']}",
             "WEBMEETING_JOIN_TOKEN_KEY": self.token_keys[0],
             "WEBMEETING_MCU_SECRET": self.mcu_secret,
+            "WEBMEETING_TASKS_SECRET": self.tasks_secret,
+            "WEBMEETING_TASKS_TARGET": self.endpoints.get("portal", ""),
             "PYTHONPATH": str(ROOT),
             **self.extra_env,
         }
@@ -350,6 +363,7 @@ class Platform:
             self.endpoints["firestore_emulator"] = self.start_firestore()
             self.endpoints["storage_emulator"] = self.start_storage()
             self.endpoints["tasks_emulator"] = self.start_tasks()
+            self.create_queues()
             self.endpoints["smtp"] = self.start_smtp()
             self.endpoints["dns"] = self.start_dns()
             self.export_env()

@@ -82,7 +82,7 @@ def _handle(request: flask.Request) -> flask.Response:
             meeting, created = svc.upsert_meeting(ctx, param or "", http.parse(MeetingRequest, body), now, s)
             return http.json_response(meeting, 201 if created else 200)
         _no_body(body)
-        svc.delete_meeting(ctx, param or "", now)
+        svc.delete_meeting(ctx, param or "", now, s)
         return flask.Response(status=204)
     if route == "reports":
         _no_body(body)

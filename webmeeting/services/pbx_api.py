@@ -7,6 +7,7 @@ nonce) together, so a rejected request changes nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from webmeeting.domain.licenses import License, license_problem
 from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.domain.sync import ManifestEntry, normalize_vanity, plan_sync, shard_of
 from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated
+from webmeeting.services import invitations
 from webmeeting.services.mcus import all_mcus
 from webmeeting.settings import Settings
 
@@ -371,7 +373,7 @@ def upsert_meeting(
     pbx_id = ctx.pbx_id
 
     @firestore.transactional
-    def run(tx: firestore.Transaction) -> tuple[str, str | None, str | None, bool]:
+    def run(tx: firestore.Transaction) -> tuple[str, str | None, str | None, bool, list[str]]:
         existing = list(_meeting_query(pbx_id, pbx_meeting_id).get(transaction=tx))
         ext = fs.extensions(pbx_id).document(req.organizer).get(transaction=tx)
         if not ext.exists or not ext.get("enabled"):
@@ -412,15 +414,18 @@ def upsert_meeting(
             "updated_at": now,
         }
         writer.set(fs.meetings().document(key), data)
+        shown = invitations.snapshot(key, data, _person(fs.data(ext)), meeting_url(settings, key), now)
+        mail_ids = invitations.outbox(writer, key, pbx_id, old, data, shown, now)
         writer.update(fs.pbxs().document(pbx_id), {"last_contact_at": now})
         ctx.claim(writer)
         _tx_apply(tx, writer)
-        return key, vanity, slug, old is None
+        return key, vanity, slug, old is None, mail_ids
 
     try:
-        key, vanity, slug, created = run(fs.client().transaction())
+        key, vanity, slug, created, mail_ids = run(fs.client().transaction())
     except (gexc.AlreadyExists, gexc.Conflict) as exc:
         raise Unauthenticated("nonce already used") from exc
+    invitations.enqueue(settings.project, tasks_target(settings), mail_ids)
     return (
         MeetingResponse(
             meeting_key=key,
@@ -432,22 +437,39 @@ def upsert_meeting(
     )
 
 
-def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime) -> None:
+def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime, settings: Settings) -> None:
+    """Delete the meeting and all that hangs on it; invited participants get a cancellation."""
+
     @firestore.transactional
-    def run(tx: firestore.Transaction) -> None:
+    def run(tx: firestore.Transaction) -> list[str]:
         existing = list(_meeting_query(ctx.pbx_id, pbx_meeting_id).get(transaction=tx))
         if not existing:
             raise NotFound("unknown meeting")
+        old = fs.data(existing[0])
+        ext = fs.extensions(ctx.pbx_id).document(old["organizer"]).get(transaction=tx)
         writer = fs.Writer()
         _delete_meeting_writes(writer, existing[0])
+        shown = invitations.snapshot(existing[0].id, old, _person(fs.data(ext)), meeting_url(settings, existing[0].id), now)
+        mail_ids = invitations.outbox(writer, existing[0].id, ctx.pbx_id, old, None, shown, now)
         writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
         ctx.claim(writer)
         _tx_apply(tx, writer)
+        return mail_ids
 
     try:
-        run(fs.client().transaction())
+        mail_ids = run(fs.client().transaction())
     except (gexc.AlreadyExists, gexc.Conflict) as exc:
         raise Unauthenticated("nonce already used") from exc
+    invitations.enqueue(settings.project, tasks_target(settings), mail_ids)
+
+
+def _person(ext: dict[str, Any]) -> str:
+    return " ".join(p for p in (ext.get("first_name"), ext.get("last_name")) if p) or "The organizer"
+
+
+def tasks_target(settings: Settings) -> str:
+    """Base URL Cloud Tasks calls our task handlers at."""
+    return os.environ.get("WEBMEETING_TASKS_TARGET", settings.public_base_url)
 
 
 # --- reports ----------------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""Cloud Function ``tasks_api``: handlers Cloud Tasks calls.
+
+POST /tasks/v1/mail  {mail_id, attempt}  send one outbox mail (see services.invitations)
+
+Locally authenticated by the shared secret header the task carries; in production Cloud Tasks
+sends an OIDC token of the tasks service account, which the function's IAM (invoker role for
+that account only) verifies before the request reaches this code.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+import flask
+import functions_framework
+from pydantic import BaseModel, ConfigDict, Field
+
+from webmeeting import errors, http, runtime
+from webmeeting.adapters.tasks import SECRET_HEADER
+from webmeeting.services import invitations
+
+PREFIX = "/tasks/v1"
+
+
+class MailTask(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mail_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    attempt: int = Field(ge=1, le=10_000)
+
+
+def _authenticate(request: flask.Request) -> None:
+    secret = os.environ.get("WEBMEETING_TASKS_SECRET", "")
+    if not secret:
+        return  # production: only the tasks service account can invoke this function (IAM)
+    if not hmac.compare_digest(request.headers.get(SECRET_HEADER, "").encode(), secret.encode()):
+        raise errors.Unauthenticated("task credentials required")
+
+
+@functions_framework.http
+def tasks_api(request: flask.Request) -> flask.Response:
+    try:
+        path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
+        if path != "/mail":
+            raise errors.NotFound("no such endpoint")
+        if request.method != "POST":
+            return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+        _authenticate(request)
+        task = http.parse(MailTask, http.read_body(request, 4096))
+        s = runtime.settings()
+        target = os.environ.get("WEBMEETING_TASKS_TARGET", s.public_base_url)
+        outcome = invitations.deliver(task.mail_id, task.attempt, s.project, target, runtime.clock().now())
+        return http.json_response({"outcome": outcome})
+    except errors.WebmeetingError as exc:
+        return http.from_error(exc)
+    except Exception as exc:  # noqa: BLE001 - the edge: log it, never show a stack trace
+        return http.internal_error(exc)

@@ -1,0 +1,133 @@
+"""Invitation mails: a transactional outbox in Firestore, delivered by Cloud Tasks.
+
+A meeting change writes its planned mails (``mails/{id}``, status ``pending``) in the same
+transaction as the meeting; after the commit each gets a task. The task handler sends the mail
+unless it was already sent (a task delivered twice sends once) and, when the SMTP server is
+unreachable, schedules its own retry with backoff (the mail is never dropped), giving up only
+after ``GIVE_UP_AFTER``. Sent mails keep no personal data; the record expires after 7 days.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.cloud import firestore
+
+from webmeeting import mail as composer
+from webmeeting.adapters import firestore as fs
+from webmeeting.adapters import smtp, tasks
+from webmeeting.domain.invitations import plan_mails
+
+log = logging.getLogger("webmeeting.invitations")
+
+QUEUE = "mail"
+GIVE_UP_AFTER = timedelta(days=3)  # an undeliverable mail is marked failed (and logged) after this
+RECORD_DAYS = 7  # how long a mail's (scrubbed) record stays
+
+
+def mails() -> firestore.CollectionReference:
+    return fs.client().collection("mails")
+
+
+def snapshot(meeting_key: str, meeting: dict[str, Any], organizer_name: str, url: str, now: datetime) -> dict[str, Any]:
+    """What a mail about this meeting shows (kept with the mail: a cancellation outlives the meeting)."""
+    return {
+        "name": meeting["name"],
+        "comments": meeting.get("comments", ""),
+        "start": meeting["scheduled_start"],
+        "duration_minutes": meeting["duration_minutes"],
+        "url": url,
+        "organizer_name": organizer_name,
+        "uid": composer.calendar_uid(meeting_key),
+        "sequence": int(now.timestamp()),
+        "stamp": now,
+    }
+
+
+def outbox(
+    writer: fs.Writer,
+    meeting_key: str,
+    pbx_id: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    shown: dict[str, Any],
+    now: datetime,
+) -> list[str]:
+    """Add the mails due for ``old`` -> ``new`` to ``writer``; returns their ids."""
+    ids = []
+    for planned in plan_mails(old, new):
+        mail_id = secrets.token_hex(16)
+        writer.set(
+            mails().document(mail_id),
+            {
+                "status": "pending",
+                "kind": planned.kind,
+                "email": planned.email,
+                "name": planned.name,
+                "meeting": shown,
+                "meeting_key": meeting_key,
+                "pbx_id": pbx_id,
+                "created_at": now,
+                "attempts": 0,
+                "expire_at": now + timedelta(days=RECORD_DAYS),
+            },
+        )
+        ids.append(mail_id)
+    return ids
+
+
+def enqueue(project: str, target: str, mail_ids: list[str], at: datetime | None = None, attempt: int = 1) -> None:
+    for mail_id in mail_ids:
+        try:
+            tasks.enqueue(project, QUEUE, f"{target}/tasks/v1/mail", {"mail_id": mail_id, "attempt": attempt}, at=at)
+        except Exception:  # noqa: BLE001 - the mail stays pending in the outbox; the sweep re-enqueues it
+            log.exception("could not enqueue mail %s", mail_id)
+
+
+SEND_LEASE = timedelta(seconds=60)  # a claimed mail whose sender vanished can be claimed again after this
+
+
+def _claim(ref: Any, now: datetime) -> dict[str, Any] | str:
+    """Take the mail for sending (a transaction: two deliveries of one task cannot both send)."""
+
+    @firestore.transactional
+    def run(tx: firestore.Transaction) -> dict[str, Any] | str:
+        snap = ref.get(transaction=tx)
+        if not snap.exists:
+            return "unknown"
+        data = fs.data(snap)
+        status = data["status"]
+        if status == "sending" and data.get("lease_until") and data["lease_until"] < now:
+            status = "pending"
+        if status != "pending":
+            return "already_sent" if status == "sent" else str(status)
+        tx.update(ref, {"status": "sending", "lease_until": now + SEND_LEASE})
+        return data
+
+    result: dict[str, Any] | str = run(fs.client().transaction())
+    return result
+
+
+def deliver(mail_id: str, attempt: int, project: str, target: str, now: datetime) -> str:
+    """Send one mail; returns what happened: sent | already_sent | sending | retry_scheduled | failed | unknown."""
+    ref = mails().document(mail_id)
+    claimed = _claim(ref, now)
+    if isinstance(claimed, str):
+        return claimed
+    data = claimed
+    message = composer.compose(data["kind"], data["meeting"], data["email"], data["name"], mail_id)
+    try:
+        smtp.send(message)
+    except smtp.MailNotSent as exc:
+        if now - data["created_at"] > GIVE_UP_AFTER:
+            ref.update({"status": "failed", "error": str(exc)[:200], "email": None, "name": None, "meeting": None})
+            log.error("mail %s undeliverable for %s: %s", mail_id, GIVE_UP_AFTER, exc)
+            return "failed"
+        ref.update({"status": "pending", "attempts": attempt, "last_error": str(exc)[:200]})
+        enqueue(project, target, [mail_id], at=now + tasks.backoff(attempt), attempt=attempt + 1)
+        return "retry_scheduled"
+    ref.update({"status": "sent", "sent_at": now, "email": None, "name": None, "meeting": None, "attempts": attempt})
+    return "sent"
