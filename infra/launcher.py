@@ -47,7 +47,7 @@ FUNCTIONS: dict[str, list[str]] = {
     "meeting_page": ["/meet", "/assets"],
     "tasks_api": ["/tasks/v1"],
 }
-QUEUES = ["mail"]  # Cloud Tasks queues (terraform declares the same)
+QUEUES = ["mail", "pbx"]  # Cloud Tasks queues (terraform declares the same)
 
 # per client address, at the front door (production: Cloud Armor rate-based rules)
 PBX_API_RATE_LIMIT = "/api/pbx/v1=50:200"  # 50 requests/s sustained, bursts of 200
@@ -248,6 +248,43 @@ class Platform:
         self.wait_ready(proc, ready)
         return {"host": HOST, "port": port, "zone_file": str(zone)}
 
+    def start_pbx_simulator(self) -> str:
+        """One simulator process answering for every simulated PBX (by Host header)."""
+        port = free_port()
+        pbxs, reports = self.state_dir / "pbx-sim" / "pbxs", self.state_dir / "pbx-sim" / "reports"
+        argv = [
+            sys.executable,
+            "-m",
+            "infra.pbx_sim",
+            "serve",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(pbxs),
+            "--inbox",
+            str(reports),
+        ]
+        proc = self.spawn("pbx-sim", argv)
+        self.wait_ready(proc, self.tcp_ok(port))
+        return f"http://{HOST}:{port}"
+
+    def register_pbx(self, fqdn: str, pbx_id: str, api_secret: str, dialin: dict[str, Any] | None = None) -> None:
+        """Make a simulated PBX reachable: its FQDN in the DNS zone, its secret with the simulator."""
+        fqdn = fqdn.lower()
+        state: dict[str, Any] = {"pbx_id": pbx_id, "api_secret": api_secret, "fqdn": fqdn}
+        if dialin is not None:
+            state["dialin"] = dialin
+        path = self.state_dir / "pbx-sim" / "pbxs" / f"{fqdn}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(state))
+        os.chmod(path, 0o600)
+        zone = Path(self.endpoints["dns"]["zone_file"])
+        records = json.loads(zone.read_text() or "{}")
+        records[fqdn] = {"A": [HOST]}
+        tmp = zone.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records))
+        os.replace(tmp, zone)
+
     def function_env(self) -> dict[str, str]:
         """The environment every function process (and in-process test client) runs with."""
         return {
@@ -261,6 +298,8 @@ class Platform:
             "WEBMEETING_SMTP_HOST": HOST,
             "WEBMEETING_SMTP_PORT": str(self.endpoints["smtp"]["port"]),
             "WEBMEETING_DNS_SERVER": f"{HOST}:{self.endpoints['dns']['port']}",
+            "WEBMEETING_PBX_SCHEME": "http",  # the simulator speaks plain HTTP on loopback
+            "WEBMEETING_PBX_PORT": self.endpoints["pbx_simulator"].rsplit(":", 1)[1],
             "WEBMEETING_JOIN_TOKEN_KEY": self.token_keys[0],
             "WEBMEETING_MCU_SECRET": self.mcu_secret,
             "WEBMEETING_TASKS_SECRET": self.tasks_secret,
@@ -327,12 +366,15 @@ class Platform:
         return {"id": mcu_id, "region": region, "url": env["MCU_PUBLIC_URL"], "health": f"http://{HOST}:{port}/healthz"}
 
     def start_mcus(self) -> None:
+        self.endpoints["mcus"] = [self.start_mcu(*spec) for spec in LOCAL_MCUS[: self.mcu_count]]
+        self.wait_registered({m["id"] for m in self.endpoints["mcus"]})
+
+    def wait_registered(self, ids: set[str]) -> None:
+        """Until the portal knows these MCUs (their first heartbeat arrived)."""
         from webmeeting.adapters import firestore as fs
 
-        self.endpoints["mcus"] = [self.start_mcu(*spec) for spec in LOCAL_MCUS[: self.mcu_count]]
-        ids = {m["id"] for m in self.endpoints["mcus"]}
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while {s.id for s in fs.client().collection("mcus").stream()} < ids:  # registered by heartbeat
+        while {s.id for s in fs.client().collection("mcus").stream()} < ids:
             if time.monotonic() > deadline:
                 raise LaunchError("MCUs did not register with the portal; see logs/mcu-*.log and logs/fn-mcu_api.log")
             time.sleep(0.1)
@@ -366,6 +408,7 @@ class Platform:
             self.create_queues()
             self.endpoints["smtp"] = self.start_smtp()
             self.endpoints["dns"] = self.start_dns()
+            self.endpoints["pbx_simulator"] = self.start_pbx_simulator()
             self.export_env()
             self.seed()
             if functions:

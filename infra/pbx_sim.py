@@ -30,11 +30,21 @@ from infra.pbx_client import PbxClient
 from webmeeting.domain import signing
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STATE = ROOT / ".local" / "pbx-sim" / "state.json"
+DEFAULT_STATE = ROOT / ".local" / "pbx-sim" / "state.json"  # the PBX the CLI commands act as
+PBXS_DIR = ROOT / ".local" / "pbx-sim" / "pbxs"  # every simulated PBX the server answers for
 ENDPOINTS = ROOT / ".local" / "endpoints.json"
 
 app = typer.Typer(help="PBX simulator", no_args_is_help=True)
 console = Console()
+
+
+def write_state(path: Path, client: PbxClient, fqdn: str) -> None:
+    """A simulated PBX's identity: who the server answers as, what the CLI signs with (mode 600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"api_base": client.api_base, "pbx_id": client.pbx_id, "api_secret": client.api_secret, "fqdn": fqdn})
+    )
+    os.chmod(path, 0o600)
 
 
 def load_extensions(path: Path) -> list[dict[str, Any]]:
@@ -136,15 +146,27 @@ def reports(status: str = "pending", state: Path = typer.Option(DEFAULT_STATE)) 
 # --- the PBX-side endpoints ---------------------------------------------------------------------
 
 
-def make_server(state_file: Path, inbox: Path, dialin: dict[str, Any] | None = None) -> web.Application:
-    """PBX-side endpoints: GET /webmeeting/v1/dialin and POST /webmeeting/v1/reports, both
-    requiring the platform's signature with this PBX's secret. Received reports are kept in
-    ``inbox``; writing a file ``inbox/REFUSE`` makes the receiver answer 503 until removed."""
-    dialin = dialin or {"conference_number": "800", "dial_in": [{"country": "DE", "number": "+49 30 1234567"}]}
-    inbox.mkdir(parents=True, exist_ok=True)
+DEFAULT_DIALIN = {"conference_number": "800", "dial_in": [{"country": "DE", "number": "+49 30 1234567"}]}
 
-    async def verify(request: web.Request, body: bytes) -> None:
-        state = json.loads(state_file.read_text())
+
+def make_server(state_dir: Path, inbox: Path) -> web.Application:
+    """PBX-side endpoints for every simulated PBX, told apart by the Host header:
+    GET /webmeeting/v1/dialin and POST /webmeeting/v1/reports, both requiring the platform's
+    signature with that PBX's secret (``state_dir/<fqdn>.json``, optional key ``dialin``).
+    A file ``state_dir/<fqdn>.down`` makes that PBX answer 503; received reports are kept in
+    ``inbox/<fqdn>/``, and a file ``inbox/<fqdn>/REFUSE`` makes the receiver answer 503."""
+
+    def error(status: int, code: str, message: str) -> web.Response:
+        return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+    async def pbx_state(request: web.Request, body: bytes) -> tuple[str, dict[str, Any]]:
+        fqdn = (request.host or "").split(":")[0].lower()
+        path = state_dir / f"{fqdn}.json"
+        if not fqdn or not path.exists():
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": {"code": "not_found", "message": "no such PBX"}}), content_type="application/json"
+            )
+        state = json.loads(path.read_text())
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
             parsed = signing.parse_headers(headers)
@@ -155,18 +177,23 @@ def make_server(state_file: Path, inbox: Path, dialin: dict[str, Any] | None = N
             raise web.HTTPUnauthorized(
                 text=json.dumps({"error": {"code": "unauthenticated", "message": str(exc)}}), content_type="application/json"
             ) from exc
+        return fqdn, state
 
     async def dialin_handler(request: web.Request) -> web.Response:
-        await verify(request, b"")
-        return web.json_response(dialin)
+        fqdn, state = await pbx_state(request, b"")
+        if (state_dir / f"{fqdn}.down").exists():
+            return error(503, "unavailable", "this PBX is down")
+        return web.json_response(state.get("dialin", DEFAULT_DIALIN))
 
     async def report_handler(request: web.Request) -> web.Response:
         body = await request.read()
-        await verify(request, body)
-        if (inbox / "REFUSE").exists():
-            return web.json_response({"error": {"code": "unavailable", "message": "refusing"}}, status=503)
+        fqdn, _ = await pbx_state(request, body)
+        box = inbox / fqdn
+        box.mkdir(parents=True, exist_ok=True)
+        if (box / "REFUSE").exists() or (state_dir / f"{fqdn}.down").exists():
+            return error(503, "unavailable", "refusing")
         report = json.loads(body)
-        (inbox / f"{report.get('id', time.time_ns())}.json").write_bytes(body)
+        (box / f"{report.get('id', time.time_ns())}.json").write_bytes(body)
         return web.Response(status=204)
 
     application = web.Application()
@@ -178,11 +205,12 @@ def make_server(state_file: Path, inbox: Path, dialin: dict[str, Any] | None = N
 @app.command()
 def serve(
     port: int = typer.Option(..., help="port on 127.0.0.1"),
-    state: Path = typer.Option(DEFAULT_STATE),
+    state_dir: Path = typer.Option(PBXS_DIR, help="one <fqdn>.json per simulated PBX"),
     inbox: Path = typer.Option(ROOT / ".local" / "pbx-sim" / "reports"),
 ) -> None:
-    """Serve the PBX-side endpoints of the contract."""
-    web.run_app(make_server(state, inbox), host="127.0.0.1", port=port, print=None)
+    """Serve the PBX-side endpoints of the contract for every simulated PBX."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    web.run_app(make_server(state_dir, inbox), host="127.0.0.1", port=port, print=None)
 
 
 if __name__ == "__main__":

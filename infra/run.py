@@ -8,20 +8,17 @@ and prints each enabled extension's Quick Meeting link.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import signal
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
 
-from infra.launcher import DEMO_LICENSE_KEY, HOST, ROOT, Platform, free_port
+from infra.launcher import DEMO_LICENSE_KEY, ROOT, Platform
 from infra.pbx_client import PbxClient
-from infra.pbx_sim import load_extensions
+from infra.pbx_sim import load_extensions, write_state
 
 DEMO_FQDN = "pbx.demo.webmeeting.test"
 console = Console()
@@ -29,39 +26,11 @@ console = Console()
 
 def run_demo(platform: Platform) -> None:
     ep = platform.endpoints
-    sim_dir = platform.state_dir / "pbx-sim"
-    sim_dir.mkdir(parents=True, exist_ok=True)
     client = PbxClient(ep["pbx_api"], clock_offset_s=0)
     resp = client.activate(DEMO_LICENSE_KEY, DEMO_FQDN, f"meet.{DEMO_FQDN}")
     resp.raise_for_status()
-    state = sim_dir / "state.json"
-    state.write_text(
-        json.dumps({"api_base": client.api_base, "pbx_id": client.pbx_id, "api_secret": client.api_secret, "fqdn": DEMO_FQDN})
-    )
-    os.chmod(state, 0o600)
-
-    port = free_port()
-    proc = platform.spawn(
-        "pbx-sim",
-        [
-            sys.executable,
-            "-m",
-            "infra.pbx_sim",
-            "serve",
-            "--port",
-            str(port),
-            "--state",
-            str(state),
-            "--inbox",
-            str(sim_dir / "reports"),
-        ],
-    )
-    platform.wait_ready(proc, platform.tcp_ok(port))
-    ep["pbx_simulator"] = f"http://{HOST}:{port}"
-    zone = Path(ep["dns"]["zone_file"])
-    records = json.loads(zone.read_text() or "{}")
-    records[DEMO_FQDN] = {"A": [HOST]}
-    zone.write_text(json.dumps(records))
+    platform.register_pbx(DEMO_FQDN, client.pbx_id, client.api_secret)
+    write_state(platform.state_dir / "pbx-sim" / "state.json", client, DEMO_FQDN)  # for `python -m infra.pbx_sim` commands
 
     synced = client.sync(load_extensions(ROOT / "infra" / "demo" / "extensions.yaml"))
     synced.raise_for_status()

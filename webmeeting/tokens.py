@@ -61,16 +61,21 @@ def issue(private_pem: str, claims: JoinClaims, now: datetime) -> str:
     return jwt.encode(payload, private_pem, algorithm=ALGORITHM)
 
 
-def verify(public_pem: str, token: str, mcu_id: str, now: datetime) -> JoinClaims:
-    """Check signature, issuer, audience (this MCU) and expiry at ``now``."""
+def public_key_of(private_pem: str) -> str:
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def verify(public_pem: str, token: str, mcu_id: str | None, now: datetime) -> JoinClaims:
+    """Check signature, issuer, audience (this MCU; ``None``: the portal, any MCU) and expiry."""
     try:
         data = jwt.decode(
             token,
             public_pem,
             algorithms=[ALGORITHM],
-            audience=f"mcu:{mcu_id}",
+            audience=f"mcu:{mcu_id}" if mcu_id else None,
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "aud", "iss"], "verify_exp": False},
+            options={"require": ["exp", "iat", "sub", "aud", "iss"], "verify_exp": False, "verify_aud": mcu_id is not None},
         )
     except jwt.PyJWTError as exc:
         raise TokenError(f"invalid token: {exc}") from exc
@@ -85,7 +90,7 @@ def verify(public_pem: str, token: str, mcu_id: str, now: datetime) -> JoinClaim
         participant_id=str(data["pid"]),
         display_name=str(data["name"]),
         role=str(role),
-        mcu_id=mcu_id,
+        mcu_id=mcu_id or str(data["aud"]).removeprefix("mcu:"),
         max_participants=int(data["max"]),
         expires_at=datetime.fromtimestamp(exp, now.tzinfo),
     )

@@ -16,7 +16,9 @@ import functions_framework
 
 from webmeeting import errors, http, runtime
 from webmeeting.domain.api import McuEvents, McuHeartbeat
+from webmeeting.services.dialin import enqueue_dialin
 from webmeeting.services.mcus import record_heartbeat
+from webmeeting.services.pbx_api import tasks_target
 from webmeeting.services.sessions import record_events
 
 PREFIX = "/api/mcu/v1"
@@ -50,7 +52,10 @@ def mcu_api(request: flask.Request) -> flask.Response:
             record_heartbeat(mcu_id, beat.model_dump())
             return flask.Response(status=204)
         batch = http.parse(McuEvents, body)
-        stored = record_events(list(batch.events), mcu_id, now)
+        stored, started = record_events(list(batch.events), mcu_id, now)
+        s = runtime.settings()
+        for meeting_key, session_id in started:  # a meeting starts: ask its PBX for dial-in data
+            enqueue_dialin(s.project, tasks_target(s), meeting_key, session_id)
         return http.json_response({"stored": stored})
     except errors.WebmeetingError as exc:
         return http.from_error(exc)

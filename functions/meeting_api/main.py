@@ -1,7 +1,9 @@
 """Cloud Function ``meeting_api``: what the meeting page asks of the portal.
 
-POST /api/meet/v1/join  {meeting_key, display_name, organizer_secret?, rejoin_secret?}
+POST /api/meet/v1/join  {meeting_key, display_name, organizer_secret?, rejoin_secret?, failed_mcu_id?}
   -> {token, mcu_url, mcu_id, participant_id, rejoin_secret, role, expires_at}
+GET  /api/meet/v1/dialin  (Authorization: Bearer <join token>; organizers only)
+  -> {status: pending|ok|unavailable, conference_number, dial_in: [{country, number}]}
 """
 
 from __future__ import annotations
@@ -9,18 +11,36 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from webmeeting import errors, http, runtime
+from webmeeting import errors, http, runtime, tokens
 from webmeeting.domain.api import JoinRequest
+from webmeeting.services import dialin
 from webmeeting.services.join import join
 
 PREFIX = "/api/meet/v1"
 BODY_LIMIT = 4096  # a join is a few hundred bytes
 
 
+def _dialin(request: flask.Request) -> flask.Response:
+    """Organizer-only data: the role is checked here, on the server, from the signed token."""
+    if request.method != "GET":
+        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    s = runtime.settings()
+    try:
+        claims = tokens.verify(tokens.public_key_of(s.require("join_token_key")), token, None, runtime.clock().wall())
+    except tokens.TokenError as exc:
+        raise errors.Unauthenticated(str(exc)) from exc
+    if claims.role != "organizer":
+        raise errors.Forbidden("dial-in data is for the organizer only", code="organizer_only")
+    return http.json_response(dialin.for_organizer(claims.meeting_key))
+
+
 @functions_framework.http
 def meeting_api(request: flask.Request) -> flask.Response:
     try:
         path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
+        if path == "/dialin":
+            return _dialin(request)
         if path != "/join":
             raise errors.NotFound("no such endpoint")
         if request.method != "POST":

@@ -1,6 +1,7 @@
 """Cloud Function ``tasks_api``: handlers Cloud Tasks calls.
 
-POST /tasks/v1/mail  {mail_id, attempt}  send one outbox mail (see services.invitations)
+POST /tasks/v1/mail    {mail_id, attempt}          send one outbox mail (see services.invitations)
+POST /tasks/v1/dialin  {meeting_key, session_id}   fetch a starting meeting's dial-in data from its PBX
 
 Locally authenticated by the shared secret header the task carries; in production Cloud Tasks
 sends an OIDC token of the tasks service account, which the function's IAM (invoker role for
@@ -18,9 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from webmeeting import errors, http, runtime
 from webmeeting.adapters.tasks import SECRET_HEADER
-from webmeeting.services import invitations
+from webmeeting.services import dialin, invitations
 
 PREFIX = "/tasks/v1"
+
+
+class DialInTask(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    meeting_key: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
+    session_id: str = Field(pattern=r"^[0-9a-f]{16}$")
 
 
 class MailTask(BaseModel):
@@ -42,13 +50,16 @@ def _authenticate(request: flask.Request) -> None:
 def tasks_api(request: flask.Request) -> flask.Response:
     try:
         path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
-        if path != "/mail":
+        if path not in ("/mail", "/dialin"):
             raise errors.NotFound("no such endpoint")
         if request.method != "POST":
             return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
         _authenticate(request)
-        task = http.parse(MailTask, http.read_body(request, 4096))
         s = runtime.settings()
+        if path == "/dialin":
+            job = http.parse(DialInTask, http.read_body(request, 4096))
+            return http.json_response({"outcome": dialin.fetch(job.meeting_key, job.session_id, s, runtime.clock().now())})
+        task = http.parse(MailTask, http.read_body(request, 4096))
         target = os.environ.get("WEBMEETING_TASKS_TARGET", s.public_base_url)
         outcome = invitations.deliver(task.mail_id, task.attempt, s.project, target, runtime.clock().now())
         return http.json_response({"outcome": outcome})

@@ -32,6 +32,7 @@ def two_mcus(platform: Platform) -> Iterator[dict[str, dict[str, Any]]]:
         "london": platform.start_mcu("mcu-fo-london", "europe-west2", 51.5074, -0.1278),
         "frankfurt": platform.start_mcu("mcu-fo-frankfurt", "europe-west3", 50.1109, 8.6821),
     }
+    platform.wait_registered({"mcu-fo-london", "mcu-fo-frankfurt"})
     try:
         yield started
     finally:

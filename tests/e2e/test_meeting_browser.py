@@ -146,3 +146,38 @@ def test_a_dropped_participant_reconnects_on_its_own(playwright: Any, meeting_ur
     finally:
         for b in browsers:
             close(b)
+
+
+def test_dial_in_is_shown_to_the_organizer_only(playwright: Any, pbx: PbxClient, platform: Platform) -> None:
+    numbers = {"conference_number": "812", "dial_in": [{"country": "AT", "number": "+43 1 9876543"}]}
+    platform.register_pbx("pbx.example.com", pbx.pbx_id, pbx.api_secret, numbers)
+    links = pbx.sync([ext("101")]).json()["extensions"][0]
+    organizer_ctx, participant_ctx = launch(playwright), launch(playwright)
+    received: list[str] = []
+    try:
+        organizer = join(organizer_ctx, links["quick_meeting_organizer_url"], "Ada")
+        participant_page = participant_ctx.new_page()
+
+        def keep(response: Any) -> None:
+            if response.request.resource_type in ("fetch", "xhr", "document"):
+                received.append(response.text())
+
+        participant_page.on("response", keep)
+        participant_page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.append(str(payload))))
+        participant_page.goto(links["quick_meeting_url"])
+        participant_page.fill("input[name=display_name]", "Grace")
+        participant_page.click("button[data-testid=join]")
+        organizer.wait_for_selector("[data-testid=dialin]", timeout=MEDIA_TIMEOUT_S * 1000)
+        _wait(
+            lambda: "+43 1 9876543" in (organizer.text_content("[data-testid=dialin]") or ""),
+            "the numbers on the organizer's page",
+        )
+        assert "812" in (organizer.text_content("[data-testid=dialin]") or "")
+        _wait(lambda: _count(participant_page) == 2, "the participant in the meeting")
+        time.sleep(2)  # time enough for anything the participant might be sent
+        assert participant_page.locator("[data-testid=dialin]").count() == 0
+        assert "9876543" not in participant_page.content()
+        assert received and not [r for r in received if "9876543" in r]
+    finally:
+        close(organizer_ctx)
+        close(participant_ctx)

@@ -30,6 +30,7 @@ def _token(platform: Platform, key: str, mcu_id: str) -> str:
 def test_sigterm_closes_every_participant_and_reports_them_left(platform: Platform, pbx: PbxClient) -> None:
     key = pbx.sync([ext("101")]).json()["extensions"][0]["quick_meeting_url"].rsplit("/", 1)[1]
     mcu = platform.start_mcu("mcu-shutdown-test", "test-region", 0.0, 0.0)
+    platform.wait_registered({"mcu-shutdown-test"})
     proc = next(p for p in platform.procs if p.name == "mcu-mcu-shutdown-test")
 
     async def run() -> tuple[aiohttp.WSMsgType, int | None]:

@@ -97,9 +97,10 @@ def test_make_run_demo_and_clean_shutdown(tmp_path: Path) -> None:
         sim = json.loads((state / "pbx-sim" / "state.json").read_text())
         target = "/webmeeting/v1/dialin?meeting=demo-1"
         h = signed_headers(sim["pbx_id"], sim["api_secret"].encode(), "GET", target, b"", int(time.time()))
-        dialin = requests.get(ep["pbx_simulator"] + target, headers=h, timeout=10)
+        host = {"Host": "pbx.demo.webmeeting.test"}
+        dialin = requests.get(ep["pbx_simulator"] + target, headers={**h, **host}, timeout=10)
         assert dialin.status_code == 200 and dialin.json()["conference_number"]
-        assert requests.get(ep["pbx_simulator"] + target, timeout=10).status_code == 401
+        assert requests.get(ep["pbx_simulator"] + target, headers=host, timeout=10).status_code == 401
 
         # DNS knows the demo PBX and nothing else
         q = dns.query.udp(dns.message.make_query("pbx.demo.webmeeting.test", "A"), "127.0.0.1", port=ep["dns"]["port"], timeout=2)

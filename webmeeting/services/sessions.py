@@ -29,27 +29,31 @@ def events() -> firestore.CollectionReference:
     return fs.client().collection("participant_events")
 
 
-def record_events(batch: list[McuEvent], mcu_id: str, now: datetime) -> int:
-    """Store each event once (by id) and move its session's counter. Returns how many were new.
+def record_events(batch: list[McuEvent], mcu_id: str, now: datetime) -> tuple[int, list[tuple[str, str]]]:
+    """Store each event once (by id) and move its session's counter. Returns how many were new
+    and the sessions that started, as (meeting key, session id).
 
     Duplicates (a retried batch) change nothing; joined and reconnected count +1, left -1.
     """
-    stored = 0
+    stored, started = 0, []
     for ev in batch:
-        if _record(ev, mcu_id, now):
-            stored += 1
-    return stored
+        new, session_started = _record(ev, mcu_id, now)
+        stored += new
+        if session_started:
+            started.append(session_started)
+    return stored, started
 
 
-def _record(ev: McuEvent, mcu_id: str, now: datetime) -> bool:
+def _record(ev: McuEvent, mcu_id: str, now: datetime) -> tuple[bool, tuple[str, str] | None]:
     db = fs.client()
     ev_ref = events().document(ev.id)
     s_ref = sessions().document(ev.meeting_key)
 
     @firestore.transactional
-    def run(tx: firestore.Transaction) -> bool:
+    def run(tx: firestore.Transaction) -> tuple[bool, tuple[str, str] | None]:
         if ev_ref.get(transaction=tx).exists:
-            return False
+            return False, None
+        started: tuple[str, str] | None = None
         snap = s_ref.get(transaction=tx)
         session: dict[str, Any] = fs.data(snap)
         connected: dict[str, str] = dict(session.get("participants") or {})
@@ -57,6 +61,7 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime) -> bool:
         if not connected and ev.type in ("joined", "reconnected"):
             session = {"session_id": secrets.token_hex(8), "started_at": ev.at, "mcu_id": mcu_id}
             seen = set()
+            started = (ev.meeting_key, session["session_id"])
         kind = ev.type
         if kind in ("joined", "reconnected"):
             kind = "reconnected" if ev.participant_id in seen else "joined"
@@ -79,12 +84,13 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime) -> bool:
                 "expire_at": ev.at + timedelta(days=PARTICIPANT_DATA_DAYS),
             },
         )
-        return True
+        return True, started
 
     try:
-        return bool(run(db.transaction()))
+        result: tuple[bool, tuple[str, str] | None] = run(db.transaction())
+        return result
     except (gexc.AlreadyExists, gexc.Conflict):
-        return False  # the same event, stored concurrently
+        return False, None  # the same event, stored concurrently
 
 
 def move_session(meeting_key: str, mcu_id: str) -> None:

@@ -15,6 +15,8 @@
   let displayName = "";
   let rejoinSecret = null;
   let mcuId = null; // the MCU we are on
+  let token = null; // the current join token: also proves our role to the portal
+  let role = "participant";
   let failedMcu = null; // the MCU whose connection broke: the portal checks it and moves us if it is dead
   let me = null;
   let ws = null;
@@ -129,6 +131,7 @@
         render();
         setState("connected");
         await publish();
+        if (role === "organizer") showDialIn(0);
         break;
       case "publish_answer":
         await pubPc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
@@ -192,11 +195,40 @@
     rejoinSecret = body.rejoin_secret;
     me = body.participant_id;
     mcuId = body.mcu_id;
+    token = body.token;
+    role = body.role;
     failedMcu = null;
     ws = new WebSocket(body.mcu_url);
     ws.onopen = () => ws.send(JSON.stringify({ type: "join", token: body.token, meeting_key: meetingKey }));
     ws.onmessage = (e) => onMessage(e).catch((err) => reconnect(String(err)));
     ws.onclose = () => { failedMcu = mcuId; reconnect("connection lost"); };
+  }
+
+  // Dial-in numbers from the PBX: organizers only (the portal checks the token's role).
+  async function showDialIn(tries) {
+    const resp = await fetch("/api/meet/v1/dialin", { headers: { Authorization: `Bearer ${token}` }, credentials: "omit" });
+    if (!resp.ok) return;
+    const data = await resp.json();
+    if (data.status === "pending" && tries < 10) { setTimeout(() => showDialIn(tries + 1), 1000); return; }
+    let box = document.querySelector("[data-testid=dialin]");
+    if (!box) {
+      box = document.createElement("section");
+      box.dataset.testid = "dialin";
+      document.querySelector("#meeting aside").append(box);
+    }
+    box.replaceChildren();
+    const h = document.createElement("h2");
+    h.textContent = "Dial-in";
+    box.append(h);
+    if (data.status !== "ok") { box.append("No dial-in numbers available."); return; }
+    const conf = document.createElement("p");
+    conf.textContent = `Conference ${data.conference_number}`;
+    box.append(conf);
+    for (const n of data.dial_in) {
+      const p = document.createElement("p");
+      p.textContent = `${n.country} ${n.number}`;
+      box.append(p);
+    }
   }
 
   function stop(reason) {
