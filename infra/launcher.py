@@ -47,7 +47,8 @@ FUNCTIONS: dict[str, list[str]] = {
     "meeting_page": ["/meet", "/assets"],
     "tasks_api": ["/tasks/v1"],
 }
-QUEUES = ["mail", "pbx"]  # Cloud Tasks queues (terraform declares the same)
+QUEUES = ["mail", "pbx"]
+FILES_BUCKET = "webmeeting-local-files"  # Cloud Tasks queues (terraform declares the same)
 
 # per client address, at the front door (production: Cloud Armor rate-based rules)
 PBX_API_RATE_LIMIT = "/api/pbx/v1=50:200"  # 50 requests/s sustained, bursts of 200
@@ -216,6 +217,36 @@ class Platform:
         self.wait_ready(proc, self.tcp_ok(port))
         return f"{HOST}:{port}"
 
+    def signing_key_file(self) -> Path:
+        """A locally generated service-account key for V4 URL signing (the emulator checks no
+        signature; the platform's own code checks expiry)."""
+        path = self.state_dir / "signing-key.json"
+        if not path.exists():
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            info = {
+                "type": "service_account",
+                "project_id": self.project,
+                "private_key_id": secrets.token_hex(20),
+                "private_key": pem.decode(),
+                "client_email": f"portal@{self.project}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "http://127.0.0.1:9/token",  # never called: signing is local
+            }
+            path.write_text(json.dumps(info))
+            os.chmod(path, 0o600)
+        return path
+
+    def create_buckets(self) -> None:
+        from webmeeting.adapters import storage
+
+        os.environ["STORAGE_EMULATOR_HOST"] = self.endpoints["storage_emulator"]
+        os.environ["GOOGLE_CLOUD_PROJECT"] = self.project
+        storage.ensure_bucket(FILES_BUCKET)
+
     def create_queues(self) -> None:
         from webmeeting.adapters import tasks
 
@@ -298,6 +329,8 @@ class Platform:
             "WEBMEETING_SMTP_HOST": HOST,
             "WEBMEETING_SMTP_PORT": str(self.endpoints["smtp"]["port"]),
             "WEBMEETING_DNS_SERVER": f"{HOST}:{self.endpoints['dns']['port']}",
+            "WEBMEETING_FILES_BUCKET": FILES_BUCKET,
+            "WEBMEETING_SIGNING_KEY_FILE": str(self.signing_key_file()),
             "WEBMEETING_PBX_SCHEME": "http",  # the simulator speaks plain HTTP on loopback
             "WEBMEETING_PBX_PORT": self.endpoints["pbx_simulator"].rsplit(":", 1)[1],
             "WEBMEETING_JOIN_TOKEN_KEY": self.token_keys[0],
@@ -404,6 +437,7 @@ class Platform:
         try:
             self.endpoints["firestore_emulator"] = self.start_firestore()
             self.endpoints["storage_emulator"] = self.start_storage()
+            self.create_buckets()
             self.endpoints["tasks_emulator"] = self.start_tasks()
             self.create_queues()
             self.endpoints["smtp"] = self.start_smtp()

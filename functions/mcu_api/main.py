@@ -16,6 +16,7 @@ import functions_framework
 
 from webmeeting import errors, http, runtime
 from webmeeting.domain.api import McuEvents, McuHeartbeat
+from webmeeting.services import files
 from webmeeting.services.dialin import enqueue_dialin
 from webmeeting.services.mcus import record_heartbeat
 from webmeeting.services.pbx_api import tasks_target
@@ -52,11 +53,13 @@ def mcu_api(request: flask.Request) -> flask.Response:
             record_heartbeat(mcu_id, beat.model_dump())
             return flask.Response(status=204)
         batch = http.parse(McuEvents, body)
-        stored, started = record_events(list(batch.events), mcu_id, now)
+        recorded = record_events(list(batch.events), mcu_id, now)
         s = runtime.settings()
-        for meeting_key, session_id in started:  # a meeting starts: ask its PBX for dial-in data
+        for meeting_key, session_id in recorded.started:  # a meeting starts: ask its PBX for dial-in data
             enqueue_dialin(s.project, tasks_target(s), meeting_key, session_id)
-        return http.json_response({"stored": stored})
+        for meeting_key, session_id in recorded.ended:  # the counter reached 0: shared files go
+            files.delete_session_files(meeting_key, session_id)
+        return http.json_response({"stored": recorded.stored})
     except errors.WebmeetingError as exc:
         return http.from_error(exc)
     except Exception as exc:  # noqa: BLE001 - the edge: log it, never show a stack trace

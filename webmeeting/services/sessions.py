@@ -9,6 +9,7 @@ person, and a late "left" from the dead MCU does not remove their new connection
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,31 +30,37 @@ def events() -> firestore.CollectionReference:
     return fs.client().collection("participant_events")
 
 
-def record_events(batch: list[McuEvent], mcu_id: str, now: datetime) -> tuple[int, list[tuple[str, str]]]:
-    """Store each event once (by id) and move its session's counter. Returns how many were new
-    and the sessions that started, as (meeting key, session id).
+@dataclass
+class Recorded:
+    stored: int = 0
+    started: list[tuple[str, str]] = field(default_factory=list)  # (meeting key, session id)
+    ended: list[tuple[str, str]] = field(default_factory=list)
 
-    Duplicates (a retried batch) change nothing; joined and reconnected count +1, left -1.
-    """
-    stored, started = 0, []
+
+def record_events(batch: list[McuEvent], mcu_id: str, now: datetime) -> Recorded:
+    """Store each event once (by id) and move its session's counter; report the sessions that
+    started and ended. Duplicates (a retried batch) change nothing."""
+    out = Recorded()
     for ev in batch:
-        new, session_started = _record(ev, mcu_id, now)
-        stored += new
-        if session_started:
-            started.append(session_started)
-    return stored, started
+        new, change = _record(ev, mcu_id, now)
+        out.stored += new
+        if change and change[0] == "started":
+            out.started.append(change[1:])  # type: ignore[arg-type]
+        elif change and change[0] == "ended":
+            out.ended.append(change[1:])  # type: ignore[arg-type]
+    return out
 
 
-def _record(ev: McuEvent, mcu_id: str, now: datetime) -> tuple[bool, tuple[str, str] | None]:
+def _record(ev: McuEvent, mcu_id: str, now: datetime) -> tuple[bool, tuple[str, str, str] | None]:
     db = fs.client()
     ev_ref = events().document(ev.id)
     s_ref = sessions().document(ev.meeting_key)
 
     @firestore.transactional
-    def run(tx: firestore.Transaction) -> tuple[bool, tuple[str, str] | None]:
+    def run(tx: firestore.Transaction) -> tuple[bool, tuple[str, str, str] | None]:
         if ev_ref.get(transaction=tx).exists:
             return False, None
-        started: tuple[str, str] | None = None
+        change: tuple[str, str, str] | None = None
         snap = s_ref.get(transaction=tx)
         session: dict[str, Any] = fs.data(snap)
         connected: dict[str, str] = dict(session.get("participants") or {})
@@ -61,7 +68,7 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime) -> tuple[bool, tuple[str, 
         if not connected and ev.type in ("joined", "reconnected"):
             session = {"session_id": secrets.token_hex(8), "started_at": ev.at, "mcu_id": mcu_id}
             seen = set()
-            started = (ev.meeting_key, session["session_id"])
+            change = ("started", ev.meeting_key, session["session_id"])
         kind = ev.type
         if kind in ("joined", "reconnected"):
             kind = "reconnected" if ev.participant_id in seen else "joined"
@@ -72,6 +79,8 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime) -> tuple[bool, tuple[str, 
         session.update({"participants": connected, "seen": sorted(seen), "count": len(connected), "updated_at": now})
         if not connected:
             session["ended_at"] = ev.at
+            if session.get("session_id") and change is None:
+                change = ("ended", ev.meeting_key, session["session_id"])
         tx.set(s_ref, session)
         tx.create(
             ev_ref,
@@ -84,10 +93,10 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime) -> tuple[bool, tuple[str, 
                 "expire_at": ev.at + timedelta(days=PARTICIPANT_DATA_DAYS),
             },
         )
-        return True, started
+        return True, change
 
     try:
-        result: tuple[bool, tuple[str, str] | None] = run(db.transaction())
+        result: tuple[bool, tuple[str, str, str] | None] = run(db.transaction())
         return result
     except (gexc.AlreadyExists, gexc.Conflict):
         return False, None  # the same event, stored concurrently

@@ -1,0 +1,174 @@
+"""File share: random names in Storage, signed downloads, gone when the session ends."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+import requests
+
+from infra.launcher import FILES_BUCKET, Platform
+from infra.pbx_client import PbxClient
+from tests.helpers import assert_error, ext
+from webmeeting.adapters import firestore as fs
+from webmeeting.adapters import storage
+
+pytestmark = pytest.mark.integration
+PDF = b"%PDF-1.4\n" + secrets.token_bytes(5000) + b"\n%%EOF\n"
+
+
+def _join(platform: Platform, key: str, name: str) -> dict[str, Any]:
+    resp = requests.post(
+        platform.endpoints["portal"] + "/api/meet/v1/join", json={"meeting_key": key, "display_name": name}, timeout=10
+    )
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+class InMeeting:
+    """Holds participants' signalling sockets open (the session runs) until closed."""
+
+    def __init__(self, joins: list[dict[str, Any]], key: str) -> None:
+        self.joins, self.key = joins, key
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(15)
+
+    async def _run(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            sockets = []
+            for j in self.joins:
+                ws = await session.ws_connect(j["mcu_url"])
+                await ws.send_json({"type": "join", "token": j["token"], "meeting_key": self.key})
+                assert (await ws.receive_json(timeout=10))["type"] == "joined"
+                sockets.append(ws)
+            self.ready.set()
+            while not self.stop.is_set():
+                await asyncio.sleep(0.05)
+            for ws in sockets:
+                await ws.send_json({"type": "leave"})
+                await ws.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(15)
+
+
+def _wait_count(key: str, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if fs.data(fs.client().collection("sessions").document(key).get()).get("count") == count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"session count never reached {count}")
+
+
+def _upload(platform: Platform, token: str, name: str, data: bytes) -> requests.Response:
+    return requests.post(
+        f"{platform.endpoints['portal']}/api/meet/v1/files",
+        params={"name": name},
+        data=data,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def quick_key(pbx: PbxClient) -> str:
+    return str(pbx.sync([ext("101")]).json()["extensions"][0]["quick_meeting_url"].rsplit("/", 1)[1])
+
+
+def test_shared_files_download_intact_and_vanish_when_everyone_leaves(platform: Platform, quick_key: str) -> None:
+    ada, grace = _join(platform, quick_key, "Ada"), _join(platform, quick_key, "Grace")
+    meeting = InMeeting([ada, grace], quick_key)
+    try:
+        _wait_count(quick_key, 2)
+        up = _upload(platform, ada["token"], "Quarterly numbers (secret).pdf", PDF)
+        assert up.status_code == 201, up.text
+        assert up.json()["label"] == "shared-file-1.pdf"
+        listed = requests.get(
+            f"{platform.endpoints['portal']}/api/meet/v1/files", headers={"Authorization": f"Bearer {grace['token']}"}, timeout=10
+        ).json()["files"]
+        assert [f["label"] for f in listed] == ["shared-file-1.pdf"]
+        assert "X-Goog-Signature=" in listed[0]["url"] and "X-Goog-Expires=300" in listed[0]["url"]
+        download = requests.get(listed[0]["url"], timeout=10)
+        assert download.status_code == 200 and download.content == PDF
+        objects = [b.name for b in storage.client().list_blobs(FILES_BUCKET)]
+        assert f"files/{up.json()['id']}" in objects and not [o for o in objects if "Quarterly" in o]
+        assert len(up.json()["id"]) >= 32  # 192 random bits, URL-safe
+        assert not [d for d in (fs.data(s) for s in fs.client().collection("files").stream()) if "Quarterly" in str(d)]
+    finally:
+        meeting.close()
+    _wait_count(quick_key, 0)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and storage.exists(FILES_BUCKET, f"files/{up.json()['id']}"):
+        time.sleep(0.2)
+    assert not storage.exists(FILES_BUCKET, f"files/{up.json()['id']}")
+    assert list(fs.client().collection("files").stream()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status", "fragment"),
+    [
+        ("tool.exe", b"MZ\x90\x00", 400, "cannot be shared"),
+        ("fake.pdf", b"MZ\x90\x00not a pdf", 400, "not a .pdf"),
+        ("empty.txt", b"", 400, "empty"),
+        ("binary.txt", b"abc\x00def", 400, "not a .txt"),
+    ],
+)
+def test_bad_uploads_are_refused_and_store_nothing(
+    platform: Platform, quick_key: str, name: str, data: bytes, status: int, fragment: str
+) -> None:
+    ada = _join(platform, quick_key, "Ada")
+    meeting = InMeeting([ada], quick_key)
+    try:
+        _wait_count(quick_key, 1)
+        before = sorted(b.name for b in storage.client().list_blobs(FILES_BUCKET))
+        err = assert_error(_upload(platform, ada["token"], name, data), status, "invalid_request")
+        assert fragment in err["message"]
+        assert sorted(b.name for b in storage.client().list_blobs(FILES_BUCKET)) == before
+        assert list(fs.client().collection("files").stream()) == []
+    finally:
+        meeting.close()
+
+
+def test_upload_rules_without_a_running_session_or_token(platform: Platform, quick_key: str) -> None:
+    ada = _join(platform, quick_key, "Ada")
+    assert_error(_upload(platform, ada["token"], "a.txt", b"hello"), 409, "conflict")  # nobody connected
+    assert_error(_upload(platform, "forged", "a.txt", b"hello"), 401, "unauthenticated")
+
+
+def test_an_oversized_upload_is_413(platform: Platform, quick_key: str) -> None:
+    ada = _join(platform, quick_key, "Ada")
+    assert_error(_upload(platform, ada["token"], "big.txt", b"x" * (25 * 1024 * 1024 + 1)), 413, "too_large")
+
+
+def test_uploads_sweep_leftovers_of_inactive_sessions(platform: Platform, quick_key: str) -> None:
+    storage.put(FILES_BUCKET, "files/leftover-of-a-crashed-session", b"old", "text/plain", "x.txt")
+    fs.client().collection("files").document("leftover-of-a-crashed-session").set(
+        {
+            "meeting_key": "gone-meeting-key-000000",
+            "session_id": "0" * 16,
+            "object": "files/leftover-of-a-crashed-session",
+            "label": "x.txt",
+            "content_type": "text/plain",
+            "size": 3,
+            "shared_by": "x",
+            "created_at": time.time(),
+        }
+    )
+    ada = _join(platform, quick_key, "Ada")
+    meeting = InMeeting([ada], quick_key)
+    try:
+        _wait_count(quick_key, 1)
+        assert _upload(platform, ada["token"], "notes.txt", b"hello").status_code == 201
+    finally:
+        meeting.close()
+    assert not storage.exists(FILES_BUCKET, "files/leftover-of-a-crashed-session")

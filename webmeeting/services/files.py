@@ -1,0 +1,121 @@
+"""File share: files live only as long as the meeting session they were shared in.
+
+Stored in Storage under a random name (≥ 128 bits; the original name is never written to
+Storage or a log), listed to the session's participants with short-lived signed URLs, deleted
+when the session's participant counter reaches 0, and, on every upload, leftovers of sessions
+that are no longer active are deleted too (the policy's extra check).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.cloud import firestore
+
+from webmeeting.adapters import firestore as fs
+from webmeeting.adapters import storage
+from webmeeting.domain.files import MAX_FILE_BYTES, classify
+from webmeeting.errors import Conflict, InvalidRequest
+from webmeeting.services.sessions import sessions
+from webmeeting.tokens import JoinClaims
+
+log = logging.getLogger("webmeeting.files")
+
+DOWNLOAD_URL_TTL = timedelta(minutes=5)
+LEFTOVER_BATCH = 100  # leftovers examined per upload
+
+
+def bucket_name() -> str:
+    return os.environ.get("WEBMEETING_FILES_BUCKET", "webmeeting-files")
+
+
+def max_bytes() -> int:
+    return int(os.environ.get("WEBMEETING_FILE_MAX_BYTES", str(MAX_FILE_BYTES)))
+
+
+def files() -> firestore.CollectionReference:
+    return fs.client().collection("files")
+
+
+def _active_session(meeting_key: str) -> str | None:
+    session = fs.data(sessions().document(meeting_key).get())
+    return session.get("session_id") if session.get("count", 0) > 0 else None
+
+
+def upload(claims: JoinClaims, filename: str, data: bytes, now: datetime) -> dict[str, Any]:
+    try:
+        kind = classify(filename, data, max_bytes())
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    session_id = _active_session(claims.meeting_key)
+    if session_id is None:
+        raise Conflict("files can be shared only while the meeting is running")
+    delete_leftovers()
+    file_id = secrets.token_urlsafe(24)  # 192 random bits: the object's name
+    number = len(list(files().where(filter=firestore.FieldFilter("meeting_key", "==", claims.meeting_key)).stream())) + 1
+    label = f"shared-file-{number}.{kind.ext}"
+    storage.put(bucket_name(), f"files/{file_id}", data, kind.content_type, label)
+    doc = {
+        "meeting_key": claims.meeting_key,
+        "session_id": session_id,
+        "object": f"files/{file_id}",
+        "label": label,
+        "content_type": kind.content_type,
+        "size": len(data),
+        "shared_by": claims.participant_id,
+        "created_at": now,
+    }
+    files().document(file_id).set(doc)
+    return {"id": file_id, "label": label, "size": len(data), "content_type": kind.content_type}
+
+
+def listing(claims: JoinClaims) -> list[dict[str, Any]]:
+    session_id = _active_session(claims.meeting_key)
+    if session_id is None:
+        return []
+    query = files().where(filter=firestore.FieldFilter("meeting_key", "==", claims.meeting_key))
+    out = []
+    for snap in query.stream():
+        d = fs.data(snap)
+        if d["session_id"] != session_id:
+            continue
+        out.append(
+            {
+                "id": snap.id,
+                "label": d["label"],
+                "size": d["size"],
+                "content_type": d["content_type"],
+                "url": storage.signed_url(bucket_name(), d["object"], DOWNLOAD_URL_TTL),
+            }
+        )
+    return sorted(out, key=lambda f: str(f["label"]))
+
+
+def delete_session_files(meeting_key: str, session_id: str | None = None) -> int:
+    """Delete the files of a meeting's ended session (all of the meeting's when ``session_id`` is None)."""
+    deleted = 0
+    for snap in files().where(filter=firestore.FieldFilter("meeting_key", "==", meeting_key)).stream():
+        d = fs.data(snap)
+        if session_id is None or d["session_id"] == session_id:
+            storage.delete(bucket_name(), d["object"])
+            snap.reference.delete()
+            deleted += 1
+    return deleted
+
+
+def delete_leftovers() -> int:
+    """Files whose session is no longer the meeting's active one (a missed end, a crashed MCU)."""
+    deleted = 0
+    for snap in files().order_by("created_at").limit(LEFTOVER_BATCH).stream():
+        d = fs.data(snap)
+        if _active_session(d["meeting_key"]) != d["session_id"]:
+            storage.delete(bucket_name(), d["object"])
+            snap.reference.delete()
+            deleted += 1
+    if deleted:
+        log.info("deleted %d leftover shared files", deleted)
+    return deleted
