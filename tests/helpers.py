@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import requests
 from google.cloud.firestore import FieldFilter
 
@@ -108,3 +112,43 @@ def meeting_events(meeting_key: str) -> list[dict[str, Any]]:
     """The stored participant events of one meeting (other tests' late events are elsewhere)."""
     query = fs.client().collection("participant_events").where(filter=FieldFilter("meeting_key", "==", meeting_key))
     return [fs.data(s) for s in query.stream()]
+
+
+class InMeeting:
+    """Holds participants' signalling sockets open (the session runs) until closed."""
+
+    def __init__(self, joins: list[dict[str, Any]], key: str) -> None:
+        self.joins, self.key = joins, key
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(15)
+
+    async def _run(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            sockets = []
+            for j in self.joins:
+                ws = await session.ws_connect(j["mcu_url"])
+                await ws.send_json({"type": "join", "token": j["token"], "meeting_key": self.key})
+                assert (await ws.receive_json(timeout=10))["type"] == "joined"
+                sockets.append(ws)
+            self.ready.set()
+            while not self.stop.is_set():
+                await asyncio.sleep(0.05)
+            for ws in sockets:
+                await ws.send_json({"type": "leave"})
+                await ws.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(15)
+
+
+def wait_session_count(key: str, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if fs.data(fs.client().collection("sessions").document(key).get()).get("count") == count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"session count never reached {count}")

@@ -4,21 +4,28 @@ POST /api/meet/v1/join  {meeting_key, display_name, organizer_secret?, rejoin_se
   -> {token, mcu_url, mcu_id, participant_id, rejoin_secret, role, expires_at}
 POST /api/meet/v1/files?name=<file name>  raw bytes (Bearer <join token>)  share a file in the running session
 GET  /api/meet/v1/files   (Bearer <join token>)  the session's files with 5-minute signed download URLs
+GET/POST /api/meet/v1/polls, PUT/DELETE /polls/<id>, POST /polls/<id>/run   (organizer)
+GET  /api/meet/v1/runs, POST /runs/<id>/vote {option}   (everyone in the meeting; one vote each)
+GET  /api/meet/v1/runs/<id>/report.pdf   (organizer)
 GET  /api/meet/v1/dialin  (Authorization: Bearer <join token>; organizers only)
   -> {status: pending|ok|unavailable, conference_number, dial_in: [{country, number}]}
 """
 
 from __future__ import annotations
 
+import re
+
 import flask
 import functions_framework
 
 from webmeeting import errors, http, runtime, tokens
 from webmeeting.domain.api import JoinRequest
-from webmeeting.services import dialin, files
+from webmeeting.domain.polls import PollDraft, Vote
+from webmeeting.services import dialin, files, polls
 from webmeeting.services.join import join
 
 PREFIX = "/api/meet/v1"
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 BODY_LIMIT = 4096  # a join is a few hundred bytes
 
 
@@ -45,6 +52,41 @@ def _files(request: flask.Request) -> flask.Response:
     return http.json_response(files.upload(claims, name, data, runtime.clock().now()), 201)
 
 
+def _polls(request: flask.Request, rel: str) -> flask.Response:
+    """/polls, /polls/<id>, /polls/<id>/run, /runs, /runs/<id>/vote, /runs/<id>/report.pdf"""
+    claims = _claims(request)
+    now = runtime.clock().now()
+    parts = rel.strip("/").split("/")
+    method = request.method
+    if parts == ["polls"] and method == "GET":
+        return http.json_response({"polls": polls.list_polls(claims)})
+    if parts == ["polls"] and method == "POST":
+        return http.json_response(polls.create(claims, http.parse(PollDraft, http.read_body(request, 16384)), now), 201)
+    if len(parts) == 2 and parts[0] == "polls" and ID_RE.match(parts[1]):
+        if method == "PUT":
+            return http.json_response(polls.edit(claims, parts[1], http.parse(PollDraft, http.read_body(request, 16384)), now))
+        if method == "DELETE":
+            polls.delete(claims, parts[1])
+            return flask.Response(status=204)
+    if len(parts) == 3 and parts[0] == "polls" and parts[2] == "run" and ID_RE.match(parts[1]) and method == "POST":
+        return http.json_response(polls.run(claims, parts[1], now), 201)
+    if parts == ["runs"] and method == "GET":
+        return http.json_response({"runs": polls.results(claims)})
+    if len(parts) == 3 and parts[0] == "runs" and ID_RE.match(parts[1]):
+        if parts[2] == "vote" and method == "POST":
+            polls.vote(claims, parts[1], http.parse(Vote, http.read_body(request, 1024)).option, now)
+            return flask.Response(status=204)
+        if parts[2] == "report.pdf" and method == "GET":
+            pdf = polls.report_pdf(claims, parts[1])
+            headers = {
+                "Content-Type": "application/pdf",
+                "Content-Disposition": 'attachment; filename="poll-results.pdf"',
+                **http.NO_STORE,
+            }
+            return flask.Response(pdf, headers=headers)
+    raise errors.NotFound("no such endpoint")
+
+
 def _dialin(request: flask.Request) -> flask.Response:
     """Organizer-only data: the role is checked here, on the server, from the signed token."""
     if request.method != "GET":
@@ -63,6 +105,8 @@ def meeting_api(request: flask.Request) -> flask.Response:
             return _dialin(request)
         if path == "/files":
             return _files(request)
+        if path.startswith(("/polls", "/runs")):
+            return _polls(request, path)
         if path != "/join":
             raise errors.NotFound("no such endpoint")
         if request.method != "POST":

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import threading
 import time
 from typing import Any
 
-import aiohttp
 import pytest
 import requests
 
 from infra.launcher import FILES_BUCKET, Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import assert_error, ext
+from tests.helpers import InMeeting, assert_error, ext, wait_session_count
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
 
@@ -28,46 +25,6 @@ def _join(platform: Platform, key: str, name: str) -> dict[str, Any]:
     )
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
-
-
-class InMeeting:
-    """Holds participants' signalling sockets open (the session runs) until closed."""
-
-    def __init__(self, joins: list[dict[str, Any]], key: str) -> None:
-        self.joins, self.key = joins, key
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-        self.thread.start()
-        assert self.ready.wait(15)
-
-    async def _run(self) -> None:
-        async with aiohttp.ClientSession() as session:
-            sockets = []
-            for j in self.joins:
-                ws = await session.ws_connect(j["mcu_url"])
-                await ws.send_json({"type": "join", "token": j["token"], "meeting_key": self.key})
-                assert (await ws.receive_json(timeout=10))["type"] == "joined"
-                sockets.append(ws)
-            self.ready.set()
-            while not self.stop.is_set():
-                await asyncio.sleep(0.05)
-            for ws in sockets:
-                await ws.send_json({"type": "leave"})
-                await ws.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(15)
-
-
-def _wait_count(key: str, count: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if fs.data(fs.client().collection("sessions").document(key).get()).get("count") == count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"session count never reached {count}")
 
 
 def _upload(platform: Platform, token: str, name: str, data: bytes) -> requests.Response:
@@ -89,7 +46,7 @@ def test_shared_files_download_intact_and_vanish_when_everyone_leaves(platform: 
     ada, grace = _join(platform, quick_key, "Ada"), _join(platform, quick_key, "Grace")
     meeting = InMeeting([ada, grace], quick_key)
     try:
-        _wait_count(quick_key, 2)
+        wait_session_count(quick_key, 2)
         up = _upload(platform, ada["token"], "Quarterly numbers (secret).pdf", PDF)
         assert up.status_code == 201, up.text
         assert up.json()["label"] == "shared-file-1.pdf"
@@ -106,7 +63,7 @@ def test_shared_files_download_intact_and_vanish_when_everyone_leaves(platform: 
         assert not [d for d in (fs.data(s) for s in fs.client().collection("files").stream()) if "Quarterly" in str(d)]
     finally:
         meeting.close()
-    _wait_count(quick_key, 0)
+    wait_session_count(quick_key, 0)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and storage.exists(FILES_BUCKET, f"files/{up.json()['id']}"):
         time.sleep(0.2)
@@ -129,7 +86,7 @@ def test_bad_uploads_are_refused_and_store_nothing(
     ada = _join(platform, quick_key, "Ada")
     meeting = InMeeting([ada], quick_key)
     try:
-        _wait_count(quick_key, 1)
+        wait_session_count(quick_key, 1)
         before = sorted(b.name for b in storage.client().list_blobs(FILES_BUCKET))
         err = assert_error(_upload(platform, ada["token"], name, data), status, "invalid_request")
         assert fragment in err["message"]
@@ -167,7 +124,7 @@ def test_uploads_sweep_leftovers_of_inactive_sessions(platform: Platform, quick_
     ada = _join(platform, quick_key, "Ada")
     meeting = InMeeting([ada], quick_key)
     try:
-        _wait_count(quick_key, 1)
+        wait_session_count(quick_key, 1)
         assert _upload(platform, ada["token"], "notes.txt", b"hello").status_code == 201
     finally:
         meeting.close()

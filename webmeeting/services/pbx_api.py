@@ -39,7 +39,7 @@ from webmeeting.domain.licenses import License, license_problem
 from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.domain.sync import ManifestEntry, normalize_vanity, plan_sync, shard_of
 from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated
-from webmeeting.services import invitations
+from webmeeting.services import invitations, polls
 from webmeeting.services.mcus import all_mcus
 from webmeeting.settings import Settings
 
@@ -327,6 +327,8 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
     writer.update(fs.pbxs().document(pbx_id), pbx_update)
     ctx.claim(writer)
     _commit(writer)
+    for number in plan.deletions:  # the extension's polls go with it
+        polls.delete_for_extension(pbx_id, number)
 
     results = [
         ExtensionResult(

@@ -11,6 +11,10 @@ def purge_pbx(pbx_id: str) -> int:
     """Delete the PBX document, its extensions and manifest, its meetings and their vanity
     links, and its reports. Idempotent. Returns the number of documents deleted."""
     writer = fs.Writer()
+    for poll in fs.client().collection("polls").where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).stream():
+        for run in fs.client().collection("poll_runs").where(filter=firestore.FieldFilter("poll_id", "==", poll.id)).stream():
+            fs.client().recursive_delete(run.reference)
+        writer.delete(poll.reference)
     for col in (fs.meetings(), fs.reports(), fs.vanity_links(), fs.nonces()):
         for snap in col.where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).stream():
             writer.delete(snap.reference)
