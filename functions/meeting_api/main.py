@@ -7,6 +7,7 @@ GET  /api/meet/v1/files   (Bearer <join token>)  the session's files with 5-minu
 GET/POST /api/meet/v1/polls, PUT/DELETE /polls/<id>, POST /polls/<id>/run   (organizer)
 GET  /api/meet/v1/runs, POST /runs/<id>/vote {option}   (everyone in the meeting; one vote each)
 GET  /api/meet/v1/runs/<id>/report.pdf   (organizer)
+POST /api/meet/v1/pdfs (organizer, raw PDF), GET /pdfs (everyone), DELETE /pdfs/<id> (organizer)
 GET  /api/meet/v1/dialin  (Authorization: Bearer <join token>; organizers only)
   -> {status: pending|ok|unavailable, conference_number, dial_in: [{country, number}]}
 """
@@ -50,6 +51,19 @@ def _files(request: flask.Request) -> flask.Response:
         raise errors.InvalidRequest("the query is ?name=<file name> (1-200 characters)")
     data = http.read_body(request, files.max_bytes())
     return http.json_response(files.upload(claims, name, data, runtime.clock().now()), 201)
+
+
+def _pdfs(request: flask.Request, rel: str) -> flask.Response:
+    claims = _claims(request)
+    parts = rel.strip("/").split("/")
+    if parts == ["pdfs"] and request.method == "GET":
+        return http.json_response({"pdfs": files.list_pdfs(claims)})
+    if parts == ["pdfs"] and request.method == "POST":
+        return http.json_response(files.share_pdf(claims, http.read_body(request, files.max_bytes()), runtime.clock().now()), 201)
+    if len(parts) == 2 and ID_RE.match(parts[1]) and request.method == "DELETE":
+        files.unshare_pdf(claims, parts[1])
+        return flask.Response(status=204)
+    raise errors.NotFound("no such endpoint")
 
 
 def _polls(request: flask.Request, rel: str) -> flask.Response:
@@ -105,6 +119,8 @@ def meeting_api(request: flask.Request) -> flask.Response:
             return _dialin(request)
         if path == "/files":
             return _files(request)
+        if path.startswith("/pdfs"):
+            return _pdfs(request, path)
         if path.startswith(("/polls", "/runs")):
             return _polls(request, path)
         if path != "/join":

@@ -19,7 +19,7 @@ from google.cloud import firestore
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
 from webmeeting.domain.files import MAX_FILE_BYTES, classify
-from webmeeting.errors import Conflict, InvalidRequest
+from webmeeting.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from webmeeting.services.sessions import sessions
 from webmeeting.tokens import JoinClaims
 
@@ -119,3 +119,76 @@ def delete_leftovers() -> int:
     if deleted:
         log.info("deleted %d leftover shared files", deleted)
     return deleted
+
+
+# --- PDF share: the organizer's documents, kept with the meeting -------------------------------
+
+
+def pdfs() -> firestore.CollectionReference:
+    return fs.client().collection("pdfs")
+
+
+def share_pdf(claims: JoinClaims, data: bytes, now: datetime) -> dict[str, Any]:
+    """The organizer shares a PDF; it stays until the meeting or its extension is deleted."""
+    if claims.role != "organizer":
+        raise Forbidden("only the organizer shares documents", code="organizer_only")
+    try:
+        classify("document.pdf", data, max_bytes())
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    if b"%%EOF" not in data[-1024:]:
+        raise InvalidRequest("the content is not a complete PDF")
+    meeting = fs.data(fs.meetings().document(claims.meeting_key).get())
+    if not meeting:
+        raise Conflict("the meeting no longer exists")
+    pdf_id = secrets.token_urlsafe(24)
+    number = len(list(pdfs().where(filter=firestore.FieldFilter("meeting_key", "==", claims.meeting_key)).stream())) + 1
+    label = f"shared-document-{number}.pdf"
+    storage.put(bucket_name(), f"pdfs/{pdf_id}", data, "application/pdf", label)
+    pdfs().document(pdf_id).set(
+        {
+            "meeting_key": claims.meeting_key,
+            "pbx_id": meeting["pbx_id"],
+            "organizer": meeting["organizer"],
+            "object": f"pdfs/{pdf_id}",
+            "label": label,
+            "size": len(data),
+            "created_at": now,
+        }
+    )
+    return {"id": pdf_id, "label": label, "size": len(data)}
+
+
+def list_pdfs(claims: JoinClaims) -> list[dict[str, Any]]:
+    query = pdfs().where(filter=firestore.FieldFilter("meeting_key", "==", claims.meeting_key))
+    out = [
+        {
+            "id": s.id,
+            "label": fs.data(s)["label"],
+            "size": fs.data(s)["size"],
+            "url": storage.signed_url(bucket_name(), fs.data(s)["object"], DOWNLOAD_URL_TTL),
+        }
+        for s in query.stream()
+    ]
+    return sorted(out, key=lambda p: str(p["label"]))
+
+
+def unshare_pdf(claims: JoinClaims, pdf_id: str) -> None:
+    if claims.role != "organizer":
+        raise Forbidden("only the organizer removes documents", code="organizer_only")
+    ref = pdfs().document(pdf_id)
+    d = fs.data(ref.get())
+    if not d or d["meeting_key"] != claims.meeting_key:
+        raise NotFound("no such document")
+    storage.delete(bucket_name(), d["object"])
+    ref.delete()
+
+
+def delete_meeting_pdfs(meeting_key: str) -> int:
+    """The meeting is gone (deleted by the PBX, or with its extension or PBX): its documents go."""
+    count = 0
+    for snap in pdfs().where(filter=firestore.FieldFilter("meeting_key", "==", meeting_key)).stream():
+        storage.delete(bucket_name(), fs.data(snap)["object"])
+        snap.reference.delete()
+        count += 1
+    return count

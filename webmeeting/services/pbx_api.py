@@ -39,7 +39,7 @@ from webmeeting.domain.licenses import License, license_problem
 from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.domain.sync import ManifestEntry, normalize_vanity, plan_sync, shard_of
 from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated
-from webmeeting.services import invitations, polls
+from webmeeting.services import files, invitations, polls
 from webmeeting.services.mcus import all_mcus
 from webmeeting.settings import Settings
 
@@ -300,6 +300,7 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
                 "updated_at": now,
             },
         )
+    gone_meetings: list[str] = []
     for number in plan.deletions:
         owned = (
             fs.meetings()
@@ -308,6 +309,7 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
         )
         for snap in owned.stream():
             _delete_meeting_writes(writer, snap)
+            gone_meetings.append(snap.id)
         pending = (
             fs.reports()
             .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
@@ -327,8 +329,10 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
     writer.update(fs.pbxs().document(pbx_id), pbx_update)
     ctx.claim(writer)
     _commit(writer)
-    for number in plan.deletions:  # the extension's polls go with it
+    for number in plan.deletions:  # the extension's polls and its meetings' documents go with it
         polls.delete_for_extension(pbx_id, number)
+    for meeting_key in gone_meetings:
+        files.delete_meeting_pdfs(meeting_key)
 
     results = [
         ExtensionResult(
@@ -443,7 +447,7 @@ def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime, setting
     """Delete the meeting and all that hangs on it; invited participants get a cancellation."""
 
     @firestore.transactional
-    def run(tx: firestore.Transaction) -> list[str]:
+    def run(tx: firestore.Transaction) -> tuple[list[str], str]:
         existing = list(_meeting_query(ctx.pbx_id, pbx_meeting_id).get(transaction=tx))
         if not existing:
             raise NotFound("unknown meeting")
@@ -456,13 +460,14 @@ def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime, setting
         writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
         ctx.claim(writer)
         _tx_apply(tx, writer)
-        return mail_ids
+        return mail_ids, existing[0].id
 
     try:
-        mail_ids = run(fs.client().transaction())
+        mail_ids, deleted_key = run(fs.client().transaction())
     except (gexc.AlreadyExists, gexc.Conflict) as exc:
         raise Unauthenticated("nonce already used") from exc
     invitations.enqueue(settings.project, tasks_target(settings), mail_ids)
+    files.delete_meeting_pdfs(deleted_key)
 
 
 def _person(ext: dict[str, Any]) -> str:

@@ -15,6 +15,10 @@ def purge_pbx(pbx_id: str) -> int:
         for run in fs.client().collection("poll_runs").where(filter=firestore.FieldFilter("poll_id", "==", poll.id)).stream():
             fs.client().recursive_delete(run.reference)
         writer.delete(poll.reference)
+    from webmeeting.services.files import delete_meeting_pdfs  # files imports sessions; keep this module light
+
+    for meeting in fs.meetings().where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).stream():
+        delete_meeting_pdfs(meeting.id)
     for col in (fs.meetings(), fs.reports(), fs.vanity_links(), fs.nonces()):
         for snap in col.where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id)).stream():
             writer.delete(snap.reference)
