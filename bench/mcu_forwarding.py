@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform as host
-import re
 import signal
 import statistics
 import subprocess
@@ -34,13 +33,12 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 from rich.console import Console  # noqa: E402
 
+from bench.report import DOC, write_section  # noqa: E402
 from infra.launcher import HOST, Platform, free_port  # noqa: E402
 from infra.pbx_client import PbxClient  # noqa: E402
 from webmeeting import tokens  # noqa: E402
 from webmeeting.services.licenses import add_license  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- mcu_forwarding:begin -->", "<!-- mcu_forwarding:end -->"
 console = Console()
 
 
@@ -234,16 +232,6 @@ def render(rows: list[dict[str, Any]], joins: list[float], window: float) -> str
     )
 
 
-def write_doc(block_text: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{block_text}\n{END}"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n## MCU forwarding\n\n" + block + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32])
@@ -279,7 +267,7 @@ def main() -> None:
     text = render(rows, joins, args.window)
     console.print(text)
     if not args.no_doc:
-        write_doc(text)
+        write_section("mcu_forwarding", "MCU forwarding", text)
         console.print(f"written to {DOC.relative_to(ROOT)}")
 
 

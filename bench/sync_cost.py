@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform as host
-import re
 import sys
 import tempfile
 import time
@@ -29,11 +28,9 @@ from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.firestore_meter import Meter, install  # noqa: E402
+from bench.report import DOC, write_section  # noqa: E402
 from infra.launcher import DEV_LICENSE_KEYS, Platform  # noqa: E402
 from webmeeting.domain.signing import signed_headers  # noqa: E402
-
-DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- sync_cost:begin -->", "<!-- sync_cost:end -->"
 
 
 def extensions(n: int, changed: int = 0) -> list[dict[str, Any]]:
@@ -132,16 +129,6 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join([f"Measured {stamp} on {machine} by `bench/sync_cost.py`.", "", *lines])
 
 
-def write_doc(table: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{table}\n{END}"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n## Sync cost\n\n" + block + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
@@ -156,7 +143,7 @@ def main() -> None:
         )
     console.print(table)
     if not args.no_doc:
-        write_doc(render(rows))
+        write_section("sync_cost", "Sync cost", render(rows))
         console.print(f"written to {DOC.relative_to(ROOT)}")
 
 
