@@ -5,12 +5,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TASKS_VENV := .venv-tasks
+PAGE := functions/meeting_page
 APT_PACKAGES := default-jre-headless chromium iproute2
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
 .PHONY: run test unit lint system venv clean openapi bench demo
 
-venv: $(VENV)/.stamp $(TASKS_VENV)/.stamp
+venv: $(VENV)/.stamp $(TASKS_VENV)/.stamp $(PAGE)/node_modules/.stamp
+
+# The meeting page's browser dependencies (pdf.js), from the npm registry, served by the portal.
+$(PAGE)/node_modules/.stamp: $(PAGE)/package.json $(PAGE)/package-lock.json
+	cd $(PAGE) && npm ci --no-audit --no-fund --omit=optional
+	touch $@
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

@@ -7,6 +7,7 @@ Never sets a cookie; the key is in the URL, so the page sends no Referer.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -26,7 +27,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; "
-    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'",
+    f"connect-src 'self' ws: wss: {os.environ.get('STORAGE_EMULATOR_HOST') or 'https://storage.googleapis.com'}; "
+    "frame-ancestors 'none'; base-uri 'none'",  # storage: shared documents load from signed URLs
     "Permissions-Policy": "camera=(self), microphone=(self)",
 }
 
@@ -36,12 +38,25 @@ def _page(template: str, status: int, **ctx: object) -> flask.Response:
 
 
 STATIC_DIR = Path(__file__).parent / "assets"  # not /static: Flask itself owns that route
-STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+STATIC_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+VENDOR = {  # npm packages the page uses, served from this function (no CDN)
+    "pdf.min.mjs": Path(__file__).parent / "node_modules" / "pdfjs-dist" / "build" / "pdf.min.mjs",
+    "pdf.worker.min.mjs": Path(__file__).parent / "node_modules" / "pdfjs-dist" / "build" / "pdf.worker.min.mjs",
+}
 
 
 def _static(name: str) -> flask.Response:
-    path = (STATIC_DIR / name).resolve()
-    if path.parent != STATIC_DIR.resolve() or path.suffix not in STATIC_TYPES or not path.is_file():
+    if name.startswith("vendor/") and name.removeprefix("vendor/") in VENDOR:
+        path = VENDOR[name.removeprefix("vendor/")]
+    else:
+        path = (STATIC_DIR / name).resolve()
+        if path.parent != STATIC_DIR.resolve():
+            return _page("not_found.html", 404)
+    if path.suffix not in STATIC_TYPES or not path.is_file():
         return _page("not_found.html", 404)
     headers = {**SECURITY_HEADERS, "Content-Type": STATIC_TYPES[path.suffix], "Cache-Control": "public, max-age=300"}
     return flask.Response(path.read_bytes(), headers=headers)

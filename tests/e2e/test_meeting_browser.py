@@ -181,3 +181,76 @@ def test_dial_in_is_shown_to_the_organizer_only(playwright: Any, pbx: PbxClient,
     finally:
         close(organizer_ctx)
         close(participant_ctx)
+
+
+def test_polls_files_and_documents_in_the_meeting(playwright: Any, pbx: PbxClient, platform: Platform, tmp_path: Any) -> None:
+    import requests as http
+
+    from infra.launcher import FILES_BUCKET
+    from webmeeting.adapters import storage
+
+    pbx.sync([ext("101")])
+    created = pbx.put_meeting(
+        "m-share", {"organizer": "101", "name": "Sharing", "scheduled_start": "2026-12-01T09:00:00Z", "duration_minutes": 60}
+    )
+    links = created.json()
+    organizer_ctx, participant_ctx = launch(playwright), launch(playwright)
+    upload = tmp_path / "minutes.txt"
+    upload.write_bytes(b"line one\nline two\n" * 100)
+    pdf = tmp_path / "slides.pdf"
+    pdf.write_bytes(PDF_DOC)
+    try:
+        ada = join(organizer_ctx, links["organizer_url"], "Ada")
+        grace = join(participant_ctx, links["url"], "Grace")
+        for page in (ada, grace):
+            _wait(lambda p=page: _count(p) == 2, "both in the meeting")
+        # a poll: created and run by the organizer, voted by both, results for both
+        ada.fill("#poll-form input[name=question]", "Ship on Friday?")
+        ada.fill("#poll-form input[name=options]", "Yes, No")
+        ada.click("button[data-testid=create-poll]")
+        ada.wait_for_selector("button[data-testid=run-poll]", timeout=10000)
+        ada.click("button[data-testid=run-poll]")
+        grace.wait_for_selector("button[data-testid=vote-1]", timeout=10000)
+        grace.click("button[data-testid=vote-1]")
+        ada.wait_for_selector("button[data-testid=vote-0]", timeout=10000)
+        ada.click("button[data-testid=vote-0]")
+        for page in (ada, grace):
+            _wait(
+                lambda p=page: p.locator("[data-testid=poll-result]").all_text_contents() == ["Yes: 1 (50 %)", "No: 1 (50 %)"],
+                "the poll results",
+            )
+        # a file: uploaded by Grace, downloaded by Ada, byte for byte
+        grace.set_input_files("input[data-testid=file-input]", str(upload))
+        ada.wait_for_selector("[data-testid=file-list] a", timeout=10000)
+        href = ada.get_attribute("[data-testid=file-list] a", "href")
+        assert http.get(str(href), timeout=10).content == upload.read_bytes()
+        # a document: shared by the organizer, rendered for the participant
+        ada.set_input_files("input[data-testid=pdf-input]", str(pdf))
+        _wait(lambda: grace.get_attribute("[data-testid=pdf-view]", "data-pages") == "1", "the document rendered")
+        assert int(grace.evaluate("document.querySelector('[data-testid=pdf-view]').width")) > 100
+        file_objects = [b.name for b in storage.client().list_blobs(FILES_BUCKET) if b.name.startswith("files/")]
+        pdf_objects = [b.name for b in storage.client().list_blobs(FILES_BUCKET) if b.name.startswith("pdfs/")]
+        assert len(file_objects) == 1 and len(pdf_objects) == 1
+        for page in (ada, grace):
+            page.click("button[data-testid=leave]")
+    finally:
+        close(organizer_ctx)
+        close(participant_ctx)
+    # after both left: the shared file is gone, the document stays until the meeting is deleted
+    _wait(lambda: not storage.exists(FILES_BUCKET, file_objects[0]), "the shared file to be deleted")
+    assert storage.exists(FILES_BUCKET, pdf_objects[0])
+    assert pbx.delete_meeting("m-share").status_code == 204
+    assert not storage.exists(FILES_BUCKET, pdf_objects[0])
+
+
+PDF_DOC = b"""%PDF-1.4
+1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj
+2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj
+3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >> endobj
+4 0 obj << /Length 44 >> stream
+BT /F1 24 Tf 40 100 Td (Hello slides) Tj ET
+endstream endobj
+5 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj
+trailer << /Root 1 0 R >>
+%%EOF
+"""

@@ -196,7 +196,10 @@
     me = body.participant_id;
     mcuId = body.mcu_id;
     token = body.token;
+    tokenAt = Date.now();
     role = body.role;
+    $("poll-form").hidden = role !== "organizer";
+    $("pdf-input").hidden = role !== "organizer";
     failedMcu = null;
     ws = new WebSocket(body.mcu_url);
     ws.onopen = () => ws.send(JSON.stringify({ type: "join", token: body.token, meeting_key: meetingKey }));
@@ -230,6 +233,146 @@
       box.append(p);
     }
   }
+
+  // --- files, documents, polls: through the portal, with a fresh join token ---------------------
+  let tokenAt = 0;
+  const TOKEN_REFRESH_MS = 40000; // join tokens live 60 s
+
+  async function apiToken() {
+    if (Date.now() - tokenAt < TOKEN_REFRESH_MS) return token;
+    const resp = await fetch("/api/meet/v1/join", {
+      method: "POST", headers: { "Content-Type": "application/json" }, credentials: "omit",
+      body: JSON.stringify({ meeting_key: meetingKey, display_name: displayName, organizer_secret: organizerSecret, rejoin_secret: rejoinSecret }),
+    });
+    if (resp.ok) { token = (await resp.json()).token; tokenAt = Date.now(); }
+    return token;
+  }
+
+  async function api(path, options = {}) {
+    const headers = { ...(options.headers || {}), Authorization: `Bearer ${await apiToken()}` };
+    return fetch(`/api/meet/v1${path}`, { ...options, headers, credentials: "omit" });
+  }
+
+  function link(href, text) {
+    const a = document.createElement("a");
+    a.href = href; a.textContent = text; a.rel = "noreferrer"; a.target = "_blank";
+    return a;
+  }
+
+  async function refreshShared() {
+    if (leaving || !token) return;
+    const [filesResp, pdfsResp, runsResp] = await Promise.all([api("/files"), api("/pdfs"), api("/runs")]);
+    if (filesResp.ok) {
+      const list = $("file-list");
+      list.replaceChildren(...(await filesResp.json()).files.map((f) => {
+        const li = document.createElement("li");
+        li.dataset.fileId = f.id;
+        li.append(link(f.url, f.label), ` (${Math.ceil(f.size / 1024)} KB)`);
+        return li;
+      }));
+    }
+    if (pdfsResp.ok) {
+      const docs = (await pdfsResp.json()).pdfs;
+      const list = $("pdf-list");
+      list.replaceChildren(...docs.map((d) => {
+        const li = document.createElement("li");
+        const show = document.createElement("button");
+        show.textContent = d.label;
+        show.dataset.testid = "show-pdf";
+        show.addEventListener("click", () => renderPdf(d.url));
+        li.append(show);
+        return li;
+      }));
+      if (docs.length && !renderedPdf) renderPdf(docs[0].url);
+    }
+    if (runsResp.ok) renderRuns((await runsResp.json()).runs);
+    if (role === "organizer") {
+      const pollsResp = await api("/polls");
+      if (pollsResp.ok) renderPolls((await pollsResp.json()).polls);
+    }
+  }
+
+  let renderedPdf = null;
+  async function renderPdf(url) {
+    renderedPdf = url;
+    const pdfjs = await import("/assets/vendor/pdf.min.mjs");
+    pdfjs.GlobalWorkerOptions.workerSrc = "/assets/vendor/pdf.worker.min.mjs";
+    const doc = await pdfjs.getDocument({ url, isEvalSupported: false }).promise;
+    const page = await doc.getPage(1);
+    const viewport = page.getViewport({ scale: 0.5 });
+    const canvas = $("pdf-view");
+    canvas.width = viewport.width;
+    canvas.height = viewport.height;
+    await page.render({ canvasContext: canvas.getContext("2d"), viewport }).promise;
+    canvas.dataset.pages = String(doc.numPages);
+  }
+
+  function renderPolls(polls) {
+    $("poll-list").replaceChildren(...polls.map((p) => {
+      const li = document.createElement("li");
+      const run = document.createElement("button");
+      run.textContent = "Run";
+      run.dataset.testid = "run-poll";
+      run.addEventListener("click", () => api(`/polls/${p.id}/run`, { method: "POST" }).then(refreshShared));
+      li.append(`${p.question} `, run);
+      return li;
+    }));
+  }
+
+  function renderRuns(runs) {
+    $("poll-runs").replaceChildren(...runs.map((r) => {
+      const box = document.createElement("div");
+      box.className = "poll";
+      box.dataset.runId = r.run_id;
+      const q = document.createElement("strong");
+      q.textContent = r.question;
+      box.append(q);
+      r.results.forEach((res, i) => {
+        const row = document.createElement("div");
+        row.dataset.testid = "poll-result";
+        row.textContent = `${res.option}: ${res.votes} (${res.percent} %)`;
+        if (r.my_vote === null || r.my_vote === undefined) {
+          const vote = document.createElement("button");
+          vote.textContent = "Vote";
+          vote.dataset.testid = `vote-${i}`;
+          vote.addEventListener("click", () => api(`/runs/${r.run_id}/vote`, {
+            method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ option: i }),
+          }).then(refreshShared));
+          row.append(" ", vote);
+        }
+        box.append(row);
+      });
+      return box;
+    }));
+  }
+
+  $("file-input").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    await api(`/files?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
+    e.target.value = "";
+    refreshShared();
+  });
+  $("pdf-input").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    await api("/pdfs", { method: "POST", body: file });
+    e.target.value = "";
+    renderedPdf = null;
+    refreshShared();
+  });
+  $("poll-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const form = new FormData(e.target);
+    const options = String(form.get("options")).split(",").map((s) => s.trim()).filter(Boolean);
+    await api("/polls", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ question: String(form.get("question")).trim(), options }),
+    });
+    e.target.reset();
+    refreshShared();
+  });
+  setInterval(() => { refreshShared().catch(() => {}); }, 2000);
 
   function stop(reason) {
     leaving = true;
