@@ -7,6 +7,7 @@ GET  /api/meet/v1/files   (Bearer <join token>)  the session's files with 5-minu
 GET/POST /api/meet/v1/polls, PUT/DELETE /polls/<id>, POST /polls/<id>/run   (organizer)
 GET  /api/meet/v1/runs, POST /runs/<id>/vote {option}   (everyone in the meeting; one vote each)
 GET  /api/meet/v1/runs/<id>/report.pdf   (organizer)
+POST /api/meet/v1/invitations {participants: [{name, email}]}  (organizer) invite people from the meeting
 POST /api/meet/v1/pdfs (organizer, raw PDF), GET /pdfs (everyone), DELETE /pdfs/<id> (organizer)
 GET  /api/meet/v1/dialin  (Authorization: Bearer <join token>; organizers only)
   -> {status: pending|ok|unavailable, conference_number, dial_in: [{country, number}]}
@@ -18,11 +19,12 @@ import re
 
 import flask
 import functions_framework
+from pydantic import BaseModel, ConfigDict, Field
 
 from webmeeting import errors, http, runtime, tokens
-from webmeeting.domain.api import JoinRequest
+from webmeeting.domain.api import JoinRequest, Participant
 from webmeeting.domain.polls import PollDraft, Vote
-from webmeeting.services import dialin, files, polls
+from webmeeting.services import dialin, files, invitations, polls
 from webmeeting.services.join import join
 
 PREFIX = "/api/meet/v1"
@@ -51,6 +53,22 @@ def _files(request: flask.Request) -> flask.Response:
         raise errors.InvalidRequest("the query is ?name=<file name> (1-200 characters)")
     data = http.read_body(request, files.max_bytes())
     return http.json_response(files.upload(claims, name, data, runtime.clock().now()), 201)
+
+
+class InviteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    participants: list[Participant] = Field(min_length=1, max_length=50)
+
+
+def _invite(request: flask.Request) -> flask.Response:
+    if request.method != "POST":
+        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+    claims = _claims(request)
+    body = http.parse(InviteRequest, http.read_body(request, 32768))
+    people = [p.model_dump() for p in body.participants]
+    count = invitations.invite_from_meeting(claims.meeting_key, claims.role, people, runtime.settings(), runtime.clock().now())
+    return http.json_response({"invited": count}, 201)
 
 
 def _pdfs(request: flask.Request, rel: str) -> flask.Response:
@@ -119,6 +137,8 @@ def meeting_api(request: flask.Request) -> flask.Response:
             return _dialin(request)
         if path == "/files":
             return _files(request)
+        if path == "/invitations":
+            return _invite(request)
         if path.startswith("/pdfs"):
             return _pdfs(request, path)
         if path.startswith(("/polls", "/runs")):

@@ -10,13 +10,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import icalendar
 import pytest
+import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import ext, meeting
+from tests.helpers import assert_error, ext, meeting
 
 pytestmark = pytest.mark.integration
 MAIL_TIMEOUT_S = 30
@@ -128,3 +130,25 @@ def test_smtp_down_for_a_while_delivers_once_when_it_returns(
     time.sleep(3)
     again = inbox(platform, people[0]["email"])
     assert [m["X-Webmeeting-Mail-Id"] for m in again] == [msg["X-Webmeeting-Mail-Id"]]  # exactly once
+
+
+def test_the_organizer_invites_from_inside_the_meeting(platform: Platform, pbx: PbxClient, people: list[dict[str, str]]) -> None:
+    e = pbx.sync([ext("101", first="Ada", last="Lovelace")]).json()["extensions"][0]
+    key, secret = e["quick_meeting_url"].rsplit("/", 1)[1], e["quick_meeting_organizer_url"].split("#organizer=")[1]
+    join = platform.endpoints["portal"] + "/api/meet/v1/join"
+    organizer = requests.post(
+        join, json={"meeting_key": key, "display_name": "Ada", "organizer_secret": secret}, timeout=10
+    ).json()
+    participant = requests.post(join, json={"meeting_key": key, "display_name": "Grace"}, timeout=10).json()
+    url = platform.endpoints["portal"] + "/api/meet/v1/invitations"
+
+    def invite(token: str, body: Any) -> requests.Response:
+        return requests.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    assert_error(invite(participant["token"], {"participants": people[:1]}), 403, "organizer_only")
+    assert_error(invite(organizer["token"], {"participants": [{"name": "x", "email": "not-an-email"}]}), 400, "invalid_request")
+    assert invite(organizer["token"], {"participants": people[:1]}).json() == {"invited": 1}
+    assert invite(organizer["token"], {"participants": people[:1]}).json() == {"invited": 0}  # already invited
+    (msg,) = wait_mail(platform, people[0]["email"], 1)
+    assert msg["Subject"] == "Invitation: Ada Lovelace's meeting" and key in text_of(msg)
+    assert event_of(msg)[0] == "REQUEST"

@@ -131,3 +131,48 @@ def deliver(mail_id: str, attempt: int, project: str, target: str, now: datetime
         return "retry_scheduled"
     ref.update({"status": "sent", "sent_at": now, "email": None, "name": None, "meeting": None, "attempts": attempt})
     return "sent"
+
+
+def invite_from_meeting(meeting_key: str, role: str, people: list[dict[str, str]], settings: Any, now: datetime) -> int:
+    """The organizer invites people from inside the meeting: they join the meeting's
+    participants and get an invitation (people already on the list get nothing). Returns how
+    many were invited."""
+    from webmeeting.errors import Forbidden, NotFound
+    from webmeeting.services.pbx_api import meeting_url, tasks_target
+
+    if role != "organizer":
+        raise Forbidden("only the organizer invites people", code="organizer_only")
+    ref = fs.meetings().document(meeting_key)
+
+    @firestore.transactional
+    def run(tx: firestore.Transaction) -> list[str]:
+        meeting = fs.data(ref.get(transaction=tx))
+        if not meeting:
+            raise NotFound("no such meeting")
+        ext = fs.data(fs.extensions(meeting["pbx_id"]).document(meeting["organizer"]).get(transaction=tx))
+        organizer = " ".join(p for p in (ext.get("first_name"), ext.get("last_name")) if p) or "The organizer"
+        current = {
+            "name": meeting.get("name") or f"{organizer}'s meeting",
+            "comments": meeting.get("comments", ""),
+            "scheduled_start": meeting.get("scheduled_start") or now.replace(microsecond=0),
+            "duration_minutes": meeting.get("duration_minutes") or 60,
+            "participants": list(meeting.get("participants") or []),
+            "send_invitations": True,  # whoever is on the list already has what they need
+        }
+        known = {p["email"].lower() for p in current["participants"]}
+        added = [p for p in people if p["email"].lower() not in known]
+        updated = {**current, "participants": current["participants"] + added}
+        writer = fs.Writer()
+        shown = snapshot(meeting_key, updated, organizer, meeting_url(settings, meeting_key), now)
+        ids = outbox(writer, meeting_key, meeting["pbx_id"], current, updated, shown, now)
+        writer.update(ref, {"participants": updated["participants"], "updated_at": now})
+        for op, target, fields in writer.ops:
+            if op == "set":
+                tx.set(target, fields or {})
+            else:
+                tx.update(target, fields or {})
+        return ids
+
+    ids: list[str] = run(fs.client().transaction())
+    enqueue(settings.project, tasks_target(settings), ids)
+    return len(ids)

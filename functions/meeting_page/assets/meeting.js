@@ -200,6 +200,7 @@
     role = body.role;
     $("poll-form").hidden = role !== "organizer";
     $("pdf-input").hidden = role !== "organizer";
+    $("invite-form").hidden = role !== "organizer";
     failedMcu = null;
     ws = new WebSocket(body.mcu_url);
     ws.onopen = () => ws.send(JSON.stringify({ type: "join", token: body.token, meeting_key: meetingKey }));
@@ -371,6 +372,16 @@
     });
     e.target.reset();
     refreshShared();
+  });
+  $("invite-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const email = String(new FormData(e.target).get("email")).trim();
+    const resp = await api("/invitations", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ participants: [{ name: email.split("@")[0], email }] }),
+    });
+    $("invite-status").textContent = resp.ok ? "Invitation sent." : "Could not invite.";
+    if (resp.ok) e.target.reset();
   });
   setInterval(() => { refreshShared().catch(() => {}); }, 2000);
 
