@@ -88,7 +88,8 @@ def main() -> None:
         prefix, _, numbers = spec.partition("=")
         rate, _, burst = numbers.partition(":")
         limits[prefix] = TokenBuckets(float(rate), float(burst))
-    web.run_app(make_app(routes, limits), host=args.host, port=args.port, print=None, handle_signals=True)  # type: ignore[arg-type]
+    # no access log: paths carry meeting keys and the policy keeps personal data out of logs
+    web.run_app(make_app(routes, limits), host=args.host, port=args.port, print=None, handle_signals=True, access_log=None)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

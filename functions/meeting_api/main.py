@@ -2,7 +2,7 @@
 
 POST /api/meet/v1/join  {meeting_key, display_name, organizer_secret?, rejoin_secret?, failed_mcu_id?}
   -> {token, mcu_url, mcu_id, participant_id, rejoin_secret, role, expires_at}
-POST /api/meet/v1/files?name=<file name>  raw bytes (Bearer <join token>)  share a file in the running session
+POST /api/meet/v1/files?ext=<extension>  raw bytes (Bearer <join token>)  share a file in the running session
 GET  /api/meet/v1/files   (Bearer <join token>)  the session's files with 5-minute signed download URLs
 GET/POST /api/meet/v1/polls, PUT/DELETE /polls/<id>, POST /polls/<id>/run   (organizer)
 GET  /api/meet/v1/runs, POST /runs/<id>/vote {option}   (everyone in the meeting; one vote each)
@@ -48,11 +48,11 @@ def _files(request: flask.Request) -> flask.Response:
     if request.method != "POST":
         return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
     claims = _claims(request)
-    name = request.args.get("name", "")
-    if not 1 <= len(name) <= 200 or set(request.args) - {"name"}:
-        raise errors.InvalidRequest("the query is ?name=<file name> (1-200 characters)")
+    ext = request.args.get("ext", "")
+    if not re.fullmatch(r"[A-Za-z0-9]{1,8}", ext) or set(request.args) - {"ext"}:
+        raise errors.InvalidRequest("the query is ?ext=<file extension> (the file's name is never sent)")
     data = http.read_body(request, files.max_bytes())
-    return http.json_response(files.upload(claims, name, data, runtime.clock().now()), 201)
+    return http.json_response(files.upload(claims, ext, data, runtime.clock().now()), 201)
 
 
 class InviteRequest(BaseModel):

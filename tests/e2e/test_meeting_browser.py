@@ -205,10 +205,14 @@ def test_polls_files_and_documents_in_the_meeting(playwright: Any, pbx: PbxClien
         for page in (ada, grace):
             _wait(lambda p=page: _count(p) == 2, "both in the meeting")
         # a poll: created and run by the organizer, voted by both, results for both
-        ada.fill("#poll-form input[name=question]", "Ship on Friday?")
+        ada.fill("#poll-form input[name=question]", "Ship on Thursday?")
         ada.fill("#poll-form input[name=options]", "Yes, No")
         ada.click("button[data-testid=create-poll]")
-        ada.wait_for_selector("button[data-testid=run-poll]", timeout=10000)
+        ada.wait_for_selector("button[data-testid=edit-poll]", timeout=10000)
+        ada.click("button[data-testid=edit-poll]")  # edited from the page
+        ada.fill("#poll-form input[name=question]", "Ship on Friday?")
+        ada.click("button[data-testid=create-poll]")
+        _wait(lambda: (ada.text_content("[data-testid=poll]") or "").startswith("Ship on Friday?"), "the edited poll")
         ada.click("button[data-testid=run-poll]")
         grace.wait_for_selector("button[data-testid=vote-1]", timeout=10000)
         grace.click("button[data-testid=vote-1]")
@@ -219,11 +223,19 @@ def test_polls_files_and_documents_in_the_meeting(playwright: Any, pbx: PbxClien
                 lambda p=page: p.locator("[data-testid=poll-result]").all_text_contents() == ["Yes: 1 (50 %)", "No: 1 (50 %)"],
                 "the poll results",
             )
-        # a file: uploaded by Grace, downloaded by Ada, byte for byte
+        ada.click("button[data-testid=delete-poll]")  # deleted from the page, with its results
+        _wait(
+            lambda: ada.locator("[data-testid=poll]").count() == 0 and grace.locator("[data-testid=poll-result]").count() == 0,
+            "the poll gone",
+        )
+        # a file: uploaded by Grace, downloaded by Ada, byte for byte; its name never leaves Grace's browser
+        sent: list[str] = []
+        grace.on("request", lambda r: sent.append(r.url + str(r.headers)))
         grace.set_input_files("input[data-testid=file-input]", str(upload))
         ada.wait_for_selector("[data-testid=file-list] a", timeout=10000)
         href = ada.get_attribute("[data-testid=file-list] a", "href")
         assert http.get(str(href), timeout=10).content == upload.read_bytes()
+        assert any("/api/meet/v1/files?ext=txt" in s for s in sent) and not [s for s in sent if "minutes" in s]
         # a document: shared by the organizer, rendered for the participant
         ada.set_input_files("input[data-testid=pdf-input]", str(pdf))
         _wait(lambda: grace.get_attribute("[data-testid=pdf-view]", "data-pages") == "1", "the document rendered")

@@ -28,9 +28,10 @@ def _join(platform: Platform, key: str, name: str) -> dict[str, Any]:
 
 
 def _upload(platform: Platform, token: str, name: str, data: bytes) -> requests.Response:
+    ext = name.rsplit(".", 1)[-1]  # what the page sends: the extension, never the name
     return requests.post(
         f"{platform.endpoints['portal']}/api/meet/v1/files",
-        params={"name": name},
+        params={"ext": ext},
         data=data,
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,

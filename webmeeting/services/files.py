@@ -46,9 +46,10 @@ def _active_session(meeting_key: str) -> str | None:
     return session.get("session_id") if session.get("count", 0) > 0 else None
 
 
-def upload(claims: JoinClaims, filename: str, data: bytes, now: datetime) -> dict[str, Any]:
+def upload(claims: JoinClaims, ext: str, data: bytes, now: datetime) -> dict[str, Any]:
+    """Share ``data`` (of type ``ext``: the only part of its name the portal ever receives)."""
     try:
-        kind = classify(filename, data, max_bytes())
+        kind = classify(f"upload.{ext}", data, max_bytes())
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
     session_id = _active_session(claims.meeting_key)

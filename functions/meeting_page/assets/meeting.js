@@ -315,7 +315,21 @@
       run.textContent = "Run";
       run.dataset.testid = "run-poll";
       run.addEventListener("click", () => api(`/polls/${p.id}/run`, { method: "POST" }).then(refreshShared));
-      li.append(`${p.question} `, run);
+      const edit = document.createElement("button");
+      edit.textContent = "Edit";
+      edit.dataset.testid = "edit-poll";
+      edit.addEventListener("click", () => {
+        const form = $("poll-form");
+        form.dataset.editing = p.id;
+        form.elements.question.value = p.question;
+        form.elements.options.value = p.options.join(", ");
+      });
+      const remove = document.createElement("button");
+      remove.textContent = "Delete";
+      remove.dataset.testid = "delete-poll";
+      remove.addEventListener("click", () => api(`/polls/${p.id}`, { method: "DELETE" }).then(refreshShared));
+      li.dataset.testid = "poll";
+      li.append(`${p.question} `, run, edit, remove);
       return li;
     }));
   }
@@ -350,7 +364,8 @@
   $("file-input").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
-    await api(`/files?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
+    const ext = file.name.includes(".") ? file.name.split(".").pop() : "";
+    await api(`/files?ext=${encodeURIComponent(ext)}`, { method: "POST", body: file }); // the name never leaves the browser
     e.target.value = "";
     refreshShared();
   });
@@ -366,10 +381,12 @@
     e.preventDefault();
     const form = new FormData(e.target);
     const options = String(form.get("options")).split(",").map((s) => s.trim()).filter(Boolean);
-    await api("/polls", {
-      method: "POST", headers: { "Content-Type": "application/json" },
+    const editing = e.target.dataset.editing;
+    await api(editing ? `/polls/${editing}` : "/polls", {
+      method: editing ? "PUT" : "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ question: String(form.get("question")).trim(), options }),
     });
+    delete e.target.dataset.editing;
     e.target.reset();
     refreshShared();
   });
