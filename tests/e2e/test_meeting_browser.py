@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,6 +224,10 @@ def test_polls_files_and_documents_in_the_meeting(playwright: Any, pbx: PbxClien
                 lambda p=page: p.locator("[data-testid=poll-result]").all_text_contents() == ["Yes: 1 (50 %)", "No: 1 (50 %)"],
                 "the poll results",
             )
+        assert grace.locator("button[data-testid=poll-report]").count() == 0
+        with ada.expect_download() as report:
+            ada.click("button[data-testid=poll-report]")
+        assert Path(report.value.path()).read_bytes().startswith(b"%PDF")
         ada.click("button[data-testid=delete-poll]")  # deleted from the page, with its results
         _wait(
             lambda: ada.locator("[data-testid=poll]").count() == 0 and grace.locator("[data-testid=poll-result]").count() == 0,

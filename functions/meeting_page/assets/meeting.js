@@ -357,6 +357,21 @@
         }
         box.append(row);
       });
+      if (role === "organizer") {
+        const report = document.createElement("button");
+        report.textContent = "PDF report";
+        report.dataset.testid = "poll-report";
+        report.addEventListener("click", async () => {
+          const resp = await api(`/runs/${r.run_id}/report.pdf`);
+          if (!resp.ok) return;
+          const a = document.createElement("a");
+          a.href = URL.createObjectURL(await resp.blob());
+          a.download = "poll-results.pdf";
+          a.click();
+          setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+        });
+        box.append(report);
+      }
       return box;
     }));
   }
