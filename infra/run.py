@@ -61,6 +61,7 @@ def run_demo(platform: Platform) -> None:
             console.print(f"  {ext['number']}  [yellow]disabled: {ext['reason']}[/yellow]")
     body = meeting.json()
     console.print(f"\n[bold]Scheduled meeting[/bold] 'Demo review': {body['url']}")
+    console.print(f"  organizer link (polls, documents, dial-in, invitations): {body['organizer_url']}")
     if body.get("vanity_url"):
         console.print(f"  vanity link: {body['vanity_url']}")
     console.print("\nCtrl-C stops everything.")
