@@ -86,17 +86,7 @@ class Target:
         self.proc: subprocess.Popen[bytes] | None = None
         if mode == "relay":
             port = free_port()
-            env = {
-                **os.environ,
-                "MCU_ID": "relay-ref",
-                "MCU_REGION": "bench",
-                "MCU_PUBLIC_URL": f"ws://{HOST}:{port}/ws",
-                "MCU_PORTAL_URL": platform.endpoints["portal"],
-                "MCU_SECRET": platform.mcu_secret,
-                "MCU_JOIN_TOKEN_PUBLIC_KEY": platform.token_keys[1],
-                "MCU_ICE_ADDRESSES": HOST,
-                "PYTHONPATH": str(ROOT),
-            }
+            env = {**os.environ, **platform.mcu_env("relay-ref", "bench", port)}
             self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "relay_worker.py"), "--port", str(port)], env=env)
             self.url = f"ws://{HOST}:{port}/ws"
             for _ in range(100):

@@ -15,13 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
-from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from aiortc import RTCPeerConnection  # noqa: E402
 from aiortc.codecs import vpx  # noqa: E402
 from aiortc.contrib.media import MediaRelay  # noqa: E402
 
 from mcu_vm import net  # noqa: E402
 from mcu_vm.portal import PortalClient  # noqa: E402
-from mcu_vm.room import Participant, Room, RoomRegistry, Subscription  # noqa: E402
+from mcu_vm.room import RoomRegistry  # noqa: E402
 from mcu_vm.settings import McuSettings  # noqa: E402
 
 
@@ -44,31 +44,15 @@ class RelayPublisher:
 
 
 class RelayRegistry(RoomRegistry):
-    async def _publish(self, room: Room, p: Participant, offer_sdp: str) -> None:
-        pc = RTCPeerConnection(self._config())
-        p.pub_pc = pc
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-        for t in pc.getTransceivers():
-            if t.receiver.track is not None:
-                p.publishers[t.receiver.track.kind] = RelayPublisher(t.receiver.track)  # type: ignore[assignment]
-        await p.send({"type": "publish_answer", "sdp": pc.localDescription.sdp})
-        for other in list(room.participants.values()):
-            if other is not p:
-                await self._offer_subscription(other, p)
+    """The MCU's rooms and signalling, with MediaRelay fan-out in place of passthrough."""
 
-    async def _offer_subscription(self, subscriber: Participant, publisher: Participant) -> None:
-        if publisher.id in subscriber.subscriptions or not publisher.publishers:
-            return
-        pc = RTCPeerConnection(self._config())
-        tracks = []
-        for pub in publisher.publishers.values():
-            proxy = pub.subscribe()
-            pc.addTransceiver(proxy, direction="sendonly")
-            tracks.append((pub, proxy))
-        subscriber.subscriptions[publisher.id] = Subscription(pc, tracks)  # type: ignore[arg-type]
-        await pc.setLocalDescription(await pc.createOffer())
-        await subscriber.send({"type": "subscribe_offer", "publisher_id": publisher.id, "sdp": pc.localDescription.sdp})
+    def make_publisher(self, track: Any, receiver: Any, codec: Any) -> Any:
+        return RelayPublisher(track)
+
+    def attach(self, pc: RTCPeerConnection, pub: Any) -> Any:
+        proxy = pub.subscribe()
+        pc.addTransceiver(proxy, direction="sendonly")  # aiortc encodes what the proxy yields
+        return proxy
 
 
 def main() -> None:

@@ -375,9 +375,9 @@ class Platform:
         self.wait_ready(proc, self.http_ok(f"{self.endpoints['portal']}/api/pbx/v1/openapi.json"))
         self.endpoints["pbx_api"] = f"{self.endpoints['portal']}/api/pbx/v1"
 
-    def start_mcu(self, mcu_id: str, region: str, lat: float, lon: float) -> dict[str, Any]:
-        port = free_port()
-        env = {
+    def mcu_env(self, mcu_id: str, region: str, port: int, lat: float = 0.0, lon: float = 0.0) -> dict[str, str]:
+        """The settings of a local MCU (also used by the benchmark's reference server)."""
+        return {
             "MCU_ID": mcu_id,
             "MCU_REGION": region,
             "MCU_PUBLIC_URL": f"ws://{HOST}:{port}/ws",
@@ -394,6 +394,10 @@ class Platform:
             "MCU_HEARTBEAT_S": str(MCU_HEARTBEAT_S),
             "PYTHONPATH": str(ROOT),
         }
+
+    def start_mcu(self, mcu_id: str, region: str, lat: float, lon: float) -> dict[str, Any]:
+        port = free_port()
+        env = self.mcu_env(mcu_id, region, port, lat, lon)
         proc = self.spawn(f"mcu-{mcu_id}", [sys.executable, "-m", "mcu_vm"], env)
         self.wait_ready(proc, self.http_ok(f"http://{HOST}:{port}/healthz"))
         return {"id": mcu_id, "region": region, "url": env["MCU_PUBLIC_URL"], "health": f"http://{HOST}:{port}/healthz"}

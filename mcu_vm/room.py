@@ -258,8 +258,7 @@ class RoomRegistry:
         for transceiver in pc.getTransceivers():
             codecs = transceiver._codecs  # negotiated, preferred first
             if transceiver.receiver.track is not None and codecs and transceiver.direction in ("recvonly", "sendrecv"):
-                pub = Publisher(transceiver.receiver.track, transceiver.receiver, codecs[0])
-                pub.start()
+                pub = self.make_publisher(transceiver.receiver.track, transceiver.receiver, codecs[0])
                 p.publishers[pub.kind] = pub
         await p.send({"type": "publish_answer", "sdp": pc.localDescription.sdp})
         for other in list(room.participants.values()):
@@ -275,16 +274,28 @@ class RoomRegistry:
             pub = publisher.publishers.get(kind)
             if pub is None:
                 continue
-            fwd = pub.subscribe()
-            transceiver = pc.addTransceiver(fwd, direction="sendonly")
-            transceiver.setCodecPreferences(codec_preferences(kind, pub.codec))
-            transceiver.sender._send_keyframe = fwd.keyframe_requested  # type: ignore[method-assign]  # PLI/FIR -> publisher
-            tracks.append((pub, fwd))
+            tracks.append((pub, self.attach(pc, pub)))
         subscriber.subscriptions[publisher.id] = Subscription(pc, tracks)
         await pc.setLocalDescription(await pc.createOffer())
         await subscriber.send(
             {"type": "subscribe_offer", "publisher_id": publisher.id, "name": publisher.name, "sdp": pc.localDescription.sdp}
         )
+
+    # -- forwarding (the benchmark's reference server overrides these two) -----------------------
+
+    def make_publisher(self, track: Any, receiver: Any, codec: Any) -> Publisher:
+        """Fan out one incoming track, forwarded encoded."""
+        pub = Publisher(track, receiver, codec)
+        pub.start()
+        return pub
+
+    def attach(self, pc: RTCPeerConnection, pub: Publisher) -> ForwardTrack:
+        """Add a subscriber's copy of ``pub`` to ``pc``, pinned to the publisher's codec."""
+        fwd = pub.subscribe()
+        transceiver = pc.addTransceiver(fwd, direction="sendonly")
+        transceiver.setCodecPreferences(codec_preferences(pub.kind, pub.codec))
+        transceiver.sender._send_keyframe = fwd.keyframe_requested  # type: ignore[method-assign]  # PLI/FIR -> publisher
+        return fwd
 
     async def close(self) -> None:
         """Shut down: every participant leaves, every peer connection closes."""

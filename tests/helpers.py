@@ -152,3 +152,19 @@ def wait_session_count(key: str, count: int) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"session count never reached {count}")
+
+
+def join_meeting(platform: Any, key: str, name: str = "Ada", organizer_secret: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Join through the portal as the meeting page does; the response body."""
+    body: dict[str, Any] = {"meeting_key": key, "display_name": name, **extra}
+    if organizer_secret:
+        body["organizer_secret"] = organizer_secret
+    resp = requests.post(platform.endpoints["portal"] + "/api/meet/v1/join", json=body, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+def quick_links(pbx: PbxClient, number: str = "101", **fields: Any) -> tuple[str, str]:
+    """Sync one extension; (its Quick Meeting key, its organizer secret)."""
+    e = pbx.sync([ext(number, **fields)]).json()["extensions"][0]
+    return e["quick_meeting_url"].rsplit("/", 1)[1], e["quick_meeting_organizer_url"].split("#organizer=")[1]

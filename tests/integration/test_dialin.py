@@ -14,22 +14,13 @@ import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import assert_error, ext, meeting
+from tests.helpers import assert_error, ext, join_meeting, meeting
 
 pytestmark = pytest.mark.integration
 NUMBERS = {
     "conference_number": "811",
     "dial_in": [{"country": "DE", "number": "+49 30 7654321"}, {"country": "GB", "number": "+44 20 7946 0018"}],
 }
-
-
-def _join(platform: Platform, key: str, name: str, organizer_secret: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"meeting_key": key, "display_name": name}
-    if organizer_secret:
-        body["organizer_secret"] = organizer_secret
-    resp = requests.post(platform.endpoints["portal"] + "/api/meet/v1/join", json=body, timeout=10)
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
 
 
 def _in_meeting(join: dict[str, Any], key: str, then: Any) -> Any:
@@ -67,8 +58,8 @@ def _meeting(platform: Platform, pbx: PbxClient, fqdn: str, dialin: dict[str, An
 
 def test_the_organizer_sees_the_pbxs_dial_in_numbers_and_a_participant_cannot(platform: Platform, pbx: PbxClient) -> None:
     key, secret = _meeting(platform, pbx, "pbx.example.com", NUMBERS)
-    organizer = _join(platform, key, "Ada", secret)
-    participant = _join(platform, key, "Grace")
+    organizer = join_meeting(platform, key, "Ada", secret)
+    participant = join_meeting(platform, key, "Grace")
     assert organizer["role"] == "organizer" and participant["role"] == "participant"
     joined, data = _in_meeting(organizer, key, lambda: _poll(platform, organizer["token"]))
     assert data == {"status": "ok", **NUMBERS}
@@ -83,7 +74,7 @@ def test_a_pbx_that_does_not_answer_leaves_dial_in_empty(platform: Platform, pbx
     key, secret = _meeting(platform, pbx, "pbx.example.com", NUMBERS)
     (Path(platform.state_dir) / "pbx-sim" / "pbxs" / "pbx.example.com.down").write_text("")
     try:
-        organizer = _join(platform, key, "Ada", secret)
+        organizer = join_meeting(platform, key, "Ada", secret)
         joined, data = _in_meeting(organizer, key, lambda: _poll(platform, organizer["token"]))
         assert joined["type"] == "joined"  # the meeting itself is fine
         assert data == {"status": "unavailable", "conference_number": None, "dial_in": []}

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
 
 import pytest
 import requests
 
 from infra.launcher import FILES_BUCKET, Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import InMeeting, assert_error, ext, wait_session_count
+from tests.helpers import InMeeting, assert_error, ext, join_meeting, wait_session_count
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
 
 pytestmark = pytest.mark.integration
 PDF = b"%PDF-1.4\n" + secrets.token_bytes(5000) + b"\n%%EOF\n"
-
-
-def _join(platform: Platform, key: str, name: str) -> dict[str, Any]:
-    resp = requests.post(
-        platform.endpoints["portal"] + "/api/meet/v1/join", json={"meeting_key": key, "display_name": name}, timeout=10
-    )
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
 
 
 def _upload(platform: Platform, token: str, name: str, data: bytes) -> requests.Response:
@@ -44,7 +35,7 @@ def quick_key(pbx: PbxClient) -> str:
 
 
 def test_shared_files_download_intact_and_vanish_when_everyone_leaves(platform: Platform, quick_key: str) -> None:
-    ada, grace = _join(platform, quick_key, "Ada"), _join(platform, quick_key, "Grace")
+    ada, grace = join_meeting(platform, quick_key, "Ada"), join_meeting(platform, quick_key, "Grace")
     meeting = InMeeting([ada, grace], quick_key)
     try:
         wait_session_count(quick_key, 2)
@@ -84,7 +75,7 @@ def test_shared_files_download_intact_and_vanish_when_everyone_leaves(platform: 
 def test_bad_uploads_are_refused_and_store_nothing(
     platform: Platform, quick_key: str, name: str, data: bytes, status: int, fragment: str
 ) -> None:
-    ada = _join(platform, quick_key, "Ada")
+    ada = join_meeting(platform, quick_key, "Ada")
     meeting = InMeeting([ada], quick_key)
     try:
         wait_session_count(quick_key, 1)
@@ -98,13 +89,13 @@ def test_bad_uploads_are_refused_and_store_nothing(
 
 
 def test_upload_rules_without_a_running_session_or_token(platform: Platform, quick_key: str) -> None:
-    ada = _join(platform, quick_key, "Ada")
+    ada = join_meeting(platform, quick_key, "Ada")
     assert_error(_upload(platform, ada["token"], "a.txt", b"hello"), 409, "conflict")  # nobody connected
     assert_error(_upload(platform, "forged", "a.txt", b"hello"), 401, "unauthenticated")
 
 
 def test_an_oversized_upload_is_413(platform: Platform, quick_key: str) -> None:
-    ada = _join(platform, quick_key, "Ada")
+    ada = join_meeting(platform, quick_key, "Ada")
     assert_error(_upload(platform, ada["token"], "big.txt", b"x" * (25 * 1024 * 1024 + 1)), 413, "too_large")
 
 
@@ -122,7 +113,7 @@ def test_uploads_sweep_leftovers_of_inactive_sessions(platform: Platform, quick_
             "created_at": time.time(),
         }
     )
-    ada = _join(platform, quick_key, "Ada")
+    ada = join_meeting(platform, quick_key, "Ada")
     meeting = InMeeting([ada], quick_key)
     try:
         wait_session_count(quick_key, 1)

@@ -18,7 +18,7 @@ import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import assert_error, ext, meeting
+from tests.helpers import assert_error, ext, join_meeting, meeting, quick_links
 
 pytestmark = pytest.mark.integration
 MAIL_TIMEOUT_S = 30
@@ -133,13 +133,8 @@ def test_smtp_down_for_a_while_delivers_once_when_it_returns(
 
 
 def test_the_organizer_invites_from_inside_the_meeting(platform: Platform, pbx: PbxClient, people: list[dict[str, str]]) -> None:
-    e = pbx.sync([ext("101", first="Ada", last="Lovelace")]).json()["extensions"][0]
-    key, secret = e["quick_meeting_url"].rsplit("/", 1)[1], e["quick_meeting_organizer_url"].split("#organizer=")[1]
-    join = platform.endpoints["portal"] + "/api/meet/v1/join"
-    organizer = requests.post(
-        join, json={"meeting_key": key, "display_name": "Ada", "organizer_secret": secret}, timeout=10
-    ).json()
-    participant = requests.post(join, json={"meeting_key": key, "display_name": "Grace"}, timeout=10).json()
+    key, secret = quick_links(pbx, first="Ada", last="Lovelace")
+    organizer, participant = join_meeting(platform, key, "Ada", secret), join_meeting(platform, key, "Grace")
     url = platform.endpoints["portal"] + "/api/meet/v1/invitations"
 
     def invite(token: str, body: Any) -> requests.Response:

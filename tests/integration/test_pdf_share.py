@@ -10,19 +10,12 @@ import requests
 
 from infra.launcher import FILES_BUCKET, Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import assert_error, ext, meeting
+from tests.helpers import assert_error, ext, join_meeting, meeting
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
 
 pytestmark = pytest.mark.integration
 PDF = b"%PDF-1.4\n" + secrets.token_bytes(3000) + b"\ntrailer\n%%EOF\n"
-
-
-def _join(platform: Platform, key: str, organizer_secret: str | None = None) -> str:
-    body: dict[str, Any] = {"meeting_key": key, "display_name": "x"}
-    if organizer_secret:
-        body["organizer_secret"] = organizer_secret
-    return str(requests.post(platform.endpoints["portal"] + "/api/meet/v1/join", json=body, timeout=10).json()["token"])
 
 
 def _call(platform: Platform, token: str, method: str, path: str = "", data: bytes | None = None) -> requests.Response:
@@ -40,7 +33,7 @@ def scheduled(platform: Platform, pbx: PbxClient) -> tuple[str, str, str]:
     pbx.sync([ext("101")])
     body = pbx.put_meeting("m-pdf", meeting("101")).json()
     key, secret = body["meeting_key"], body["organizer_url"].split("#organizer=")[1]
-    return key, _join(platform, key, secret), _join(platform, key)
+    return key, join_meeting(platform, key, organizer_secret=secret)["token"], join_meeting(platform, key)["token"]
 
 
 def test_a_shared_pdf_is_listed_to_everyone_and_deleted_with_the_meeting(

@@ -9,7 +9,7 @@ import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import InMeeting, assert_error, ext, wait_session_count
+from tests.helpers import InMeeting, assert_error, ext, join_meeting, quick_links, wait_session_count
 from webmeeting.adapters import firestore as fs
 
 pytestmark = pytest.mark.integration
@@ -27,14 +27,8 @@ class Api:
 
 @pytest.fixture
 def people(platform: Platform, pbx: PbxClient) -> tuple[dict[str, Any], dict[str, Any], str]:
-    e = pbx.sync([ext("101")]).json()["extensions"][0]
-    key, secret = e["quick_meeting_url"].rsplit("/", 1)[1], e["quick_meeting_organizer_url"].split("#organizer=")[1]
-    join = platform.endpoints["portal"] + "/api/meet/v1/join"
-    organizer = requests.post(
-        join, json={"meeting_key": key, "display_name": "Ada", "organizer_secret": secret}, timeout=10
-    ).json()
-    participant = requests.post(join, json={"meeting_key": key, "display_name": "Grace"}, timeout=10).json()
-    return organizer, participant, key
+    key, secret = quick_links(pbx)
+    return join_meeting(platform, key, "Ada", secret), join_meeting(platform, key, "Grace"), key
 
 
 def test_a_poll_is_created_run_voted_once_and_reported(platform: Platform, pbx: PbxClient, people: Any) -> None:
