@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
+import numpy as np  # noqa: E402
 from aiortc.codecs import vpx  # noqa: E402
 from aiortc.mediastreams import VideoStreamTrack  # noqa: E402
 
@@ -36,26 +36,25 @@ LOOP_FRAMES = 48
 
 
 class NoiseTrack(VideoStreamTrack):
-    """640x360 at 30 fps of changing content, so the encoder really spends its bitrate."""
+    """640x360 at 30 fps of camera-like content, so the encoder really spends its bitrate: a
+    textured scene panning slowly, a bright shape moving across it, and sensor noise over the
+    whole picture (a camera's picture is never clean; a clean synthetic one is cheap to encode)."""
 
     def __init__(self) -> None:
         super().__init__()
+        rng = np.random.default_rng(7)
+        yy, xx = np.mgrid[0:HEIGHT, 0 : WIDTH + 2 * LOOP_FRAMES].astype(np.float32)
+        scene = 110 + 40 * np.sin(xx / 9.0) * np.cos(yy / 13.0) + 30 * np.sin((xx + yy) / 37.0)
         self.frames = []
-        ramp = bytes(range(256)) * 8
         for i in range(LOOP_FRAMES):
-            frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-            y = frame.planes[0]
-            rows = []
-            for r in range(HEIGHT):  # a diagonal gradient moving 4 px per frame
-                start = (r + 4 * i) % 256
-                rows.append(ramp[start : start + y.line_size])
-            luma = bytearray(b"".join(rows))
-            for r in range(120, 200):  # and a patch of fresh noise, moving across
-                off = r * y.line_size + (i * 12) % (WIDTH - 96)
-                luma[off : off + 96] = os.urandom(96)
-            y.update(bytes(luma))
-            for plane in frame.planes[1:]:
-                plane.update(bytes([128]) * plane.buffer_size)
+            luma = scene[:, 2 * i : 2 * i + WIDTH].copy()  # pan 2 px per frame
+            cx, cy = 120 + (i * 8) % 400, 180
+            luma[(xx[:, :WIDTH] - cx) ** 2 + (yy[:, :WIDTH] - cy) ** 2 < 60**2] = 200
+            luma += rng.normal(0, 4, luma.shape)  # sensor noise
+            y = np.clip(luma, 0, 255).astype(np.uint8)
+            u = np.full((HEIGHT // 2, WIDTH // 2), 118, np.uint8)
+            v = np.full((HEIGHT // 2, WIDTH // 2), 138, np.uint8)
+            frame = av.VideoFrame.from_ndarray(np.concatenate([y, u.reshape(-1, WIDTH), v.reshape(-1, WIDTH)]), format="yuv420p")
             self.frames.append(frame)
         self.i = 0
 

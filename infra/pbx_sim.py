@@ -154,7 +154,8 @@ def make_server(state_dir: Path, inbox: Path) -> web.Application:
     GET /webmeeting/v1/dialin and POST /webmeeting/v1/reports, both requiring the platform's
     signature with that PBX's secret (``state_dir/<fqdn>.json``, optional key ``dialin``).
     A file ``state_dir/<fqdn>.down`` makes that PBX answer 503; received reports are kept in
-    ``inbox/<fqdn>/``, and a file ``inbox/<fqdn>/REFUSE`` makes the receiver answer 503."""
+    ``inbox/<fqdn>/`` (``<id>.json``, and a line per delivery in ``received.log``), and a file
+    ``inbox/<fqdn>/REFUSE`` makes the receiver answer 503."""
 
     def error(status: int, code: str, message: str) -> web.Response:
         return web.json_response({"error": {"code": code, "message": message}}, status=status)
@@ -194,6 +195,8 @@ def make_server(state_dir: Path, inbox: Path) -> web.Application:
             return error(503, "unavailable", "refusing")
         report = json.loads(body)
         (box / f"{report.get('id', time.time_ns())}.json").write_bytes(body)
+        with (box / "received.log").open("a") as log:  # one line per delivery: duplicates show
+            log.write(f"{report.get('id')}\n")
         return web.Response(status=204)
 
     application = web.Application()

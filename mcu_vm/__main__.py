@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -74,7 +75,7 @@ class Supervisor:
             else:
                 raise RuntimeError(f"worker on port {port} did not start")
 
-    async def worker_status(self) -> list[dict[str, int]]:
+    async def worker_status(self) -> list[dict[str, Any]]:
         assert self.session
         out = []
         for port in self.ports:
@@ -93,20 +94,21 @@ class Supervisor:
     async def heartbeat(self) -> None:
         s = self.settings
         while True:
-            load = await self.load()
-            await self.portal.post(
-                "/api/mcu/v1/heartbeat",
-                {
-                    "id": s.mcu_id,
-                    "region": s.region,
-                    "url": s.public_url,
-                    "capacity": s.capacity,
-                    "load": load["participants"],
-                    "latitude": s.latitude,
-                    "longitude": s.longitude,
-                    "workers": len(self.ports),
-                },
-            )
+            statuses = await self.worker_status()
+            beat: dict[str, object] = {
+                "id": s.mcu_id,
+                "region": s.region,
+                "url": s.public_url,
+                "capacity": s.capacity,
+                "load": sum(int(st.get("participants", 0)) for st in statuses),
+                "latitude": s.latitude,
+                "longitude": s.longitude,
+                "workers": len(self.ports),
+            }
+            if len(statuses) == len(self.ports):  # a full picture only: who is connected, for reconciliation
+                beat["live"] = {k: v for st in statuses for k, v in st.get("live", {}).items()}
+                beat["live_at"] = min(str(st["live_at"]) for st in statuses)
+            await self.portal.post("/api/mcu/v1/heartbeat", beat)
             await asyncio.sleep(s.heartbeat_s)
 
     async def relay(self, request: web.Request) -> web.WebSocketResponse:

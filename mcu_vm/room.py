@@ -109,6 +109,10 @@ class RoomRegistry:
         )
         return {"rooms": len(self.rooms), "participants": participants, "forwarded_streams": streams}
 
+    def live(self) -> dict[str, list[str]]:
+        """Who is connected, per meeting: the portal reconciles lost "left" events against it."""
+        return {key: sorted(room.participants) for key, room in self.rooms.items()}
+
     def _config(self) -> RTCConfiguration:
         servers = [RTCIceServer(**s) for s in self.ice_servers]  # type: ignore[arg-type]
         return RTCConfiguration(iceServers=servers)  # explicit, possibly empty: never a default

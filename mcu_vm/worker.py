@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -27,7 +28,9 @@ def make_app(settings: McuSettings) -> web.Application:
     registry = RoomRegistry(settings.mcu_id, settings.token_public_key, list(settings.ice_servers), portal)
 
     async def status(request: web.Request) -> web.Response:
-        return web.json_response({**registry.load(), "decoders_created": passthrough.decoders_created, "pid": os.getpid()})
+        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")  # the snapshot's time, taken before it
+        body = {**registry.load(), "live": registry.live(), "live_at": at}
+        return web.json_response({**body, "decoders_created": passthrough.decoders_created, "pid": os.getpid()})
 
     async def on_startup(app: web.Application) -> None:
         if settings.udp_port_min and settings.udp_port_max:

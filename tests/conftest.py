@@ -24,7 +24,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     clock_file = state / "clock-offset"
     clock_file.write_text("0")
     geo_db = build_geo_database(state / "test-city.mmdb")
-    env = {"WEBMEETING_CLOCK_FILE": str(clock_file), "WEBMEETING_GEOIP_DB": str(geo_db), "WEBMEETING_MCU_STALE_S": "10"}
+    env = {
+        "WEBMEETING_CLOCK_FILE": str(clock_file),
+        "WEBMEETING_GEOIP_DB": str(geo_db),
+        "WEBMEETING_MCU_STALE_S": "10",
+        "WEBMEETING_SESSION_GRACE_S": "2",
+    }
     p = Platform(state, project=f"wm-test-{secrets.token_hex(3)}", extra_env=env)
     p.start()
     yield p

@@ -72,3 +72,35 @@ def compose(kind: str, meeting: dict[str, Any], email: str, name: str, mail_id: 
         ics(kind, meeting, email, name), maintype="text", subtype="calendar", filename="meeting.ics", params={"method": method}
     )
     return msg
+
+
+def _minutes(seconds: int) -> str:
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600} h {seconds % 3600 // 60:02d} min {seconds % 60:02d} s"
+        if seconds >= 3600
+        else f"{seconds // 60} min {seconds % 60:02d} s"
+    )
+
+
+def compose_report(report: dict[str, Any], timeline: list[dict[str, float]], email: str, name: str, mail_id: str) -> EmailMessage:
+    """The organizer's meeting report: a table and the attendance timeline chart (inline PNG)."""
+    from webmeeting.chart import timeline_png  # Pillow: only the mail sender needs it
+
+    duration_s = (report["ended_at"] - report["started_at"]).total_seconds()
+    chart = timeline_png([p["name"] for p in report["participants"]], timeline, duration_s)
+    cid = make_msgid(idstring="timeline", domain="webmeeting.local")
+    ctx = {"name": name, "report": report, "duration": _minutes(round(duration_s)), "minutes": _minutes, "chart_cid": cid[1:-1]}
+    msg = EmailMessage()
+    msg["Subject"] = f"Meeting report: {report['meeting_name']}"
+    msg["From"] = sender()
+    msg["To"] = formataddr((name, email))
+    msg["Message-ID"] = make_msgid(idstring=mail_id, domain="webmeeting.local")
+    msg["X-Webmeeting-Mail-Id"] = mail_id
+    msg.set_content(_text.get_template("report.txt").render(**ctx))
+    msg.add_alternative(_html.get_template("report.html").render(**ctx), subtype="html")
+    html_part = msg.get_body(("html",))
+    assert html_part is not None
+    html_part.add_related(chart, maintype="image", subtype="png", cid=cid, filename="attendance.png")
+    msg.add_attachment(chart, maintype="image", subtype="png", filename="attendance.png")
+    return msg

@@ -44,6 +44,7 @@ class Settings:
     default_location: tuple[float, float] = (50.11, 8.68)  # Frankfurt: where unlocatable PBXs are taken to be
     geoip_db: str = ""  # MaxMind City database; empty: the packaged GeoLite2 file, if installed
     mcu_stale_s: float = 30.0  # an MCU without a heartbeat this long is unavailable
+    session_grace_s: float = 30.0  # a meeting empty this long is over (its report goes out); a return before continues it
     join_token_key: str = ""  # PEM, ES256 private key signing join tokens (meeting_api)
     mcu_secret: str = ""  # bearer secret MCUs present (mcu_api; production: OIDC instead)
     signature_window_s: int = SIGNATURE_WINDOW_S
@@ -71,6 +72,7 @@ class Settings:
             default_location=_location(env.get("WEBMEETING_DEFAULT_LOCATION", "50.11,8.68")),
             geoip_db=env.get("WEBMEETING_GEOIP_DB", ""),
             mcu_stale_s=float(env.get("WEBMEETING_MCU_STALE_S", "30")),
+            session_grace_s=float(env.get("WEBMEETING_SESSION_GRACE_S", "30")),
             join_token_key=env.get("WEBMEETING_JOIN_TOKEN_KEY", ""),
             mcu_secret=env.get("WEBMEETING_MCU_SECRET", ""),
         )

@@ -16,11 +16,9 @@ import functions_framework
 
 from webmeeting import errors, http, runtime
 from webmeeting.domain.api import McuEvents, McuHeartbeat
-from webmeeting.services import files
-from webmeeting.services.dialin import enqueue_dialin
+from webmeeting.services import lifecycle
 from webmeeting.services.mcus import record_heartbeat
-from webmeeting.services.pbx_api import tasks_target
-from webmeeting.services.sessions import record_events
+from webmeeting.services.sessions import reconcile_live, record_events
 
 PREFIX = "/api/mcu/v1"
 BODY_LIMIT = 512 * 1024
@@ -50,15 +48,13 @@ def mcu_api(request: flask.Request) -> flask.Response:
             beat = http.parse(McuHeartbeat, body)
             if beat.id != mcu_id:
                 raise errors.InvalidRequest("id must match X-MCU-Id")
-            record_heartbeat(mcu_id, beat.model_dump())
+            record_heartbeat(mcu_id, beat.model_dump(exclude={"live", "live_at"}))
+            if beat.live is not None and beat.live_at is not None:  # lost "left" events: reconcile
+                lifecycle.after(reconcile_live(mcu_id, beat.live, beat.live_at, now), runtime.settings())
             return flask.Response(status=204)
         batch = http.parse(McuEvents, body)
         recorded = record_events(list(batch.events), mcu_id, now)
-        s = runtime.settings()
-        for meeting_key, session_id in recorded.started:  # a meeting starts: ask its PBX for dial-in data
-            enqueue_dialin(s.project, tasks_target(s), meeting_key, session_id)
-        for meeting_key, session_id in recorded.ended:  # the counter reached 0: shared files go
-            files.delete_session_files(meeting_key, session_id)
+        lifecycle.after(recorded, runtime.settings())
         return http.json_response({"stored": recorded.stored})
     except errors.WebmeetingError as exc:
         return http.from_error(exc)

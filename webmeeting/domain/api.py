@@ -228,6 +228,15 @@ class McuHeartbeat(Strict):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     workers: int = Field(ge=1, le=1024)
+    # who is connected right now, per meeting (reconciles lost "left" events), as of ``live_at``
+    live: (
+        dict[
+            Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")],
+            list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]],
+        ]
+        | None
+    ) = Field(default=None, max_length=20_000)
+    live_at: UtcTime | None = None
 
 
 class McuEvent(BaseModel):

@@ -87,6 +87,35 @@ def enqueue(project: str, target: str, mail_ids: list[str], at: datetime | None 
             log.exception("could not enqueue mail %s", mail_id)
 
 
+def report_mail(tx: firestore.Transaction, report_id: str, email: str, name: str, pbx_id: str, now: datetime) -> str:
+    """The organizer's report mail, into the outbox in the report's own transaction."""
+    mail_id = secrets.token_hex(16)
+    tx.create(
+        mails().document(mail_id),
+        {
+            "status": "pending",
+            "kind": "report",
+            "email": email,
+            "name": name,
+            "report_id": report_id,
+            "pbx_id": pbx_id,
+            "created_at": now,
+            "attempts": 0,
+            "expire_at": now + timedelta(days=RECORD_DAYS),
+        },
+    )
+    return mail_id
+
+
+def _message(data: dict[str, Any], mail_id: str) -> Any:
+    if data["kind"] == "report":
+        report = fs.data(fs.reports().document(data["report_id"]).get())
+        if not report or report.get("sanitized"):
+            return None  # the report went (its PBX's data was deleted) or was sanitized: nothing to send
+        return composer.compose_report(report["report"], report.get("timeline", []), data["email"], data["name"], mail_id)
+    return composer.compose(data["kind"], data["meeting"], data["email"], data["name"], mail_id)
+
+
 SEND_LEASE = timedelta(seconds=60)  # a claimed mail whose sender vanished can be claimed again after this
 
 
@@ -118,7 +147,10 @@ def deliver(mail_id: str, attempt: int, project: str, target: str, now: datetime
     if isinstance(claimed, str):
         return claimed
     data = claimed
-    message = composer.compose(data["kind"], data["meeting"], data["email"], data["name"], mail_id)
+    message = _message(data, mail_id)
+    if message is None:
+        ref.update({"status": "dropped", "email": None, "name": None})
+        return "dropped"
     try:
         smtp.send(message)
     except smtp.MailNotSent as exc:

@@ -1,14 +1,29 @@
 """Meeting sessions: participant events from the MCUs, stored once each, and the session's
 participant counter (a session starts when the first person joins and ends at 0).
 
-The session knows who is connected and through which MCU (``participants``: id -> MCU). So a
-person who reappears on another MCU after theirs died counts as a reconnect, not a second
-person, and a late "left" from the dead MCU does not remove their new connection.
+The session keeps one register per connection (participant on an MCU): on or off, and the
+time of the event that set it. An event older than the register's changes only the event log,
+never the state, so duplicates and batches that arrive out of order leave the same state as
+the order in which things happened. A person connected through two MCUs (a failover before the
+dead MCU's goodbye) counts once; a late "left" from the dead MCU does not remove their new
+connection.
+
+A session that empties is over only after ``session_grace_s``: whoever comes back before
+continues it (one meeting, one report). The end is final when the report task runs
+(``services.reports.finalize``).
+
+Reconciliation: an MCU's heartbeat lists who it has live; a connection the session believes on
+but the MCU no longer has (its "left" was lost) gets a synthesized "left" at the snapshot time.
+A dead MCU's connections get one at its last heartbeat (``close_dead_mcus``, run by the
+scheduler and when a failover is confirmed). Synthesized events have deterministic ids, so a
+repeated reconciliation stores them once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,10 +31,12 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain.api import McuEvent
 
 PARTICIPANT_DATA_DAYS = 7  # policy: participant names and IPs kept up to 7 days after the meeting
+PRUNE_AFTER = timedelta(hours=6)  # "off" registers older than this are dropped from the session
 
 
 def sessions() -> firestore.CollectionReference:
@@ -37,21 +54,31 @@ class Recorded:
     ended: list[tuple[str, str]] = field(default_factory=list)
 
 
-def record_events(batch: list[McuEvent], mcu_id: str, now: datetime) -> Recorded:
-    """Store each event once (by id) and move its session's counter; report the sessions that
+def _conn_key(participant_id: str, mcu_id: str) -> str:
+    return f"{participant_id}~{mcu_id}"
+
+
+def _on(conns: Mapping[str, Any]) -> dict[str, str]:
+    """participant -> an MCU they are connected through."""
+    return {c["pid"]: c["mcu"] for c in conns.values() if c.get("on")}
+
+
+def record_events(batch: Iterable[McuEvent], mcu_id: str, now: datetime) -> Recorded:
+    """Store each event once (by id) and move its session's state; report the sessions that
     started and ended. Duplicates (a retried batch) change nothing."""
     out = Recorded()
+    grace = timedelta(seconds=runtime.settings().session_grace_s)
     for ev in batch:
-        new, change = _record(ev, mcu_id, now)
+        new, change = _record(ev, mcu_id, now, grace)
         out.stored += new
         if change and change[0] == "started":
-            out.started.append(change[1:])  # type: ignore[arg-type]
+            out.started.append((change[1], change[2]))
         elif change and change[0] == "ended":
-            out.ended.append(change[1:])  # type: ignore[arg-type]
+            out.ended.append((change[1], change[2]))
     return out
 
 
-def _record(ev: McuEvent, mcu_id: str, now: datetime) -> tuple[bool, tuple[str, str, str] | None]:
+def _record(ev: McuEvent, mcu_id: str, now: datetime, grace: timedelta) -> tuple[bool, tuple[str, str, str] | None]:
     db = fs.client()
     ev_ref = events().document(ev.id)
     s_ref = sessions().document(ev.meeting_key)
@@ -60,27 +87,54 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime) -> tuple[bool, tuple[str, 
     def run(tx: firestore.Transaction) -> tuple[bool, tuple[str, str, str] | None]:
         if ev_ref.get(transaction=tx).exists:
             return False, None
+        session: dict[str, Any] = fs.data(s_ref.get(transaction=tx))
+        conns: dict[str, Any] = dict(session.get("conns") or {})
+        before = _on(conns)
+        key = _conn_key(ev.participant_id, mcu_id)
+        register = conns.get(key)
+        opens = ev.type in ("joined", "reconnected")
+        if register is None or ev.at > register["at"] or (ev.at == register["at"] and not opens):
+            conns[key] = {"pid": ev.participant_id, "mcu": mcu_id, "on": opens, "at": ev.at}
+        after = _on(conns)
         change: tuple[str, str, str] | None = None
-        snap = s_ref.get(transaction=tx)
-        session: dict[str, Any] = fs.data(snap)
-        connected: dict[str, str] = dict(session.get("participants") or {})
         seen = set(session.get("seen") or [])
-        if not connected and ev.type in ("joined", "reconnected"):
-            session = {"session_id": secrets.token_hex(8), "started_at": ev.at, "mcu_id": mcu_id}
-            seen = set()
-            change = ("started", ev.meeting_key, session["session_id"])
-        kind = ev.type
-        if kind in ("joined", "reconnected"):
-            kind = "reconnected" if ev.participant_id in seen else "joined"
-            connected[ev.participant_id] = mcu_id
-            seen.add(ev.participant_id)
-        elif connected.get(ev.participant_id) == mcu_id:
-            del connected[ev.participant_id]
-        session.update({"participants": connected, "seen": sorted(seen), "count": len(connected), "updated_at": now})
-        if not connected:
+        if not before and after:
+            ended_at = session.get("ended_at")
+            continues = (
+                session.get("session_id") and not session.get("finalized") and (ended_at is None or ev.at - ended_at <= grace)
+            )
+            if continues:
+                session["ended_at"] = None
+            else:
+                session.update(
+                    {
+                        "session_id": secrets.token_hex(8),
+                        "started_at": ev.at,
+                        "ended_at": None,
+                        "finalized": False,
+                        "mcu_id": mcu_id,
+                    }
+                )
+                seen = set()
+                change = ("started", ev.meeting_key, session["session_id"])
+        elif before and not after:
             session["ended_at"] = ev.at
-            if session.get("session_id") and change is None:
-                change = ("ended", ev.meeting_key, session["session_id"])
+            change = ("ended", ev.meeting_key, session["session_id"])
+        kind = ev.type
+        if opens:
+            kind = "reconnected" if ev.participant_id in seen else "joined"
+            seen.add(ev.participant_id)
+        cutoff = ev.at - PRUNE_AFTER
+        conns = {k: c for k, c in conns.items() if c["on"] or c["at"] > cutoff}
+        session.update(
+            {
+                "conns": conns,
+                "on_mcus": sorted(set(after.values())),
+                "seen": sorted(seen),
+                "count": len(after),
+                "updated_at": now,
+            }
+        )
         tx.set(s_ref, session)
         tx.create(
             ev_ref,
@@ -100,6 +154,62 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime) -> tuple[bool, tuple[str, 
         return result
     except (gexc.AlreadyExists, gexc.Conflict):
         return False, None  # the same event, stored concurrently
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+def synthesized_left(meeting_key: str, participant_id: str, mcu_id: str, opened_at: datetime, at: datetime) -> McuEvent:
+    """The "left" an MCU never sent for the connection opened at ``opened_at``; one id per connection."""
+    digest = hashlib.sha256(f"{meeting_key}|{participant_id}|{mcu_id}|{opened_at.isoformat()}".encode()).hexdigest()
+    return McuEvent(
+        id=f"rc-{digest[:40]}",
+        type="left",
+        meeting_key=meeting_key,
+        participant_id=participant_id,
+        at=at,
+        mcu_id=mcu_id,
+        reason="reconciled",
+    )
+
+
+def lost_connections(
+    session: Mapping[str, Any], meeting_key: str, mcu_id: str, live: set[str] | None, at: datetime
+) -> list[McuEvent]:
+    """Connections the session has on ``mcu_id`` whose "left" was lost. ``live`` is what the MCU
+    reported live in its snapshot taken at ``at`` (connections opened after it are not judged);
+    None: the MCU is dead, last seen at ``at`` (what opened after that closes where it opened)."""
+    out = []
+    for c in (session.get("conns") or {}).values():
+        if c["mcu"] != mcu_id or not c["on"]:
+            continue
+        if live is None:
+            out.append(synthesized_left(meeting_key, c["pid"], mcu_id, c["at"], max(at, c["at"])))
+        elif c["at"] < at and c["pid"] not in live:
+            out.append(synthesized_left(meeting_key, c["pid"], mcu_id, c["at"], at))
+    return out
+
+
+def on_mcu(mcu_id: str) -> Iterable[Any]:
+    """Sessions with someone connected through ``mcu_id`` (an array-contains query: cost is
+    proportional to those sessions, not to all)."""
+    return sessions().where(filter=firestore.FieldFilter("on_mcus", "array_contains", mcu_id)).stream()
+
+
+def reconcile_live(mcu_id: str, live: Mapping[str, list[str]], snapshot_at: datetime, now: datetime) -> Recorded:
+    """Compare the sessions' view of ``mcu_id`` with what it reports live."""
+    synthesized: list[McuEvent] = []
+    for snap in on_mcu(mcu_id):
+        synthesized += lost_connections(fs.data(snap), snap.id, mcu_id, set(live.get(snap.id, [])), snapshot_at)
+    return record_events(synthesized, mcu_id, now) if synthesized else Recorded()
+
+
+def close_mcu(mcu_id: str, last_seen: datetime, now: datetime) -> Recorded:
+    """``mcu_id`` is dead: everyone still connected through it left at its last heartbeat."""
+    synthesized: list[McuEvent] = []
+    for snap in on_mcu(mcu_id):
+        synthesized += lost_connections(fs.data(snap), snap.id, mcu_id, None, last_seen)
+    return record_events(synthesized, mcu_id, now) if synthesized else Recorded()
 
 
 def move_session(meeting_key: str, mcu_id: str) -> None:

@@ -1,0 +1,52 @@
+"""What follows a change of a meeting session's state, wherever the change came from (MCU
+events, a heartbeat's reconciliation, the dead-MCU sweep): a start fetches the PBX's dial-in
+data; an end deletes the session's shared files and schedules the report."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from google.cloud import firestore
+
+from webmeeting import runtime
+from webmeeting.adapters import firestore as fs
+from webmeeting.services import files, reports, statistics
+from webmeeting.services.dialin import enqueue_dialin
+from webmeeting.services.mcus import mcus
+from webmeeting.services.pbx_api import tasks_target
+from webmeeting.services.sessions import Recorded, close_mcu, sessions
+from webmeeting.settings import Settings
+
+
+def after(recorded: Recorded, settings: Settings) -> None:
+    for meeting_key, session_id in recorded.started:
+        enqueue_dialin(settings.project, tasks_target(settings), meeting_key, session_id)
+    for meeting_key, session_id in recorded.ended:  # the counter reached 0
+        files.delete_session_files(meeting_key, session_id)
+        reports.enqueue_finalize(settings, meeting_key, session_id)
+
+
+def sweep(settings: Settings, now: datetime) -> dict[str, int]:
+    """The scheduler's job, every minute: dead MCUs' connections are closed at their last
+    heartbeat; sessions over for longer than the grace without a report get one; each live
+    MCU's load is sampled into the statistics."""
+    wall = runtime.clock().wall()
+    stale = timedelta(seconds=settings.mcu_stale_s)
+    closed = 0
+    for snap in mcus().stream():
+        d = fs.data(snap)
+        last = d.get("last_heartbeat_at")
+        if last is not None and wall - last <= stale:
+            statistics.record_load(d.get("region", "unknown"), int(d.get("load", 0)), wall)
+        elif last is not None:
+            recorded = close_mcu(snap.id, last, now)
+            closed += recorded.stored
+            after(recorded, settings)
+    finalized = 0
+    grace = timedelta(seconds=settings.session_grace_s)
+    query = sessions().where(filter=firestore.FieldFilter("finalized", "==", False))
+    for snap in query.stream():
+        d = fs.data(snap)
+        if int(d.get("count", 0)) == 0 and d.get("ended_at") and wall - d["ended_at"] > grace:
+            finalized += reports.finalize(snap.id, d["session_id"], settings, now) == "made"
+    return {"closed_connections": closed, "reports": finalized}
