@@ -113,6 +113,7 @@ class Platform:
     tasks_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     token_keys: tuple[str, str] = field(default_factory=tokens.new_keypair)  # (private, public) PEM
     mcu_count: int = len(LOCAL_MCUS)
+    scheduler: bool = False  # the local Cloud Scheduler (make run); tests call the jobs' handlers themselves
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -454,6 +455,12 @@ class Platform:
                 self.export_env()
                 if self.mcu_count:
                     self.start_mcus()
+                if self.scheduler:
+                    self.spawn(
+                        "scheduler",
+                        [sys.executable, "-m", "infra.scheduler", "--portal", self.endpoints["portal"]],
+                        self.function_env(),
+                    )
             self.endpoints.setdefault("mcus", [])
         except BaseException:
             self.stop()

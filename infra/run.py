@@ -74,7 +74,7 @@ def main() -> None:
     for stale in ("mail", "pbx-sim", "dns-zone.json", "endpoints.json"):
         path = state / stale
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    platform = Platform(state)
+    platform = Platform(state, scheduler=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

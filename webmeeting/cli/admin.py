@@ -20,6 +20,8 @@ lic_app = typer.Typer(help="the license registry", no_args_is_help=True)
 app.add_typer(lic_app, name="licenses")
 mcu_app = typer.Typer(help="the MCU registry", no_args_is_help=True)
 app.add_typer(mcu_app, name="mcus")
+rep_app = typer.Typer(help="meeting reports (personal data partially redacted)", no_args_is_help=True)
+app.add_typer(rep_app, name="reports")
 
 
 def console() -> Console:
@@ -144,6 +146,37 @@ def mcus_restore(mcu_id: str) -> None:
     except errors.WebmeetingError as exc:
         _fail(exc)
     console().print(f"restored {mcu_id}")
+
+
+@rep_app.command("list")
+def reports_list(
+    pbx: str = typer.Option("", help="only this PBX's reports"),
+    limit: int = typer.Option(20, min=1, max=500),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table"),
+) -> None:
+    """Recent meeting reports as support staff may see them: names and emails partially
+    redacted until the report is sanitized (then they are gone)."""
+    import json
+
+    from webmeeting.services import reports as rep_svc
+
+    rows = list(rep_svc.for_admin(pbx or None, limit))
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r, default=str))
+        return
+    table = Table()
+    for name in ("id", "pbx", "meeting", "ended", "status", "push", "participants"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        people = "; ".join(
+            f"{p['name']}{' <' + p['email'] + '>' if p.get('email') else ''} {p['connected_seconds']} s/{p['reconnects']}"
+            for p in r["participants"]
+        )
+        table.add_row(
+            r["id"][:12], r["pbx_id"], r["meeting_name"] or "-", str(r["ended_at"])[:19], r["status"], str(r["push"]), people
+        )
+    console().print(table)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""Every job of the scheduler's job table reaches a handler that runs it, and only with the
+scheduler's credentials."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from croniter import croniter
+
+from infra.launcher import Platform
+from tests.helpers import assert_error
+from webmeeting.jobs import JOBS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
+def test_job_runs_with_credentials_only(platform: Platform, job) -> None:  # type: ignore[no-untyped-def]
+    assert croniter.is_valid(job.schedule)
+    url = platform.endpoints["portal"] + job.path
+    assert_error(requests.post(url, json={}, timeout=30), 401, "unauthenticated")
+    assert_error(requests.post(url, json={}, headers={"X-Webmeeting-Task-Secret": "wrong"}, timeout=30), 401, "unauthenticated")
+    ok = requests.post(url, json={}, headers={"X-Webmeeting-Task-Secret": platform.tasks_secret}, timeout=60)
+    assert ok.status_code == 200, ok.text
+    assert_error(
+        requests.post(url, json={"x": 1}, headers={"X-Webmeeting-Task-Secret": platform.tasks_secret}, timeout=30),
+        400,
+        "invalid_request",
+    )
