@@ -8,7 +8,8 @@ depacketized frames on as ``av.Packet``s, and its senders pack those packets wit
 Private aiortc names this relies on (``tests/unit/test_mcu_aiortc_contract.py`` fails loudly if
 they change): ``rtcrtpreceiver.decoder_worker`` (its signature), ``RTCRtpSender._send_keyframe``
 (called on PLI/FIR from a subscriber), ``RTCRtpReceiver._send_rtcp_pli``, ``RTCRtpTransceiver._codecs``,
-``aioice.ice.get_host_addresses``.
+``aioice.ice.get_host_addresses``, ``RTCRtpReceiver._handle_rtcp_packet`` (wrapped to keep the
+publisher's last RTCP sender report: recordings use it for lip sync).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack, rtcrtpreceiver
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtcpSrPacket
 
 log = logging.getLogger("mcu.passthrough")
 
@@ -90,6 +92,15 @@ def install() -> None:
         return real_get_decoder(codec)
 
     rtcrtpreceiver.get_decoder = counting_get_decoder
+
+    real_handle_rtcp = rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet
+
+    async def keeping_sender_reports(self: Any, packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):  # (NTP, RTP) of the publisher's clock, for recordings
+            self.wm_sender_report = (packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+        await real_handle_rtcp(self, packet)
+
+    rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = keeping_sender_reports  # type: ignore[method-assign]
     _installed = True
 
 

@@ -6,6 +6,7 @@ Signalling messages (JSON), browser -> MCU:
   {"type": "publish", "sdp": "<offer>"}                  its audio+video, sendonly
   {"type": "subscribe_answer", "publisher_id", "sdp"}
   {"type": "mute", "audio": bool, "video": bool}
+  {"type": "record", "action": "start"|"stop", "grant": "..."}  organizer, with the portal's grant
   {"type": "leave"}
 MCU -> browser:
   {"type": "joined", "participant_id", "role", "participants": [...], "ice_servers": [...]}
@@ -13,6 +14,7 @@ MCU -> browser:
   {"type": "subscribe_offer", "publisher_id", "sdp"}
   {"type": "participant_joined" | "participant_updated", "participant": {...}}
   {"type": "participant_left", "participant_id"}
+  {"type": "recording", "active": bool}                 to everyone (also in "joined")
   {"type": "error", "code", "message"}                  then the socket closes
 """
 
@@ -30,6 +32,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSend
 
 from mcu_vm.passthrough import ForwardTrack, Publisher
 from mcu_vm.portal import PortalClient
+from mcu_vm.recording import RoomRecording, Uploader
 from webmeeting import tokens
 
 log = logging.getLogger("mcu.room")
@@ -71,6 +74,7 @@ class Room:
     key: str
     participants: dict[str, Participant] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)  # participant ids seen in this session
+    recording: RoomRecording | None = None
 
 
 def codec_preferences(kind: str, negotiated: Any) -> list[Any]:
@@ -92,8 +96,16 @@ def codec_preferences(kind: str, negotiated: Any) -> list[Any]:
 class RoomRegistry:
     """All rooms of this worker process; owns every peer connection it creates."""
 
-    def __init__(self, mcu_id: str, token_public_key: str, ice_servers: list[dict[str, Any]], portal: PortalClient) -> None:
+    def __init__(
+        self,
+        mcu_id: str,
+        token_public_key: str,
+        ice_servers: list[dict[str, Any]],
+        portal: PortalClient,
+        uploader: Uploader | None = None,
+    ) -> None:
         self.mcu_id = mcu_id
+        self.uploader = uploader
         self.token_public_key = token_public_key
         self.ice_servers = ice_servers
         self.portal = portal
@@ -198,6 +210,7 @@ class RoomRegistry:
                 "role": p.role,
                 "participants": [o.public() for o in room.participants.values()],
                 "ice_servers": self.ice_servers,
+                "recording": room.recording is not None,
             }
         )
         for other in list(room.participants.values()):
@@ -230,6 +243,7 @@ class RoomRegistry:
         if reason == "replaced" and not p.ws.closed:
             await p.ws.close()
         if not room.participants:
+            self._stop_recording(room)  # nobody left to record
             del self.rooms[room.key]  # the session ends when the last one leaves
 
     # -- messages --------------------------------------------------------------------------------
@@ -248,8 +262,45 @@ class RoomRegistry:
             for other in room.participants.values():
                 if other is not p:
                     await other.send({"type": "participant_updated", "participant": p.public()})
+        elif kind == "record":
+            await self._record(room, p, data)
         else:
             await p.send({"type": "error", "code": "invalid_request", "message": f"unknown message {kind!r}"})
+
+    # -- recording -------------------------------------------------------------------------------
+
+    async def _record(self, room: Room, p: Participant, data: dict[str, Any]) -> None:
+        if p.role != "organizer" or self.uploader is None:
+            await p.send({"type": "error", "code": "forbidden", "message": "only the organizer records"})
+            return
+        try:
+            grant = tokens.verify_grant(
+                self.token_public_key, str(data.get("grant", "")), self.mcu_id, room.key, datetime.now(UTC)
+            )
+        except tokens.TokenError as exc:
+            await p.send({"type": "error", "code": "unauthenticated", "message": str(exc)})
+            return
+        if grant.action == "start" and room.recording is None:
+            room.recording = RoomRecording(grant.recording_id, room.key, self.uploader.root / grant.recording_id)
+            for other in room.participants.values():
+                for pub in other.publishers.values():
+                    room.recording.add(pub, other.id)
+            log.info("recording %s started", grant.recording_id)
+        elif grant.action == "stop" and room.recording is not None and room.recording.recording_id == grant.recording_id:
+            self._stop_recording(room)
+        else:
+            return  # a repeated start or stop: nothing changes
+        for other in room.participants.values():
+            await other.send({"type": "recording", "active": room.recording is not None})
+
+    def _stop_recording(self, room: Room) -> None:
+        if room.recording is None:
+            return
+        room.recording.stop()
+        log.info("recording %s stopped", room.recording.recording_id)
+        room.recording = None
+        if self.uploader:
+            self.uploader.kick()
 
     async def _publish(self, room: Room, p: Participant, offer_sdp: str) -> None:
         if p.pub_pc is not None:
@@ -264,6 +315,8 @@ class RoomRegistry:
             if transceiver.receiver.track is not None and codecs and transceiver.direction in ("recvonly", "sendrecv"):
                 pub = self.make_publisher(transceiver.receiver.track, transceiver.receiver, codecs[0])
                 p.publishers[pub.kind] = pub
+                if room.recording is not None:
+                    room.recording.add(pub, p.id)
         await p.send({"type": "publish_answer", "sdp": pc.localDescription.sdp})
         for other in list(room.participants.values()):
             if other is not p:

@@ -35,6 +35,8 @@ class McuSettings:
     udp_port_min: int = 0  # 0: any port
     udp_port_max: int = 0
     heartbeat_s: float = 5.0
+    recordings_dir: str = "/var/lib/webmeeting/recordings"  # raw tracks until their upload is confirmed
+    raw_bucket: str = ""  # the raw-recordings bucket; empty: this MCU does not record
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> McuSettings:
@@ -60,4 +62,6 @@ class McuSettings:
             udp_port_min=int(env.get("MCU_UDP_PORT_MIN", "0")),
             udp_port_max=int(env.get("MCU_UDP_PORT_MAX", "0")),
             heartbeat_s=float(env.get("MCU_HEARTBEAT_S", "5")),
+            recordings_dir=env.get("MCU_RECORDINGS_DIR", "/var/lib/webmeeting/recordings"),
+            raw_bucket=env.get("MCU_RAW_BUCKET", ""),
         )

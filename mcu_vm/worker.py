@@ -11,11 +11,13 @@ import logging
 import os
 import signal
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 
 from mcu_vm import net, passthrough
 from mcu_vm.portal import PortalClient
+from mcu_vm.recording import Uploader
 from mcu_vm.room import RoomRegistry
 from mcu_vm.settings import McuSettings
 
@@ -25,7 +27,8 @@ def make_app(settings: McuSettings) -> web.Application:
     if settings.ice_addresses:
         net.use_addresses(list(settings.ice_addresses))
     portal = PortalClient(settings.portal_url, settings.mcu_id, settings.secret)
-    registry = RoomRegistry(settings.mcu_id, settings.token_public_key, list(settings.ice_servers), portal)
+    uploader = Uploader(Path(settings.recordings_dir), settings.raw_bucket, portal) if settings.raw_bucket else None
+    registry = RoomRegistry(settings.mcu_id, settings.token_public_key, list(settings.ice_servers), portal, uploader)
 
     async def status(request: web.Request) -> web.Response:
         at = datetime.now(UTC).isoformat().replace("+00:00", "Z")  # the snapshot's time, taken before it
@@ -33,11 +36,15 @@ def make_app(settings: McuSettings) -> web.Application:
         return web.json_response({**body, "decoders_created": passthrough.decoders_created, "pid": os.getpid()})
 
     async def on_startup(app: web.Application) -> None:
+        if uploader:
+            uploader.start()  # also resumes what a crash left undelivered
         if settings.udp_port_min and settings.udp_port_max:
             net.bind_in_port_range(asyncio.get_running_loop(), settings.udp_port_min, settings.udp_port_max)
 
     async def on_shutdown(app: web.Application) -> None:
         await registry.close()
+        if uploader:
+            await uploader.close()  # what is left is delivered by the next start
         await portal.flush()
         await portal.close()
 

@@ -104,3 +104,30 @@ def compose_report(report: dict[str, Any], timeline: list[dict[str, float]], ema
     html_part.add_related(chart, maintype="image", subtype="png", cid=cid, filename="attendance.png")
     msg.add_attachment(chart, maintype="image", subtype="png", filename="attendance.png")
     return msg
+
+
+def _envelope(subject: str, email: str, name: str, mail_id: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender()
+    msg["To"] = formataddr((name, email))
+    msg["Message-ID"] = make_msgid(idstring=mail_id, domain="webmeeting.local")
+    msg["X-Webmeeting-Mail-Id"] = mail_id
+    return msg
+
+
+def compose_recording(
+    recording: dict[str, Any], url: str, expires: datetime, email: str, name: str, mail_id: str
+) -> EmailMessage:
+    """The organizer's link to a finished recording (a signed URL that expires with it)."""
+    ctx = {"name": name, "recording": recording, "url": url, "expires": expires, "minutes": _minutes}
+    msg = _envelope(f"Recording ready: {recording.get('meeting_name', 'your meeting')}", email, name, mail_id)
+    msg.set_content(_text.get_template("recording.txt").render(**ctx))
+    msg.add_alternative(_html.get_template("recording.html").render(**ctx), subtype="html")
+    return msg
+
+
+def compose_plain(subject: str, text: str, email: str, name: str, mail_id: str) -> EmailMessage:
+    msg = _envelope(subject, email, name, mail_id)
+    msg.set_content(text)
+    return msg

@@ -44,6 +44,12 @@ class Settings:
     default_location: tuple[float, float] = (50.11, 8.68)  # Frankfurt: where unlocatable PBXs are taken to be
     geoip_db: str = ""  # MaxMind City database; empty: the packaged GeoLite2 file, if installed
     mcu_stale_s: float = 30.0  # an MCU without a heartbeat this long is unavailable
+    converters: str = ""  # id@region,...: the converter jobs (production: one Cloud Run job per region)
+    raw_bucket: str = "webmeeting-raw-recordings"
+    recordings_bucket: str = "webmeeting-recordings"
+    ops_email: str = ""  # the development team: told about failed conversions
+    convert_lease_s: float = 60.0  # a converter that stops renewing its claim this long is taken as dead
+    recording_days: int = 7  # recordings (and their links) live this long after creation
     session_grace_s: float = 30.0  # a meeting empty this long is over (its report goes out); a return before continues it
     join_token_key: str = ""  # PEM, ES256 private key signing join tokens (meeting_api)
     mcu_secret: str = ""  # bearer secret MCUs present (mcu_api; production: OIDC instead)
@@ -73,6 +79,12 @@ class Settings:
             geoip_db=env.get("WEBMEETING_GEOIP_DB", ""),
             mcu_stale_s=float(env.get("WEBMEETING_MCU_STALE_S", "30")),
             session_grace_s=float(env.get("WEBMEETING_SESSION_GRACE_S", "30")),
+            converters=env.get("WEBMEETING_CONVERTERS", ""),
+            raw_bucket=env.get("WEBMEETING_RAW_BUCKET", "webmeeting-raw-recordings"),
+            recordings_bucket=env.get("WEBMEETING_RECORDINGS_BUCKET", "webmeeting-recordings"),
+            ops_email=env.get("WEBMEETING_OPS_EMAIL", ""),
+            convert_lease_s=float(env.get("WEBMEETING_CONVERT_LEASE_S", "60")),
+            recording_days=int(env.get("WEBMEETING_RECORDING_DAYS", "7")),
             join_token_key=env.get("WEBMEETING_JOIN_TOKEN_KEY", ""),
             mcu_secret=env.get("WEBMEETING_MCU_SECRET", ""),
         )

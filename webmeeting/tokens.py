@@ -98,3 +98,52 @@ def verify(public_pem: str, token: str, mcu_id: str | None, now: datetime) -> Jo
 
 def expiry(now: datetime) -> datetime:
     return now + timedelta(seconds=JOIN_TOKEN_TTL_S)
+
+
+# --- recording grants: the organizer's page carries the portal's permission to the MCU ----------
+
+GRANT_TTL_S = 60
+
+
+@dataclass(frozen=True)
+class RecordingGrant:
+    meeting_key: str
+    recording_id: str
+    action: str  # start | stop
+    mcu_id: str
+
+
+def issue_grant(private_pem: str, grant: RecordingGrant, now: datetime) -> str:
+    payload: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": f"mcu:{grant.mcu_id}",
+        "sub": grant.meeting_key,
+        "typ": "recording",
+        "rec": grant.recording_id,
+        "act": grant.action,
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + GRANT_TTL_S,
+    }
+    return jwt.encode(payload, private_pem, algorithm=ALGORITHM)
+
+
+def verify_grant(public_pem: str, token: str, mcu_id: str, meeting_key: str, now: datetime) -> RecordingGrant:
+    """A recording grant for this MCU and meeting, unexpired (a join token is not one)."""
+    try:
+        data = jwt.decode(
+            token,
+            public_pem,
+            algorithms=[ALGORITHM],
+            audience=f"mcu:{mcu_id}",
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "aud", "iss"], "verify_exp": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenError(f"invalid grant: {exc}") from exc
+    if data.get("typ") != "recording" or data.get("act") not in ("start", "stop"):
+        raise TokenError("not a recording grant")
+    if now.timestamp() > int(data["exp"]) + CLOCK_LEEWAY_S:
+        raise TokenError("grant expired")
+    if data["sub"] != meeting_key:
+        raise TokenError("this grant is for another meeting")
+    return RecordingGrant(str(data["sub"]), str(data["rec"]), str(data["act"]), mcu_id)

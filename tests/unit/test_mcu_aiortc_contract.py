@@ -46,3 +46,14 @@ def test_transceivers_keep_negotiated_codecs() -> None:
 def test_aioice_host_address_hook_exists() -> None:
     assert list(inspect.signature(aioice.ice.get_host_addresses).parameters) == ["use_ipv4", "use_ipv6"]
     assert "get_host_addresses(" in inspect.getsource(aioice.ice.Connection.gather_candidates)
+
+
+def test_receiver_sees_sender_reports_through_the_hooked_method() -> None:
+    """Recordings keep the publisher's RTCP sender reports by wrapping this method."""
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+    from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
+
+    source = inspect.getsource(RTCRtpReceiver._handle_rtcp_packet)
+    assert "RtcpSrPacket" in source and "sender_info.ntp_timestamp" in source
+    assert {"ntp_timestamp", "rtp_timestamp"} <= set(RtcpSenderInfo.__dataclass_fields__)
+    assert "sender_info" in RtcpSrPacket.__dataclass_fields__

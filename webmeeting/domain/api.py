@@ -258,3 +258,34 @@ class McuEvents(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     events: list[McuEvent] = Field(max_length=500)
+
+
+# --- recordings ----------------------------------------------------------------------------------
+
+
+class RecordingAction(Strict):
+    action: Literal["start", "stop"]
+
+
+class RawTrack(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    track_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    participant_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    kind: Literal["audio", "video"]
+    codec: Literal["vp8", "h264", "opus"]
+    clock_rate: int = Field(ge=8000, le=192_000)
+    file: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}\.wmr$")
+    object: str = Field(pattern=r"^raw/[0-9a-f]{32}/[A-Za-z0-9_-]{1,32}\.wmr$")
+    frames: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+
+
+class RecordingUploaded(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recording_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    meeting_key: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
+    started_at: UtcTime
+    stopped_at: UtcTime
+    tracks: list[RawTrack] = Field(max_length=200)

@@ -107,7 +107,67 @@ def report_mail(tx: firestore.Transaction, report_id: str, email: str, name: str
     return mail_id
 
 
+def recording_mail(tx: firestore.Transaction, recording_id: str, email: str, name: str, pbx_id: str, now: datetime) -> str:
+    """The organizer's "your recording is ready" mail; the link is signed when it is sent."""
+    mail_id = secrets.token_hex(16)
+    tx.create(
+        mails().document(mail_id),
+        {
+            "status": "pending",
+            "kind": "recording",
+            "email": email,
+            "name": name,
+            "recording_id": recording_id,
+            "pbx_id": pbx_id,
+            "created_at": now,
+            "attempts": 0,
+            "expire_at": now + timedelta(days=RECORD_DAYS),
+        },
+    )
+    return mail_id
+
+
+def ops_mail(tx: firestore.Transaction, email: str, subject: str, text: str, now: datetime) -> str:
+    """A note to the development team (no personal data in it)."""
+    mail_id = secrets.token_hex(16)
+    tx.create(
+        mails().document(mail_id),
+        {
+            "status": "pending",
+            "kind": "ops",
+            "email": email,
+            "name": "webmeeting operations",
+            "subject": subject,
+            "text": text,
+            "created_at": now,
+            "attempts": 0,
+            "expire_at": now + timedelta(days=RECORD_DAYS),
+        },
+    )
+    return mail_id
+
+
+def _recording_message(data: dict[str, Any], mail_id: str) -> Any:
+    from webmeeting import runtime
+    from webmeeting.adapters import storage
+
+    rec = fs.data(fs.client().collection("recordings").document(data["recording_id"]).get())
+    if rec.get("status") != "ready":
+        return None  # deleted (or its PBX's data) before the mail could go
+    s = runtime.settings()
+    expires = rec["created_at"] + timedelta(days=s.recording_days)
+    ttl = expires - runtime.clock().now()
+    if ttl.total_seconds() < 60:
+        return None  # the recording is about to be deleted: a link would not work
+    url = storage.signed_url(s.recordings_bucket, rec["output_object"], min(ttl, timedelta(days=7)))
+    return composer.compose_recording(rec, url, expires, data["email"], data["name"], mail_id)
+
+
 def _message(data: dict[str, Any], mail_id: str) -> Any:
+    if data["kind"] == "recording":
+        return _recording_message(data, mail_id)
+    if data["kind"] == "ops":
+        return composer.compose_plain(data["subject"], data["text"], data["email"], data["name"], mail_id)
     if data["kind"] == "report":
         report = fs.data(fs.reports().document(data["report_id"]).get())
         if not report or report.get("sanitized"):
@@ -161,7 +221,9 @@ def deliver(mail_id: str, attempt: int, project: str, target: str, now: datetime
         ref.update({"status": "pending", "attempts": attempt, "last_error": str(exc)[:200]})
         enqueue(project, target, [mail_id], at=now + tasks.backoff(attempt), attempt=attempt + 1)
         return "retry_scheduled"
-    ref.update({"status": "sent", "sent_at": now, "email": None, "name": None, "meeting": None, "attempts": attempt})
+    ref.update(
+        {"status": "sent", "sent_at": now, "email": None, "name": None, "meeting": None, "text": None, "attempts": attempt}
+    )
     return "sent"
 
 

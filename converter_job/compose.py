@@ -1,0 +1,273 @@
+"""Composing one MP4 from a recording's raw tracks (PyAV, numpy).
+
+- Every frame is placed by its capture time: RTP timestamps mapped through the publisher's RTCP
+  sender reports, then moved onto the MCU's clock by the smallest arrival delay of that
+  publisher (``align``), so one person's audio and video stay in sync.
+- Video: a grid with one cell per participant who sent video, over the whole recording; a
+  cell shows the participant's latest frame, black when they sent nothing for ``HOLD_S``
+  (a gap, a drop, not yet joined). H.264 (libx264), yuv420p.
+- Audio: every audio track decoded, resampled to 48 kHz mono and placed at its time; the tracks
+  summed with clipping; silence where nobody sent anything. AAC.
+- MP4 with ``+faststart`` (the index first: plays while downloading).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from webmeeting.domain import rawtrack
+
+log = logging.getLogger("converter.compose")
+
+WIDTH, HEIGHT, FPS = 1280, 720, 30
+AUDIO_RATE = 48_000
+AAC_FRAME = 1024
+HOLD_S = 1.0  # a participant's last picture stays this long, then the cell goes black
+Y_BLACK, UV_NEUTRAL = 16, 128
+DECODERS = {"vp8": "vp8", "h264": "h264", "opus": "libopus"}
+
+
+@dataclass
+class Track:
+    header: dict[str, Any]
+    frames: list[rawtrack.Frame]
+    reports: list[rawtrack.SenderReport]
+    times: list[float] = field(default_factory=list)  # aligned capture times (Unix seconds, MCU clock)
+
+    @property
+    def kind(self) -> str:
+        return str(self.header["kind"])
+
+    @property
+    def participant(self) -> str:
+        return str(self.header["participant_id"])
+
+
+def load(path: Path) -> Track:
+    with open(path, "rb") as fh:
+        header, records = rawtrack.read(fh)
+        frames: list[rawtrack.Frame] = []
+        reports: list[rawtrack.SenderReport] = []
+        for r in records:
+            (frames if isinstance(r, rawtrack.Frame) else reports).append(r)  # type: ignore[arg-type]
+    return Track(header, frames, reports)
+
+
+def align(tracks: list[Track]) -> None:
+    """Capture times on the MCU's clock, per publisher: the sender reports' clock (shared by the
+    publisher's audio and video: lip sync) shifted by the publisher's smallest arrival delay."""
+    by_person: dict[str, list[Track]] = {}
+    for t in tracks:
+        t.times = rawtrack.frame_times(t.frames, t.reports, int(t.header["clock_rate"]))
+        by_person.setdefault(t.participant, []).append(t)
+    for person in by_person.values():
+        delays = [f.arrival_ns / 1e9 - at for t in person for f, at in zip(t.frames, t.times, strict=True)]
+        if not delays:
+            continue
+        offset = min(delays)
+        for t in person:
+            t.times = [at + offset for at in t.times]
+
+
+def grid(n: int, width: int = WIDTH, height: int = HEIGHT) -> list[tuple[int, int, int, int]]:
+    """Cells (x, y, w, h), even-aligned, for ``n`` participants: as square a grid as fits."""
+    if n <= 0:
+        return []
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    cw, ch = (width // cols) & ~1, (height // rows) & ~1
+    return [((i % cols) * cw, (i // cols) * ch, cw, ch) for i in range(n)]
+
+
+def _fit(src_w: int, src_h: int, cw: int, ch: int) -> tuple[int, int, int, int]:
+    """The picture's size inside a cell, aspect kept, centred: (dx, dy, w, h), all even."""
+    scale = min(cw / src_w, ch / src_h)
+    w, h = max(2, int(src_w * scale) & ~1), max(2, int(src_h * scale) & ~1)
+    return ((cw - w) // 2) & ~1, ((ch - h) // 2) & ~1, w, h
+
+
+class VideoCell:
+    """One participant's pictures over time (their video tracks in order), decoded on demand."""
+
+    def __init__(self, tracks: list[Track], cell: tuple[int, int, int, int]) -> None:
+        self.cell = cell
+        self.queue: deque[tuple[float, rawtrack.Frame, Any]] = deque()
+        items = []
+        for t in tracks:
+            decoder = av.CodecContext.create(DECODERS[t.header["codec"]], "r")
+            items += [(at, f, decoder) for f, at in zip(t.frames, t.times, strict=True)]
+        items.sort(key=lambda x: x[0])
+        self.queue.extend(items)
+        self.current: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.current_at = -math.inf
+        self.decoded = 0
+        self.errors = 0
+
+    def advance(self, until: float) -> None:
+        while self.queue and self.queue[0][0] <= until:
+            at, frame, decoder = self.queue.popleft()
+            try:
+                pictures = decoder.decode(av.Packet(frame.data))
+            except av.FFmpegError:
+                self.errors += 1  # a damaged frame: keep the last good picture
+                continue
+            for picture in pictures:
+                self.current = self._scaled(picture)
+                self.current_at = at
+                self.decoded += 1
+
+    def _scaled(self, picture: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        _, _, cw, ch = self.cell
+        dx, dy, w, h = _fit(picture.width, picture.height, cw, ch)
+        yuv = picture.reformat(width=w, height=h, format="yuv420p").to_ndarray()
+        y = yuv[:h]
+        u = yuv[h : h + h // 4].reshape(h // 2, w // 2)
+        v = yuv[h + h // 4 :].reshape(h // 2, w // 2)
+        return y, u, v
+
+    def paint(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], at: float) -> None:
+        if self.current is None or at - self.current_at > HOLD_S:
+            return  # black: nothing from them just now
+        x, y0, cw, ch = self.cell
+        py, pu, pv = self.current
+        dx, dy = ((cw - py.shape[1]) // 2) & ~1, ((ch - py.shape[0]) // 2) & ~1  # centred in its cell
+        Y, U, V = planes
+        Y[y0 + dy : y0 + dy + py.shape[0], x + dx : x + dx + py.shape[1]] = py
+        U[(y0 + dy) // 2 : (y0 + dy) // 2 + pu.shape[0], (x + dx) // 2 : (x + dx) // 2 + pu.shape[1]] = pu
+        V[(y0 + dy) // 2 : (y0 + dy) // 2 + pv.shape[0], (x + dx) // 2 : (x + dx) // 2 + pv.shape[1]] = pv
+
+
+class AudioTrackCursor:
+    """One audio track as 48 kHz mono samples at their positions, decoded as the mix advances."""
+
+    def __init__(self, track: Track, t0: float) -> None:
+        self.segments: deque[tuple[int, np.ndarray]] = deque()
+        self._source = self._decode(track, t0)
+        self._done = False
+
+    @staticmethod
+    def _decode(track: Track, t0: float) -> Iterator[tuple[int, np.ndarray]]:
+        decoder = av.CodecContext.create(DECODERS[track.header["codec"]], "r")
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
+        for frame, at in zip(track.frames, track.times, strict=True):
+            try:
+                decoded = decoder.decode(av.Packet(frame.data))
+            except av.FFmpegError:
+                continue
+            start = round((at - t0) * AUDIO_RATE)
+            for d in decoded:
+                for r in resampler.resample(d):
+                    samples = r.to_ndarray().reshape(-1).astype(np.int32)
+                    yield start, samples
+                    start += samples.shape[0]
+
+    def add_into(self, mix: np.ndarray, begin: int) -> None:
+        end = begin + mix.shape[0]
+        while not self._done and (not self.segments or self.segments[-1][0] < end):
+            try:
+                self.segments.append(next(self._source))
+            except StopIteration:
+                self._done = True
+        while self.segments and self.segments[0][0] + self.segments[0][1].shape[0] <= begin:
+            self.segments.popleft()
+        covered = np.zeros(mix.shape[0], dtype=bool)  # a track plays one thing at a time
+        for start, samples in self.segments:
+            if start >= end:
+                break
+            lo, hi = max(start, begin), min(start + samples.shape[0], end)
+            if lo >= hi:
+                continue
+            part = slice(lo - begin, hi - begin)
+            fresh = ~covered[part]
+            mix[part][fresh] += samples[lo - start : hi - start][fresh]
+            covered[part] = True
+
+
+@dataclass
+class Result:
+    duration_s: float
+    video_frames: int
+    audio_samples: int
+    cells: int
+
+
+def compose(
+    manifest: dict[str, Any],
+    track_files: dict[str, Path],
+    out: Path,
+    *,
+    progress: Callable[[float], None] | None = None,
+    preset: str = "veryfast",
+    crf: int = 23,
+) -> Result:
+    """Write the MP4 for ``manifest`` (its tracks' raw files in ``track_files``) to ``out``."""
+    from datetime import datetime
+
+    t0 = datetime.fromisoformat(manifest["started_at"].replace("Z", "+00:00")).timestamp()
+    t1 = datetime.fromisoformat(manifest["stopped_at"].replace("Z", "+00:00")).timestamp()
+    tracks = [load(track_files[t["track_id"]]) for t in manifest["tracks"]]
+    align(tracks)
+    duration = max(0.0, t1 - t0)
+    video_people: dict[str, list[Track]] = {}
+    for t in tracks:
+        if t.kind == "video" and t.frames:
+            video_people.setdefault(t.participant, []).append(t)
+    order = sorted(video_people, key=lambda p: min(t.times[0] for t in video_people[p]))
+    cells = [VideoCell(video_people[p], c) for p, c in zip(order, grid(len(order)), strict=True)]
+    audio = [AudioTrackCursor(t, t0) for t in tracks if t.kind == "audio" and t.frames]
+
+    container = av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"})
+    vstream = container.add_stream("libx264", rate=FPS, options={"preset": preset, "crf": str(crf)})
+    vstream.width, vstream.height, vstream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    vstream.codec_context.gop_size = 2 * FPS
+    astream = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+    total_frames = max(1, round(duration * FPS))
+    total_samples = round(duration * AUDIO_RATE)
+    audio_pos = 0
+    Y = np.empty((HEIGHT, WIDTH), np.uint8)
+    U = np.empty((HEIGHT // 2, WIDTH // 2), np.uint8)
+    V = np.empty((HEIGHT // 2, WIDTH // 2), np.uint8)
+    reported = -1
+    for k in range(total_frames):
+        at = t0 + k / FPS
+        Y.fill(Y_BLACK)
+        U.fill(UV_NEUTRAL)
+        V.fill(UV_NEUTRAL)
+        for cell in cells:
+            cell.advance(at)
+            cell.paint((Y, U, V), at)
+        frame = av.VideoFrame.from_ndarray(np.concatenate([Y, U.reshape(-1, WIDTH), V.reshape(-1, WIDTH)]), format="yuv420p")
+        frame.pts = k
+        for packet in vstream.encode(frame):
+            container.mux(packet)
+        until = min(total_samples, round((k + 1) / FPS * AUDIO_RATE))
+        while audio_pos + AAC_FRAME <= until or (k == total_frames - 1 and audio_pos < total_samples):
+            n = min(AAC_FRAME, total_samples - audio_pos)
+            mix = np.zeros(n, dtype=np.int32)
+            for a in audio:
+                a.add_into(mix, audio_pos)
+            pcm = np.clip(mix, -32768, 32767).astype(np.int16).reshape(1, -1)
+            aframe = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+            aframe.sample_rate = AUDIO_RATE
+            aframe.pts = audio_pos
+            for packet in astream.encode(aframe):
+                container.mux(packet)
+            audio_pos += n
+        if progress and (pct := int(100 * (k + 1) / total_frames)) // 10 != reported // 10:
+            reported = pct
+            progress(pct)
+    for packet in vstream.encode(None):
+        container.mux(packet)
+    for packet in astream.encode(None):
+        container.mux(packet)
+    container.close()
+    return Result(duration, total_frames, audio_pos, len(cells))

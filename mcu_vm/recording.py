@@ -1,0 +1,225 @@
+"""Recording on the MCU: the forwarded (still encoded) frames of every track go to one raw file
+per track (``webmeeting.domain.rawtrack``), never decoded. A stopped recording is kept on local
+disk until the upload to the raw-recordings bucket is confirmed and the portal has been told;
+an MCU restarted after a crash resumes what it had not finished.
+
+    <recordings dir>/<recording id>/manifest.json   what was recorded (written at stop)
+    <recordings dir>/<recording id>/<track>.wmr     the raw tracks
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import av
+
+from webmeeting.domain import rawtrack
+
+log = logging.getLogger("mcu.recording")
+
+FLUSH_INTERVAL_S = 1.0
+RETRY_MAX_S = 60.0
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+class TrackRecorder:
+    """A sink on a publisher, like a subscriber: writes each packet as a raw frame record."""
+
+    def __init__(self, path: Path, header: dict[str, Any], receiver: Any, request_keyframe: Any) -> None:
+        self.path = path
+        self.kind = header["kind"]
+        self.header = header
+        self._out: IO[bytes] = open(path, "wb", buffering=256 * 1024)  # noqa: SIM115 - closed in stop()
+        rawtrack.write_header(self._out, header)
+        self._receiver = receiver
+        self._request_keyframe = request_keyframe
+        self._last_sr: tuple[int, int] | None = None
+        self._last_flush = time.monotonic()
+        self.waiting_for_keyframe = self.kind == "video"
+        self.frames = 0
+        self.bytes = 0
+        self.closed = False
+        if self.waiting_for_keyframe:
+            request_keyframe()
+
+    def push(self, packet: av.Packet) -> None:
+        if self.closed:
+            return
+        if self.waiting_for_keyframe:
+            if not packet.is_keyframe:
+                return
+            self.waiting_for_keyframe = False
+        sr = getattr(self._receiver, "wm_sender_report", None)
+        if sr is not None and sr != self._last_sr:
+            self._last_sr = sr
+            self._out.write(rawtrack.sender_report_record(rawtrack.SenderReport(*sr)))
+        data = bytes(packet)
+        frame = rawtrack.Frame(time.time_ns(), int(packet.pts or 0), bool(packet.is_keyframe), data)
+        self._out.write(rawtrack.frame_record(frame))
+        self.frames += 1
+        self.bytes += len(data)
+        now = time.monotonic()
+        if now - self._last_flush > FLUSH_INTERVAL_S:
+            self._out.flush()
+            self._last_flush = now
+
+    def stop(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._out.flush()
+            os.fsync(self._out.fileno())
+            self._out.close()
+
+
+class RoomRecording:
+    """One recording of one room: a recorder on every publisher, present and future."""
+
+    def __init__(self, recording_id: str, meeting_key: str, folder: Path) -> None:
+        self.recording_id = recording_id
+        self.meeting_key = meeting_key
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.started_at = datetime.now(UTC)
+        self.recorders: list[tuple[Any, TrackRecorder]] = []  # (publisher, recorder)
+
+    def add(self, publisher: Any, participant_id: str) -> None:
+        n = len(self.recorders)
+        track_id = f"t{n:03d}-{publisher.kind}"
+        header = {
+            "track_id": track_id,
+            "participant_id": participant_id,
+            "kind": publisher.kind,
+            "codec": publisher.codec.mimeType.split("/")[-1].lower(),
+            "clock_rate": publisher.codec.clockRate,
+            "started_at": _iso(datetime.now(UTC)),
+        }
+        rec = TrackRecorder(self.folder / f"{track_id}.wmr", header, publisher.receiver, publisher.request_keyframe)
+        publisher.subscribers.add(rec)
+        self.recorders.append((publisher, rec))
+
+    def stop(self) -> dict[str, Any]:
+        """Detach, close the files and write the manifest; returns it."""
+        stopped_at = datetime.now(UTC)
+        tracks = []
+        for publisher, rec in self.recorders:
+            publisher.subscribers.discard(rec)
+            rec.stop()
+            if rec.frames:
+                tracks.append({**rec.header, "file": rec.path.name, "frames": rec.frames, "bytes": rec.bytes})
+            else:
+                rec.path.unlink(missing_ok=True)  # a track that never sent a frame (or a keyframe)
+        manifest = {
+            "recording_id": self.recording_id,
+            "meeting_key": self.meeting_key,
+            "started_at": _iso(self.started_at),
+            "stopped_at": _iso(stopped_at),
+            "tracks": tracks,
+        }
+        tmp = self.folder / "manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest))
+        os.replace(tmp, self.folder / "manifest.json")
+        return manifest
+
+
+def _md5_b64(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode()
+
+
+class Uploader:
+    """Uploads stopped recordings to the raw bucket, verifies each object (MD5), tells the
+    portal, and only then deletes the local copy. Retries with backoff; survives restarts (the
+    folders on disk are the queue)."""
+
+    def __init__(self, root: Path, bucket: str, portal: Any) -> None:
+        self.root = root
+        self.bucket = bucket
+        self.portal = portal
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.uploaded = 0
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._task = asyncio.ensure_future(self._run())
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def pending(self) -> list[Path]:
+        return sorted(p.parent for p in self.root.glob("*/manifest.json"))
+
+    async def _run(self) -> None:
+        delay = 1.0
+        while True:
+            failed = False
+            for folder in self.pending():
+                try:
+                    await self._deliver(folder)
+                except Exception as exc:  # noqa: BLE001 - kept on disk, tried again
+                    failed = True
+                    log.warning("recording %s not delivered yet: %s", folder.name, exc)
+            delay = min(RETRY_MAX_S, delay * 2) if failed else 1.0
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay if failed else 30.0)
+
+    async def _deliver(self, folder: Path) -> None:
+        """One recording, under a lock (every worker process of the VM runs an uploader)."""
+        with open(folder / ".lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another worker is on it
+            if (folder / "manifest.json").exists():
+                await self._deliver_locked(folder)
+
+    async def _deliver_locked(self, folder: Path) -> None:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        rec_id = manifest["recording_id"]
+        loop = asyncio.get_running_loop()
+        for track in manifest["tracks"]:
+            track["object"] = f"raw/{rec_id}/{track['file']}"
+            await loop.run_in_executor(None, self._upload, folder / track["file"], track["object"])
+        if not await self.portal.post(f"/api/mcu/v1/recordings/{rec_id}/uploaded", manifest):
+            raise RuntimeError("the portal did not confirm")
+        shutil.rmtree(folder, ignore_errors=True)
+        self.uploaded += 1
+        log.info("recording %s uploaded (%d tracks) and handed to the portal", rec_id, len(manifest["tracks"]))
+
+    def _upload(self, path: Path, object_name: str) -> None:
+        from webmeeting.adapters import storage  # google-cloud-storage: only the uploader needs it
+
+        md5 = _md5_b64(path)
+        blob = storage.bucket(self.bucket).blob(object_name)
+        if blob.exists():
+            blob.reload()
+            if blob.md5_hash == md5:
+                return  # uploaded before a crash or a failed report: not again
+        blob.upload_from_filename(str(path), content_type="application/octet-stream")
+        blob.reload()
+        if blob.md5_hash != md5:
+            raise RuntimeError(f"{object_name}: the stored object does not match the local file")
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,54 @@
+"""Starting a converter: in production an execution of the converter's Cloud Run job (one job
+per region, named by the converter id); locally the same job code as a process of its own.
+
+``WEBMEETING_CONVERTER_RUNNER=local`` selects the local runner (logs in
+``WEBMEETING_CONVERTER_LOG_DIR``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from webmeeting.domain.converters import Converter
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _args(converter: Converter, rec_id: str, attempt: int) -> list[str]:
+    return ["--recording-id", rec_id, "--converter", converter.id, "--attempt", str(attempt)]
+
+
+def run(converter: Converter, rec_id: str, attempt: int, settings: Any) -> None:
+    if os.environ.get("WEBMEETING_CONVERTER_RUNNER") == "local":
+        _run_local(converter, rec_id, attempt)
+    else:
+        _run_cloud(converter, rec_id, attempt, settings.project)
+
+
+def _run_local(converter: Converter, rec_id: str, attempt: int) -> None:
+    logs = Path(os.environ.get("WEBMEETING_CONVERTER_LOG_DIR", "/tmp"))  # noqa: S108 - local runs only
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"converter-{converter.id}.log", "ab") as log:
+        subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "converter_job", *_args(converter, rec_id, attempt)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "WEBMEETING_CONVERTER_ID": converter.id},
+            start_new_session=True,
+        )
+
+
+def _run_cloud(converter: Converter, rec_id: str, attempt: int, project: str) -> None:
+    import google.auth
+    from google.auth.transport.requests import AuthorizedSession
+
+    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    url = f"https://run.googleapis.com/v2/projects/{project}/locations/{converter.region}/jobs/{converter.id}:run"
+    body = {"overrides": {"containerOverrides": [{"args": _args(converter, rec_id, attempt)}]}}
+    resp = AuthorizedSession(credentials).post(url, json=body, timeout=30)
+    resp.raise_for_status()
