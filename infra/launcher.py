@@ -9,6 +9,7 @@ ends every process it started.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -48,7 +49,11 @@ FUNCTIONS: dict[str, list[str]] = {
     "tasks_api": ["/tasks/v1"],
 }
 QUEUES = ["mail", "pbx"]
-FILES_BUCKET = "webmeeting-local-files"  # Cloud Tasks queues (terraform declares the same)
+FILES_BUCKET = "webmeeting-local-files"
+RAW_BUCKET = "webmeeting-local-raw-recordings"
+RECORDINGS_BUCKET = "webmeeting-local-recordings"
+LOCAL_CONVERTERS = "conv-eu@europe-west3,conv-us@us-central1"  # one per MCU region, as in production
+OPS_EMAIL = "ops@webmeeting.local"  # Cloud Tasks queues (terraform declares the same)
 
 # per client address, at the front door (production: Cloud Armor rate-based rules)
 PBX_API_RATE_LIMIT = "/api/pbx/v1=50:200"  # 50 requests/s sustained, bursts of 200
@@ -95,6 +100,8 @@ class Proc:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
 
 
 @dataclass
@@ -131,8 +138,22 @@ class Platform:
             start_new_session=True,  # its own process group, killed as one
         )
         fh.close()
-        proc = Proc(name, popen, log)
+        proc = Proc(name, popen, log, argv, env)
         self.procs.append(proc)
+        return proc
+
+    def stop_proc(self, name: str) -> Proc:
+        """Stop one child (a fault test: the portal down, an MCU gone); ``restart`` brings it back."""
+        proc = next(p for p in self.procs if p.name == name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, signal.SIGTERM)
+        proc.popen.wait(timeout=15)
+        self.procs.remove(proc)
+        return proc
+
+    def restart(self, stopped: Proc, ready: Callable[[], bool]) -> Proc:
+        proc = self.spawn(stopped.name, stopped.argv, stopped.env)
+        self.wait_ready(proc, ready)
         return proc
 
     def wait_ready(self, proc: Proc, check: Callable[[], bool]) -> None:
@@ -246,7 +267,8 @@ class Platform:
 
         os.environ["STORAGE_EMULATOR_HOST"] = self.endpoints["storage_emulator"]
         os.environ["GOOGLE_CLOUD_PROJECT"] = self.project
-        storage.ensure_bucket(FILES_BUCKET)
+        for name in (FILES_BUCKET, RAW_BUCKET, RECORDINGS_BUCKET):
+            storage.ensure_bucket(name)
 
     def create_queues(self) -> None:
         from webmeeting.adapters import tasks
@@ -331,6 +353,12 @@ class Platform:
             "WEBMEETING_SMTP_PORT": str(self.endpoints["smtp"]["port"]),
             "WEBMEETING_DNS_SERVER": f"{HOST}:{self.endpoints['dns']['port']}",
             "WEBMEETING_FILES_BUCKET": FILES_BUCKET,
+            "WEBMEETING_RAW_BUCKET": RAW_BUCKET,
+            "WEBMEETING_RECORDINGS_BUCKET": RECORDINGS_BUCKET,
+            "WEBMEETING_CONVERTERS": LOCAL_CONVERTERS,
+            "WEBMEETING_CONVERTER_RUNNER": "local",  # the converter job as a process, as Cloud Run would run it
+            "WEBMEETING_CONVERTER_LOG_DIR": str(self.state_dir / "logs"),
+            "WEBMEETING_OPS_EMAIL": OPS_EMAIL,
             "WEBMEETING_SIGNING_KEY_FILE": str(self.signing_key_file()),
             "WEBMEETING_PBX_SCHEME": "http",  # the simulator speaks plain HTTP on loopback
             "WEBMEETING_PBX_PORT": self.endpoints["pbx_simulator"].rsplit(":", 1)[1],
@@ -393,6 +421,10 @@ class Platform:
             "MCU_ICE_SERVERS": "[]",  # nothing outside 127.0.0.0/8, no public STUN
             "MCU_ICE_ADDRESSES": HOST,
             "MCU_HEARTBEAT_S": str(MCU_HEARTBEAT_S),
+            "MCU_RAW_BUCKET": RAW_BUCKET,
+            "MCU_RECORDINGS_DIR": str(self.state_dir / f"mcu-{mcu_id}" / "recordings"),
+            "STORAGE_EMULATOR_HOST": self.endpoints["storage_emulator"],
+            "GOOGLE_CLOUD_PROJECT": self.project,
             "PYTHONPATH": str(ROOT),
         }
 

@@ -23,4 +23,10 @@ JOBS: tuple[Job, ...] = (
         "/tasks/v1/sessions-sweep",
         "close dead MCUs' connections at their last heartbeat, report sessions whose end was missed, sample MCU load",
     ),
+    Job(
+        "recordings-sweep",
+        "* * * * *",
+        "/tasks/v1/recordings-sweep",
+        "retry conversions whose converter stopped renewing its lease, re-dispatch lost conversion tasks, clean raw tracks left",
+    ),
 )

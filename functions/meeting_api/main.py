@@ -10,6 +10,7 @@ GET  /api/meet/v1/runs/<id>/report.pdf   (organizer)
 POST /api/meet/v1/invitations {participants: [{name, email}]}  (organizer) invite people from the meeting
 POST /api/meet/v1/pdfs (organizer, raw PDF), GET /pdfs (everyone), DELETE /pdfs/<id> (organizer)
 GET  /api/meet/v1/dialin  (Authorization: Bearer <join token>; organizers only)
+POST /api/meet/v1/recording {action: start|stop}  (organizer, license permitting) -> {recording_id, grant}
   -> {status: pending|ok|unavailable, conference_number, dial_in: [{country, number}]}
 """
 
@@ -22,9 +23,9 @@ import functions_framework
 from pydantic import BaseModel, ConfigDict, Field
 
 from webmeeting import errors, http, runtime, tokens
-from webmeeting.domain.api import JoinRequest, Participant
+from webmeeting.domain.api import JoinRequest, Participant, RecordingAction
 from webmeeting.domain.polls import PollDraft, Vote
-from webmeeting.services import dialin, files, invitations, polls
+from webmeeting.services import dialin, files, invitations, polls, recordings
 from webmeeting.services.join import join
 
 PREFIX = "/api/meet/v1"
@@ -130,11 +131,24 @@ def _dialin(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
+def _recording(request: flask.Request) -> flask.Response:
+    if request.method != "POST":
+        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+    claims = _claims(request)
+    action = http.parse(RecordingAction, http.read_body(request, 256)).action
+    s = runtime.settings()
+    if action == "start":
+        return http.json_response(recordings.start(claims, s, runtime.clock().now()))
+    return http.json_response(recordings.stop(claims, s))
+
+
 def meeting_api(request: flask.Request) -> flask.Response:
     try:
         path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
         if path == "/dialin":
             return _dialin(request)
+        if path == "/recording":
+            return _recording(request)
         if path == "/files":
             return _files(request)
         if path == "/invitations":

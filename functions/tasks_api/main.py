@@ -5,6 +5,8 @@ POST /tasks/v1/dialin  {meeting_key, session_id}   fetch a starting meeting's di
 POST /tasks/v1/report  {meeting_key, session_id}   a session is over: make its report (idempotent)
 POST /tasks/v1/report-push {report_id, attempt}    push a report to its PBX, retrying with backoff
 POST /tasks/v1/sessions-sweep {}                   scheduler: close dead MCUs' connections, late reports
+POST /tasks/v1/convert {recording_id, converter, attempt}   start a converter job for a recording
+POST /tasks/v1/recordings-sweep {}                 scheduler: converters that stopped, lost conversion tasks
 
 Locally authenticated by the shared secret header the task carries; in production Cloud Tasks
 sends an OIDC token of the tasks service account, which the function's IAM (invoker role for
@@ -22,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from webmeeting import errors, http, runtime
 from webmeeting.adapters.tasks import SECRET_HEADER
-from webmeeting.services import dialin, invitations, lifecycle, reports
+from webmeeting.services import dialin, invitations, lifecycle, recordings, reports
 
 PREFIX = "/tasks/v1"
 
@@ -38,6 +40,14 @@ class ReportPushTask(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     report_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    attempt: int = Field(ge=1, le=10_000)
+
+
+class ConvertTask(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    recording_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    converter: str = Field(pattern=r"^[a-z0-9-]{1,63}$")
     attempt: int = Field(ge=1, le=10_000)
 
 
@@ -64,7 +74,7 @@ def _authenticate(request: flask.Request) -> None:
 def tasks_api(request: flask.Request) -> flask.Response:
     try:
         path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
-        if path not in ("/mail", "/dialin", "/report", "/report-push", "/sessions-sweep"):
+        if path not in ("/mail", "/dialin", "/report", "/report-push", "/sessions-sweep", "/convert", "/recordings-sweep"):
             raise errors.NotFound("no such endpoint")
         if request.method != "POST":
             return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
@@ -80,6 +90,14 @@ def tasks_api(request: flask.Request) -> flask.Response:
         if path == "/report-push":
             push = http.parse(ReportPushTask, http.read_body(request, 4096))
             return http.json_response({"outcome": reports.push(push.report_id, push.attempt, s, now)})
+        if path == "/convert":
+            job = http.parse(ConvertTask, http.read_body(request, 4096))
+            return http.json_response(
+                {"outcome": recordings.start_conversion(job.recording_id, job.converter, job.attempt, s, now)}
+            )
+        if path == "/recordings-sweep":
+            http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
+            return http.json_response(recordings.sweep(s, now))
         if path == "/sessions-sweep":
             http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
             return http.json_response(lifecycle.sweep(s, now))

@@ -263,7 +263,15 @@ def mark_ready(rec_id: str, execution: str, size: int, duration_s: float, settin
         ext = fs.data(fs.extensions(d["pbx_id"]).document(d["organizer"]).get(transaction=tx))
         tx.update(
             ref,
-            {"status": "ready", "ready_at": now, "size": size, "duration_s": duration_s, "lease_until": None, "error": None},
+            {
+                "status": "ready",
+                "ready_at": now,
+                "size": size,
+                "duration_s": duration_s,
+                "lease_until": None,
+                "error": None,
+                "raw_deleted": False,  # the converter deletes them next; the sweep if it could not
+            },
         )
         if ext.get("email"):
             name = " ".join(p for p in (ext.get("first_name"), ext.get("last_name")) if p) or d["organizer"]
@@ -337,7 +345,17 @@ def sweep(settings: Settings, now: datetime) -> dict[str, int]:
         if (d.get("dispatched_at") or d.get("uploaded_at") or now) < stuck:
             dispatch(snap.id, settings, attempt=int(d.get("attempts", 0)) + 1)
             redispatched += 1
-    return {"conversions_failed": failed, "redispatched": redispatched}
+    cleaned = 0
+    for snap in recordings().where(filter=firestore.FieldFilter("raw_deleted", "==", False)).stream():
+        d = fs.data(snap)
+        if d.get("status") == "ready" and d.get("ready_at") and d["ready_at"] < now - timedelta(minutes=2):
+            from webmeeting.adapters import storage
+
+            for track in d.get("tracks", []):
+                storage.delete(settings.raw_bucket, track["object"])
+            snap.reference.update({"raw_deleted": True})
+            cleaned += 1
+    return {"conversions_failed": failed, "redispatched": redispatched, "raw_cleaned": cleaned}
 
 
 def admin_retry(rec_id: str, converter_id: str | None, settings: Settings) -> str:

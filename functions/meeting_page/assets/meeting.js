@@ -130,8 +130,12 @@
         for (const p of msg.participants) people.set(p.id, p);
         render();
         setState("connected");
+        showRecording(Boolean(msg.recording));
         await publish();
         if (role === "organizer") showDialIn(0);
+        break;
+      case "recording":
+        showRecording(Boolean(msg.active));
         break;
       case "publish_answer":
         await pubPc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
@@ -201,6 +205,7 @@
     $("poll-form").hidden = role !== "organizer";
     $("pdf-input").hidden = role !== "organizer";
     $("invite-form").hidden = role !== "organizer";
+    $("record").hidden = role !== "organizer";
     failedMcu = null;
     ws = new WebSocket(body.mcu_url);
     ws.onopen = () => ws.send(JSON.stringify({ type: "join", token: body.token, meeting_key: meetingKey }));
@@ -449,6 +454,32 @@
     await connect();
   }
 
+  // Recording: the organizer asks the portal (it checks role and license and signs a grant),
+  // then hands the grant to the MCU; everyone sees the indicator while it records.
+  let recording = false;
+  function showRecording(active) {
+    recording = active;
+    $("recording-indicator").hidden = !active;
+    $("record").textContent = active ? "Stop recording" : "Record";
+    $("record").setAttribute("aria-pressed", String(active));
+  }
+
+  async function toggleRecording() {
+    $("record").disabled = true;
+    try {
+      const resp = await api("/recording", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ action: recording ? "stop" : "start" }),
+      });
+      const body = await resp.json();
+      if (!resp.ok) { $("record-status").textContent = body.error.message; return; }
+      $("record-status").textContent = "";
+      send({ type: "record", action: recording ? "stop" : "start", grant: body.grant });
+    } finally {
+      $("record").disabled = false;
+    }
+  }
+
   function toggle(kind, button, onText, offText) {
     const tracks = kind === "audio" ? localStream.getAudioTracks() : localStream.getVideoTracks();
     const enabled = !tracks.every((t) => t.enabled);
@@ -459,6 +490,7 @@
   }
 
   $("join-form").addEventListener("submit", start);
+  $("record").addEventListener("click", toggleRecording);
   $("toggle-audio").addEventListener("click", (e) => toggle("audio", e.target, "Mute", "Unmute"));
   $("toggle-video").addEventListener("click", (e) => toggle("video", e.target, "Stop video", "Start video"));
   $("leave").addEventListener("click", () => { send({ type: "leave" }); stop("You left the meeting."); });
