@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TASKS_VENV := .venv-tasks
 PAGE := functions/meeting_page
-APT_PACKAGES := default-jre-headless chromium iproute2
+APT_PACKAGES := default-jre-headless chromium iproute2 ffmpeg
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
 .PHONY: run test unit lint system venv clean openapi bench demo
@@ -31,7 +31,7 @@ $(TASKS_VENV)/.stamp: infra/requirements-tasks-emulator.txt
 # System packages: installed only when missing. The Firestore emulator is Google's jar from
 # the Debian package google-cloud-cli-firestore-emulator (Google Cloud CLI apt repository).
 system:
-	@command -v java >/dev/null && command -v chromium >/dev/null && command -v ss >/dev/null || \
+	@command -v java >/dev/null && command -v chromium >/dev/null && command -v ss >/dev/null && command -v ffprobe >/dev/null || \
 		(apt-get update -q && apt-get install -y -q --no-install-recommends $(APT_PACKAGES))
 	@test -f $(FIRESTORE_JAR) || apt-get install -y -q google-cloud-cli-firestore-emulator || \
 		(echo "Firestore emulator missing: install the Debian package google-cloud-cli-firestore-emulator" && exit 1)

@@ -31,6 +31,7 @@ log = logging.getLogger("converter.compose")
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 AUDIO_RATE = 48_000
 AAC_FRAME = 1024
+SR_AGREEMENT_S = 0.5  # a publisher's tracks whose clocks disagree more than this are placed one by one
 HOLD_S = 1.0  # a participant's last picture stays this long, then the cell goes black
 Y_BLACK, UV_NEUTRAL = 16, 128
 DECODERS = {"vp8": "vp8", "h264": "h264", "opus": "libopus"}
@@ -63,19 +64,34 @@ def load(path: Path) -> Track:
 
 
 def align(tracks: list[Track]) -> None:
-    """Capture times on the MCU's clock, per publisher: the sender reports' clock (shared by the
-    publisher's audio and video: lip sync) shifted by the publisher's smallest arrival delay."""
+    """Capture times on the MCU's clock. Per publisher, the sender reports' clock (shared by the
+    publisher's audio and video: lip sync) is shifted by the publisher's smallest arrival delay.
+    Should a publisher's tracks disagree about that clock (by more than ``SR_AGREEMENT_S``), each
+    track is placed by its own smallest delay instead (still in sync to within network jitter)."""
     by_person: dict[str, list[Track]] = {}
     for t in tracks:
         t.times = rawtrack.frame_times(t.frames, t.reports, int(t.header["clock_rate"]))
         by_person.setdefault(t.participant, []).append(t)
-    for person in by_person.values():
-        delays = [f.arrival_ns / 1e9 - at for t in person for f, at in zip(t.frames, t.times, strict=True)]
-        if not delays:
+    for person, person_tracks in by_person.items():
+        offsets = {
+            id(t): min(f.arrival_ns / 1e9 - at for f, at in zip(t.frames, t.times, strict=True))
+            for t in person_tracks
+            if t.frames
+        }
+        if not offsets:
             continue
-        offset = min(delays)
-        for t in person:
-            t.times = [at + offset for at in t.times]
+        agree = max(offsets.values()) - min(offsets.values()) <= SR_AGREEMENT_S
+        if not agree:
+            log.warning(
+                "participant %s: sender reports disagree by %.1f s; tracks placed by arrival",
+                person[:8],
+                max(offsets.values()) - min(offsets.values()),
+            )
+        common = min(offsets.values())
+        for t in person_tracks:
+            if t.frames:
+                shift = common if agree else offsets[id(t)]
+                t.times = [at + shift for at in t.times]
 
 
 def grid(n: int, width: int = WIDTH, height: int = HEIGHT) -> list[tuple[int, int, int, int]]:
@@ -223,6 +239,18 @@ def compose(
             video_people.setdefault(t.participant, []).append(t)
     order = sorted(video_people, key=lambda p: min(t.times[0] for t in video_people[p]))
     cells = [VideoCell(video_people[p], c) for p, c in zip(order, grid(len(order)), strict=True)]
+    for t in tracks:
+        if t.frames:
+            log.info(
+                "track %s (%s %s): %d frames, %d sender reports, %.2f..%.2f s",
+                t.header["track_id"],
+                t.kind,
+                t.header["codec"],
+                len(t.frames),
+                len(t.reports),
+                t.times[0] - t0,
+                t.times[-1] - t0,
+            )
     audio = [AudioTrackCursor(t, t0) for t in tracks if t.kind == "audio" and t.frames]
 
     container = av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"})
@@ -270,4 +298,6 @@ def compose(
     for packet in astream.encode(None):
         container.mux(packet)
     container.close()
+    for cell in cells:
+        log.info("cell %s: %d pictures decoded, %d damaged frames skipped", cell.cell, cell.decoded, cell.errors)
     return Result(duration, total_frames, audio_pos, len(cells))

@@ -9,7 +9,9 @@ Private aiortc names this relies on (``tests/unit/test_mcu_aiortc_contract.py`` 
 they change): ``rtcrtpreceiver.decoder_worker`` (its signature), ``RTCRtpSender._send_keyframe``
 (called on PLI/FIR from a subscriber), ``RTCRtpReceiver._send_rtcp_pli``, ``RTCRtpTransceiver._codecs``,
 ``aioice.ice.get_host_addresses``, ``RTCRtpReceiver._handle_rtcp_packet`` (wrapped to keep the
-publisher's last RTCP sender report: recordings use it for lip sync).
+publisher's last RTCP sender report: recordings use it for lip sync) and the receiver's
+``__timestamp_mapper._origin`` (frames' timestamps are relative to the first one) and
+``__rtx_ssrc`` (which active sources are retransmission streams).
 """
 
 from __future__ import annotations
@@ -96,12 +98,30 @@ def install() -> None:
     real_handle_rtcp = rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet
 
     async def keeping_sender_reports(self: Any, packet: Any) -> None:
-        if isinstance(packet, RtcpSrPacket):  # (NTP, RTP) of the publisher's clock, for recordings
-            self.wm_sender_report = (packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+        if isinstance(packet, RtcpSrPacket):  # (NTP, RTP) of the publisher's clock per SSRC, for recordings
+            # frames carry RTP timestamps minus the stream's first one (aiortc's TimestampMapper):
+            # the SR's RTP timestamp is moved into that space, or the two would not match
+            mapper = getattr(self, "_RTCRtpReceiver__timestamp_mapper", None)
+            origin = getattr(mapper, "_origin", None)
+            if origin is not None:
+                reports = self.__dict__.setdefault("wm_sender_reports", {})
+                rtp = (packet.sender_info.rtp_timestamp - origin) & 0xFFFFFFFF
+                reports[packet.ssrc] = (packet.sender_info.ntp_timestamp, rtp)
         await real_handle_rtcp(self, packet)
 
     rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = keeping_sender_reports  # type: ignore[method-assign]
     _installed = True
+
+
+def media_ssrc(receiver: Any) -> int | None:
+    """The SSRC carrying the publisher's media: an active source that is not a retransmission
+    (RTX) stream. Keyframe requests and sender reports must name this one; Chromium also sends
+    on its RTX SSRC (padding probes), which aiortc lists among the active sources."""
+    rtx = set(getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", None) or {})
+    for source in receiver.getSynchronizationSources():
+        if source.source not in rtx:
+            return int(source.source)
+    return None
 
 
 class ForwardTrack(MediaStreamTrack):
@@ -226,11 +246,11 @@ class Publisher:
             return
         self._last_keyframe_request = now
         self._keyframe_since_request = False
-        sources = self.receiver.getSynchronizationSources()
-        if not sources:
+        ssrc = media_ssrc(self.receiver)
+        if ssrc is None:
             return
         self.keyframe_requests += 1
-        asyncio.ensure_future(self.receiver._send_rtcp_pli(sources[0].source))
+        asyncio.ensure_future(self.receiver._send_rtcp_pli(ssrc))
 
     def _deferred_request(self) -> None:
         self._deferred = None

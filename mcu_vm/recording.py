@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import av
 
+from mcu_vm.passthrough import media_ssrc
 from webmeeting.domain import rawtrack
 
 log = logging.getLogger("mcu.recording")
@@ -58,13 +59,20 @@ class TrackRecorder:
             request_keyframe()
 
     def push(self, packet: av.Packet) -> None:
+        try:
+            self._push(packet)
+        except Exception:  # noqa: BLE001 - a recording problem must never stop the forwarding
+            log.exception("recording track %s: frame not written", self.header["track_id"])
+
+    def _push(self, packet: av.Packet) -> None:
         if self.closed:
             return
         if self.waiting_for_keyframe:
             if not packet.is_keyframe:
+                self._request_keyframe()  # (the publisher rate-limits requests)
                 return
             self.waiting_for_keyframe = False
-        sr = getattr(self._receiver, "wm_sender_report", None)
+        sr = self._sender_report()
         if sr is not None and sr != self._last_sr:
             self._last_sr = sr
             self._out.write(rawtrack.sender_report_record(rawtrack.SenderReport(*sr)))
@@ -77,6 +85,14 @@ class TrackRecorder:
         if now - self._last_flush > FLUSH_INTERVAL_S:
             self._out.flush()
             self._last_flush = now
+
+    def _sender_report(self) -> tuple[int, int] | None:
+        """The last RTCP SR of the SSRC that carries the media (not, say, its RTX stream's)."""
+        reports = getattr(self._receiver, "wm_sender_reports", None)
+        if not reports:
+            return None
+        ssrc = media_ssrc(self._receiver)
+        return reports.get(ssrc) if ssrc is not None else None
 
     def stop(self) -> None:
         if not self.closed:

@@ -57,3 +57,35 @@ def test_receiver_sees_sender_reports_through_the_hooked_method() -> None:
     assert "RtcpSrPacket" in source and "sender_info.ntp_timestamp" in source
     assert {"ntp_timestamp", "rtp_timestamp"} <= set(RtcpSenderInfo.__dataclass_fields__)
     assert "sender_info" in RtcpSrPacket.__dataclass_fields__
+
+
+def test_receiver_timestamps_are_mapped_from_the_first_one() -> None:
+    """Frames carry RTP timestamps minus the stream's first; recordings move SRs the same way."""
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver, TimestampMapper
+
+    assert "self.__timestamp_mapper = TimestampMapper()" in inspect.getsource(RTCRtpReceiver.__init__)
+    assert "self.__timestamp_mapper.map(" in inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    mapper = TimestampMapper()
+    assert mapper.map(1000) == 0 and mapper._origin == 1000 and mapper.map(4000) == 3000
+
+
+def test_receiver_knows_its_rtx_ssrcs() -> None:
+    """Keyframe requests and sender reports skip RTX sources using this private map."""
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    from mcu_vm.passthrough import media_ssrc
+
+    assert "self.__rtx_ssrc: dict[int, int] = {}" in inspect.getsource(RTCRtpReceiver.__init__)
+    assert "self.__active_ssrc[packet.ssrc]" in inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+
+    class Source:
+        def __init__(self, source: int) -> None:
+            self.source = source
+
+    class Receiver:
+        _RTCRtpReceiver__rtx_ssrc = {222: 111}
+
+        def getSynchronizationSources(self) -> list[Source]:  # noqa: N802 - aiortc's name
+            return [Source(222), Source(111)]
+
+    assert media_ssrc(Receiver()) == 111

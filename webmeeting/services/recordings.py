@@ -129,6 +129,8 @@ def uploaded(mcu_id: str, report: RecordingUploaded, settings: Settings, now: da
             raise InvalidRequest("this recording belongs to another meeting or MCU")
         if d["status"] != "recording":
             return "known"
+        s_ref = sessions().document(d["meeting_key"])
+        session = fs.data(s_ref.get(transaction=tx))  # (every read before the first write)
         tx.update(
             ref,
             {
@@ -139,8 +141,7 @@ def uploaded(mcu_id: str, report: RecordingUploaded, settings: Settings, now: da
                 "uploaded_at": now,
             },
         )
-        s_ref = sessions().document(d["meeting_key"])
-        if fs.data(s_ref.get(transaction=tx)).get("recording_id") == report.recording_id:
+        if session.get("recording_id") == report.recording_id:
             tx.update(s_ref, {"recording_id": None})  # the MCU stopped it (the room emptied)
         return "stored"
 
