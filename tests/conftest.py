@@ -29,6 +29,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         "WEBMEETING_GEOIP_DB": str(geo_db),
         "WEBMEETING_MCU_STALE_S": "10",
         "WEBMEETING_SESSION_GRACE_S": "2",
+        "WEBMEETING_CONVERT_LEASE_S": "4",
     }
     p = Platform(state, project=f"wm-test-{secrets.token_hex(3)}", extra_env=env)
     p.start()

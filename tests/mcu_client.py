@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 
 
 @dataclass
@@ -41,19 +41,25 @@ class McuClient:
         self._answer: asyncio.Future[str] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.on_subscribed: Callable[[str], None] | None = None
+        self.token = ""
+        self.recording_active = False
 
-    async def join(self, *, mcu_url: str | None = None, token: str | None = None) -> dict[str, Any]:
+    async def join(
+        self, *, mcu_url: str | None = None, token: str | None = None, organizer_secret: str | None = None
+    ) -> dict[str, Any]:
         """Join through the portal, or straight at ``mcu_url`` with a ready ``token``."""
         self.session = aiohttp.ClientSession(trust_env=False)
         self.connected_at = time.monotonic()
         if token is None:
-            async with self.session.post(
-                f"{self.portal}/api/meet/v1/join", json={"meeting_key": self.meeting_key, "display_name": self.name}
-            ) as resp:
+            body: dict[str, Any] = {"meeting_key": self.meeting_key, "display_name": self.name}
+            if organizer_secret:
+                body["organizer_secret"] = organizer_secret
+            async with self.session.post(f"{self.portal}/api/meet/v1/join", json=body) as resp:
                 body = await resp.json()
                 if resp.status != 200:
                     raise RuntimeError(f"join refused: {resp.status} {body}")
             mcu_url, token = body["mcu_url"], body["token"]
+        self.token = token
         assert mcu_url
         self.ws = await self.session.ws_connect(mcu_url, max_msg_size=1 << 20)
         await self.ws.send_json({"type": "join", "token": token, "meeting_key": self.meeting_key})
@@ -92,6 +98,8 @@ class McuClient:
                 self._answer.set_result(data["sdp"])
             elif data["type"] == "subscribe_offer":
                 await self._subscribe(data)
+            elif data["type"] == "recording":
+                self.recording_active = bool(data["active"])
 
     async def _subscribe(self, data: dict[str, Any]) -> None:
         assert self.ws
@@ -139,3 +147,34 @@ class McuClient:
                 await pc.close()
         if self.session:
             await self.session.close()
+
+
+async def record(client: McuClient, action: str) -> dict[str, Any]:
+    """The organizer page's recording button: ask the portal, hand its grant to the MCU."""
+    assert client.session and client.ws
+    async with client.session.post(
+        f"{client.portal}/api/meet/v1/recording", json={"action": action}, headers={"Authorization": f"Bearer {client.token}"}
+    ) as resp:
+        body: dict[str, Any] = await resp.json()
+        if resp.status != 200:
+            raise RuntimeError(f"recording {action} refused: {resp.status} {body}")
+    await client.ws.send_json({"type": "record", "action": action, "grant": body["grant"]})
+    return body
+
+
+class FlatVideoTrack(VideoStreamTrack):
+    """640x360 frames of one brightness (aiortc's own test track is black)."""
+
+    def __init__(self, luma: int = 140) -> None:
+        super().__init__()
+        import av
+
+        self.frame = av.VideoFrame(640, 360, "yuv420p")
+        for plane, value in zip(self.frame.planes, (luma, 128, 128), strict=True):
+            plane.update(bytes([value]) * plane.buffer_size)
+
+    async def recv(self) -> Any:
+        pts, time_base = await self.next_timestamp()
+        frame = self.frame
+        frame.pts, frame.time_base = pts, time_base
+        return frame
