@@ -261,9 +261,10 @@ def compose(
     total_frames = max(1, round(duration * FPS))
     total_samples = round(duration * AUDIO_RATE)
     audio_pos = 0
-    Y = np.empty((HEIGHT, WIDTH), np.uint8)
-    U = np.empty((HEIGHT // 2, WIDTH // 2), np.uint8)
-    V = np.empty((HEIGHT // 2, WIDTH // 2), np.uint8)
+    canvas = np.empty((HEIGHT * 3 // 2, WIDTH), np.uint8)  # yuv420p as one block; the planes are views
+    Y = canvas[:HEIGHT]
+    U = canvas[HEIGHT : HEIGHT + HEIGHT // 4].reshape(HEIGHT // 2, WIDTH // 2)
+    V = canvas[HEIGHT + HEIGHT // 4 :].reshape(HEIGHT // 2, WIDTH // 2)
     reported = -1
     for k in range(total_frames):
         at = t0 + k / FPS
@@ -273,7 +274,7 @@ def compose(
         for cell in cells:
             cell.advance(at)
             cell.paint((Y, U, V), at)
-        frame = av.VideoFrame.from_ndarray(np.concatenate([Y, U.reshape(-1, WIDTH), V.reshape(-1, WIDTH)]), format="yuv420p")
+        frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
         frame.pts = k
         for packet in vstream.encode(frame):
             container.mux(packet)

@@ -117,7 +117,7 @@ def test_a_recorded_meeting_becomes_one_mp4_with_both_people(
         frames = [f for f in container.decode(video=0) if abs(float(f.pts * f.time_base) - duration / 2) < 0.5]
     gray = frames[len(frames) // 2].to_ndarray(format="gray")
     left, right = gray[180:540, 80:560].mean(), gray[180:540, 720:1200].mean()
-    assert left > 40 and right > 40, (left, right)
+    assert left > 15 and right > 15, (left, right)  # black is 0 here; the fake cameras average 35-55
 
     # the organizer's mail with a link that works (a V4 signed URL)
     def mail() -> email.message.Message | None:

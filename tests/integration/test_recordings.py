@@ -267,3 +267,53 @@ def test_the_portal_down_when_the_mcu_reports(platform: Platform, meeting: Meeti
     meeting.close()
     assert_one_good_mp4(rec_id, meeting.recorded_s, tmp_path)
     wait_for("the MCU to drop its local copy", lambda: not folder.exists(), 30)
+
+
+def test_an_admin_retries_a_failed_recording_on_a_chosen_converter(platform: Platform, pbx: PbxClient, tmp_path: Path) -> None:
+    """A failed recording (raw tracks kept; here one person sent H.264), retried from the admin CLI."""
+    from typer.testing import CliRunner
+
+    from tests.media import Person, write_recording
+    from webmeeting.cli.admin import app
+
+    pbx.sync([ext("101", email="ada-cli@example.com")])
+    rec_id = "c" * 32
+    manifest = write_recording(
+        tmp_path / "raw",
+        [Person("alice-000001", 120, 100, 150, 440), Person("bob-00000001", 170, 150, 100, 660, video_codec="h264")],
+        3.0,
+    )
+    for track in manifest["tracks"]:
+        track["object"] = f"raw/{rec_id}/{track['file']}"
+        storage.bucket(RAW_BUCKET).blob(track["object"]).upload_from_filename(str(tmp_path / "raw" / track["file"]))
+    now = datetime.now(UTC)
+    fs.client().collection("recordings").document(rec_id).set(
+        {
+            "status": "failed",
+            "error": "earlier failure",
+            "meeting_key": "k" * 22,
+            "session_id": "0" * 16,
+            "pbx_id": pbx.pbx_id,
+            "organizer": "101",
+            "meeting_name": "Quick Meeting",
+            "mcu_id": "mcu-eu-1",
+            "created_at": now,
+            "started_at": datetime.fromisoformat(manifest["started_at"].replace("Z", "+00:00")),
+            "stopped_at": datetime.fromisoformat(manifest["stopped_at"].replace("Z", "+00:00")),
+            "tracks": manifest["tracks"],
+            "attempts": 1,
+            "expire_at": now + timedelta(days=7),
+        }
+    )
+    runner = CliRunner()
+    assert runner.invoke(app, ["converters", "fallback", "nope"]).exit_code == 1
+    done = runner.invoke(app, ["converters", "fallback", "conv-us"])
+    assert done.exit_code == 0, done.output
+    listed = runner.invoke(app, ["converters", "list"], env={"COLUMNS": "200"})
+    assert "conv-eu" in listed.output and "conv-us" in listed.output
+    retried = runner.invoke(app, ["recordings", "retry", rec_id, "--converter", "conv-us"])
+    assert retried.exit_code == 0, retried.output
+    rec = assert_one_good_mp4(rec_id, 3.0, tmp_path)
+    assert rec["dispatched_to"] == "conv-us" and rec["attempts"] == 2
+    again = runner.invoke(app, ["recordings", "retry", rec_id])
+    assert again.exit_code == 1 and "ready" in again.output  # nothing to retry once it is ready

@@ -20,6 +20,10 @@ lic_app = typer.Typer(help="the license registry", no_args_is_help=True)
 app.add_typer(lic_app, name="licenses")
 mcu_app = typer.Typer(help="the MCU registry", no_args_is_help=True)
 app.add_typer(mcu_app, name="mcus")
+rec_app = typer.Typer(help="recordings and their converters", no_args_is_help=True)
+app.add_typer(rec_app, name="recordings")
+conv_app = typer.Typer(help="recording converters", no_args_is_help=True)
+app.add_typer(conv_app, name="converters")
 rep_app = typer.Typer(help="meeting reports (personal data partially redacted)", no_args_is_help=True)
 app.add_typer(rep_app, name="reports")
 
@@ -177,6 +181,97 @@ def reports_list(
             r["id"][:12], r["pbx_id"], r["meeting_name"] or "-", str(r["ended_at"])[:19], r["status"], str(r["push"]), people
         )
     console().print(table)
+
+
+@rec_app.command("list")
+def recordings_list(status: str = typer.Option("", help="only recordings in this state")) -> None:
+    """Recordings with their state, converter, attempts and last error."""
+    from webmeeting.services import recordings as rec_svc
+
+    table = Table()
+    for name in ("id", "status", "converter", "attempts", "created", "error"):
+        table.add_column(name, overflow="fold")
+    for snap in rec_svc.recordings().stream():
+        d = snap.to_dict() or {}
+        if status and d.get("status") != status:
+            continue
+        table.add_row(
+            snap.id,
+            d.get("status"),
+            str(d.get("dispatched_to") or "-"),
+            str(d.get("attempts", 0)),
+            str(d.get("created_at"))[:19],
+            str(d.get("error") or ""),
+        )
+    console().print(table)
+
+
+@rec_app.command("retry")
+def recordings_retry(recording_id: str, converter: str = typer.Option("", help="convert on this converter")) -> None:
+    """Convert a failed recording again, on a chosen converter (or the usual choice)."""
+    from webmeeting import runtime
+    from webmeeting.services import recordings as rec_svc
+
+    try:
+        chosen = rec_svc.admin_retry(recording_id, converter or None, runtime.settings())
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console().print(f"retrying {recording_id} on {chosen}")
+
+
+@conv_app.command("list")
+def converters_list() -> None:
+    """Configured converters, whether they take work, and the fallback for failed conversions."""
+    from webmeeting import runtime
+    from webmeeting.adapters import firestore as fs
+    from webmeeting.services import recordings as rec_svc
+
+    s = runtime.settings()
+    fallback = fs.data(rec_svc.config().get()).get("fallback")
+    table = Table()
+    for name in ("id", "region", "available", "fallback"):
+        table.add_column(name)
+    for c in rec_svc.available_converters(s):
+        table.add_row(c.id, c.region, "yes" if c.available else "no", "yes" if c.id == fallback else "")
+    console().print(table)
+
+
+@conv_app.command("fallback")
+def converters_fallback(converter: str = typer.Argument(..., help="converter id, or 'none'")) -> None:
+    """The converter a failed conversion is retried on."""
+    from webmeeting import runtime
+    from webmeeting.services import recordings as rec_svc
+
+    try:
+        rec_svc.set_fallback(None if converter == "none" else converter, runtime.settings())
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console().print(f"fallback converter: {converter}")
+
+
+@conv_app.command("disable")
+def converters_disable(converter: str) -> None:
+    """Take a converter out of the choice (maintenance, an outage in its region)."""
+    from webmeeting import runtime
+    from webmeeting.services import recordings as rec_svc
+
+    try:
+        rec_svc.set_available(converter, False, runtime.settings())
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console().print(f"disabled {converter}")
+
+
+@conv_app.command("enable")
+def converters_enable(converter: str) -> None:
+    from webmeeting import runtime
+    from webmeeting.services import recordings as rec_svc
+
+    try:
+        rec_svc.set_available(converter, True, runtime.settings())
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console().print(f"enabled {converter}")
 
 
 if __name__ == "__main__":
