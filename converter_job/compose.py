@@ -18,6 +18,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,42 @@ class Result:
     video_frames: int
     audio_samples: int
     cells: int
+    remuxed: bool = False
+
+
+def remuxable(video_people: dict[str, list[Track]], t0: float, t1: float) -> Track | None:
+    """The one H.264 track whose packets can go into the MP4 as they are (no decoding, no
+    encoding): a single person's video, continuous from start to end (a gap or a late start
+    must show black, which only re-encoding can)."""
+    if len(video_people) != 1:
+        return None
+    (tracks,) = video_people.values()
+    if len(tracks) != 1 or tracks[0].header["codec"] != "h264" or not tracks[0].frames[0].keyframe:
+        return None
+    times = tracks[0].times
+    if times[0] - t0 > HOLD_S or t1 - times[-1] > HOLD_S or any(b - a > HOLD_S for a, b in zip(times, times[1:], strict=False)):
+        return None
+    return tracks[0]
+
+
+def _copy_h264(container: Any, track: Track, t0: float) -> tuple[Any, list[av.Packet]]:
+    """A stream for ``track``'s packets and the packets, timed from ``t0`` (90 kHz)."""
+    size = av.CodecContext.create("h264", "r").decode(av.Packet(track.frames[0].data))
+    width, height = (size[0].width, size[0].height) if size else (640, 360)
+    stream = container.add_mux_stream("h264", rate=FPS, width=width, height=height)
+    stream.time_base = Fraction(1, 90_000)
+    packets = []
+    last = -1
+    for frame, at in zip(track.frames, track.times, strict=True):
+        pts = max(last + 1, round((at - t0) * 90_000))
+        last = pts
+        packet = av.Packet(frame.data)
+        packet.stream = stream
+        packet.time_base = stream.time_base
+        packet.pts = packet.dts = pts
+        packet.is_keyframe = frame.keyframe
+        packets.append(packet)
+    return stream, packets
 
 
 def compose(
@@ -254,6 +291,9 @@ def compose(
     audio = [AudioTrackCursor(t, t0) for t in tracks if t.kind == "audio" and t.frames]
 
     container = av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"})
+    copy = remuxable(video_people, t0, t1)
+    if copy is not None:
+        return _remux(container, copy, audio, t0, duration)
     vstream = container.add_stream("libx264", rate=FPS, options={"preset": preset, "crf": str(crf)})
     vstream.width, vstream.height, vstream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     vstream.codec_context.gop_size = 2 * FPS
@@ -302,3 +342,39 @@ def compose(
     for cell in cells:
         log.info("cell %s: %d pictures decoded, %d damaged frames skipped", cell.cell, cell.decoded, cell.errors)
     return Result(duration, total_frames, audio_pos, len(cells))
+
+
+def _mix_chunk(audio: list[AudioTrackCursor], pos: int, n: int) -> av.AudioFrame:
+    mix = np.zeros(n, dtype=np.int32)
+    for a in audio:
+        a.add_into(mix, pos)
+    pcm = np.clip(mix, -32768, 32767).astype(np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+    frame.sample_rate = AUDIO_RATE
+    frame.pts = pos
+    return frame
+
+
+def _remux(container: Any, track: Track, audio: list[AudioTrackCursor], t0: float, duration: float) -> Result:
+    """The remux path: the H.264 packets copied, the audio mixed and encoded, interleaved."""
+    vstream, packets = _copy_h264(container, track, t0)
+    astream = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+    total_samples = round(duration * AUDIO_RATE)
+    pos = 0
+    for packet in packets:
+        until = min(total_samples, round(float(packet.pts) / 90_000 * AUDIO_RATE))
+        while pos + AAC_FRAME <= until:
+            for encoded in astream.encode(_mix_chunk(audio, pos, AAC_FRAME)):
+                container.mux(encoded)
+            pos += AAC_FRAME
+        container.mux(packet)
+    while pos < total_samples:
+        n = min(AAC_FRAME, total_samples - pos)
+        for encoded in astream.encode(_mix_chunk(audio, pos, n)):
+            container.mux(encoded)
+        pos += n
+    for encoded in astream.encode(None):
+        container.mux(encoded)
+    container.close()
+    log.info("remuxed %d H.264 packets (no video encoding)", len(packets))
+    return Result(duration, len(packets), pos, 1, remuxed=True)

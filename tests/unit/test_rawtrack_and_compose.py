@@ -177,3 +177,45 @@ def test_lip_sync_across_skewed_publisher_clocks(composed: Path) -> None:
     assert alice == pytest.approx(2.0, abs=0.07) and bob == pytest.approx(2.5, abs=0.1)
     assert len(audio_flashes) == 2
     assert abs(audio_flashes[0] - alice) < 0.05 and abs(audio_flashes[1] - bob) < 0.05  # lip sync: within 50 ms
+
+
+# --- the remux path -------------------------------------------------------------------------------
+
+
+def _compose(tmp: Path, people: list[Person], seconds: float) -> tuple[Path, object]:
+    manifest = write_recording(tmp, people, seconds)
+    out = tmp / "out.mp4"
+    result = compose(manifest, {t["track_id"]: tmp / t["file"] for t in manifest["tracks"]}, out)
+    return out, result
+
+
+def test_one_continuous_h264_speaker_is_remuxed_in_sync(tmp_path: Path) -> None:
+    out, result = _compose(
+        tmp_path, [Person("alice-000001", 120, 100, 150, 440, video_codec="h264", flash_at=1.5, clock_skew_s=2.0)], 3.0
+    )
+    assert result.remuxed  # type: ignore[attr-defined]
+    with av.open(str(out)) as c:
+        video = c.streams.video[0]
+        assert video.codec_context.name == "h264" and (video.width, video.height) == (640, 360)
+        assert float(c.duration / 1e6) == pytest.approx(3.0, abs=0.1)
+        white = next(float(f.pts * f.time_base) for f in c.decode(video=0) if f.to_ndarray(format="gray").mean() > 180)
+    pcm = np.abs(_audio(out))
+    loud = int(np.flatnonzero(pcm > 0.45)[0]) / 48_000
+    assert white == pytest.approx(1.5, abs=0.07) and abs(white - loud) < 0.05
+
+
+@pytest.mark.parametrize(
+    "people",
+    [
+        [Person("alice-000001", 120, 100, 150, 440, video_codec="h264", joins_at=1.5)],  # starts late: black first
+        [Person("alice-000001", 120, 100, 150, 440, video_codec="vp8")],  # VP8 goes into H.264: encoded
+        [
+            Person("alice-000001", 120, 100, 150, 440, video_codec="h264"),
+            Person("bob-00000001", 170, 150, 100, 660, video_codec="h264"),
+        ],
+    ],
+    ids=["late-start", "vp8", "two-people"],
+)
+def test_anything_else_is_composed(tmp_path: Path, people: list[Person]) -> None:
+    _, result = _compose(tmp_path, people, 3.0)
+    assert not result.remuxed  # type: ignore[attr-defined]
