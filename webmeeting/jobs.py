@@ -29,4 +29,16 @@ JOBS: tuple[Job, ...] = (
         "/tasks/v1/recordings-sweep",
         "retry conversions whose converter stopped renewing its lease, re-dispatch lost conversion tasks, clean raw tracks left",
     ),
+    Job(
+        "dns-checks",
+        "0 3 * * *",
+        "/tasks/v1/dns-checks",
+        "resolve every PBX's FQDN once a day (tasks of 100 PBXs); failing streaks feed the retention rules",
+    ),
+    Job(
+        "retention",
+        "30 3 * * *",
+        "/tasks/v1/retention",
+        "run every retention rule of the policy table (one task per rule, batches re-enqueued)",
+    ),
 )

@@ -7,6 +7,10 @@ POST /tasks/v1/report-push {report_id, attempt}    push a report to its PBX, ret
 POST /tasks/v1/sessions-sweep {}                   scheduler: close dead MCUs' connections, late reports
 POST /tasks/v1/convert {recording_id, converter, attempt}   start a converter job for a recording
 POST /tasks/v1/recordings-sweep {}                 scheduler: converters that stopped, lost conversion tasks
+POST /tasks/v1/retention {}                        scheduler: one task per retention rule
+POST /tasks/v1/retention/<rule> {}                 one batch of one rule (re-enqueued while more is due)
+POST /tasks/v1/dns-checks {}                       scheduler: DNS checks of every PBX, in batches
+POST /tasks/v1/dns-check {pbx_ids: [...]}          one batch of DNS checks
 
 Locally authenticated by the shared secret header the task carries; in production Cloud Tasks
 sends an OIDC token of the tasks service account, which the function's IAM (invoker role for
@@ -17,14 +21,17 @@ from __future__ import annotations
 
 import hmac
 import os
+from typing import Annotated
 
 import flask
 import functions_framework
 from pydantic import BaseModel, ConfigDict, Field
 
 from webmeeting import errors, http, runtime
+from webmeeting.adapters import tasks
 from webmeeting.adapters.tasks import SECRET_HEADER
-from webmeeting.services import dialin, invitations, lifecycle, recordings, reports
+from webmeeting.domain import retention as policy
+from webmeeting.services import dialin, dns_checks, invitations, lifecycle, recordings, reports, retention
 
 PREFIX = "/tasks/v1"
 
@@ -51,6 +58,12 @@ class ConvertTask(BaseModel):
     attempt: int = Field(ge=1, le=10_000)
 
 
+class DnsCheckTask(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    pbx_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(min_length=1, max_length=dns_checks.BATCH)
+
+
 class SweepTask(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -74,7 +87,10 @@ def _authenticate(request: flask.Request) -> None:
 def tasks_api(request: flask.Request) -> flask.Response:
     try:
         path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
-        if path not in ("/mail", "/dialin", "/report", "/report-push", "/sessions-sweep", "/convert", "/recordings-sweep"):
+        known = ("/mail", "/dialin", "/report", "/report-push", "/sessions-sweep", "/convert", "/recordings-sweep")
+        known += ("/retention", "/dns-checks", "/dns-check")
+        rule = path.removeprefix("/retention/") if path.startswith("/retention/") else None
+        if path not in known and rule not in policy.BY_NAME:
             raise errors.NotFound("no such endpoint")
         if request.method != "POST":
             return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
@@ -98,6 +114,24 @@ def tasks_api(request: flask.Request) -> flask.Response:
         if path == "/recordings-sweep":
             http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
             return http.json_response(recordings.sweep(s, now))
+        target = os.environ.get("WEBMEETING_TASKS_TARGET", s.public_base_url)
+        if rule is not None:
+            if not policy.BY_NAME[rule].swept:
+                raise errors.NotFound(f"rule {rule} is enforced where the data changes, not by a sweep")
+            http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
+            result = retention.run_rule(rule, s, now)
+            if result["more"]:
+                tasks.enqueue(s.project, "pbx", f"{target}/tasks/v1/retention/{rule}", {})
+            return http.json_response(result)
+        if path == "/retention":
+            http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
+            return http.json_response({"rules": retention.fan_out(s, target)})
+        if path == "/dns-checks":
+            http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
+            return http.json_response({"pbxs": dns_checks.fan_out(s.project, target)})
+        if path == "/dns-check":
+            job = http.parse(DnsCheckTask, http.read_body(request, 16384))
+            return http.json_response(dns_checks.check_batch(list(job.pbx_ids), now))
         if path == "/sessions-sweep":
             http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
             return http.json_response(lifecycle.sweep(s, now))

@@ -112,12 +112,14 @@ def test_a_recorded_meeting_becomes_one_mp4_with_both_people(
         b"moov"
     ) < mp4.read_bytes().find(b"mdat")
 
-    # both people in the picture: two grid cells, neither black, in the middle of the recording
+    # both people in the picture: two grid cells, neither black (a black cell is uniform), in
+    # nearly every frame of the middle of the recording
     with av.open(str(mp4)) as container:
-        frames = [f for f in container.decode(video=0) if abs(float(f.pts * f.time_base) - duration / 2) < 0.5]
-    gray = frames[len(frames) // 2].to_ndarray(format="gray")
-    left, right = gray[180:540, 80:560].mean(), gray[180:540, 720:1200].mean()
-    assert left > 15 and right > 15, (left, right)  # black is 0 here; the fake cameras average 35-55
+        middle = [
+            f.to_ndarray(format="gray") for f in container.decode(video=0) if abs(float(f.pts * f.time_base) - duration / 2) < 2
+        ]
+    lit = [(g[180:540, 80:560].std() > 3, g[180:540, 720:1200].std() > 3) for g in middle]
+    assert len(middle) > 60 and sum(a and b for a, b in lit) >= 0.9 * len(middle), lit
 
     # the organizer's mail with a link that works (a V4 signed URL)
     def mail() -> email.message.Message | None:

@@ -35,6 +35,7 @@ def test_add_list_revoke(platform, api: str) -> None:  # type: ignore[no-untyped
     assert_error(PbxClient(api).activate(key, "pbx.example.com", "meet.example.com"), 403, "license_invalid")
 
 
+@pytest.mark.retention("pbx_unbound")
 def test_unbind_deletes_all_of_the_pbxs_data_and_frees_the_license(api: str, license_key: str) -> None:
     pbx = new_pbx(api, license_key)
     quick = pbx.sync([ext("101", vanity="ada")]).json()["extensions"][0]["quick_meeting_url"]

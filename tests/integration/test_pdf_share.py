@@ -36,6 +36,7 @@ def scheduled(platform: Platform, pbx: PbxClient) -> tuple[str, str, str]:
     return key, join_meeting(platform, key, organizer_secret=secret)["token"], join_meeting(platform, key)["token"]
 
 
+@pytest.mark.retention("shared_pdfs")
 def test_a_shared_pdf_is_listed_to_everyone_and_deleted_with_the_meeting(
     platform: Platform, pbx: PbxClient, scheduled: Any
 ) -> None:
@@ -51,6 +52,7 @@ def test_a_shared_pdf_is_listed_to_everyone_and_deleted_with_the_meeting(
     assert list(fs.client().collection("pdfs").stream()) == []
 
 
+@pytest.mark.retention("shared_pdfs")
 def test_pdfs_go_when_their_extension_goes(platform: Platform, pbx: PbxClient, scheduled: Any) -> None:
     _, organizer, _ = scheduled
     obj = f"pdfs/{_call(platform, organizer, 'POST', data=PDF).json()['id']}"

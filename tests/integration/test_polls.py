@@ -92,6 +92,7 @@ def test_invalid_polls_are_400(platform: Platform, people: Any, body: dict[str, 
     assert list(fs.client().collection("polls").stream()) == []
 
 
+@pytest.mark.retention("polls")
 def test_polls_are_edited_deleted_and_go_with_their_extension(platform: Platform, pbx: PbxClient, people: Any) -> None:
     org = Api(platform, people[0]["token"])
     first = org("POST", "/polls", POLL).json()["id"]

@@ -127,6 +127,8 @@ def activate(req: ActivateRequest, source_ip: str, now: datetime, settings: Sett
             "mcu_id": mcu.id if mcu else None,
             "activated_at": now,
             "last_contact_at": now,
+            "dns_failing_since": None,  # first failed daily DNS check of a failing streak (retention)
+            "dns_meetings_purged": False,
         }
         if created:
             data |= {"created_at": now, "sync_generation": 0, "last_sync_at": None}
@@ -414,6 +416,9 @@ def upsert_meeting(
             "duration_minutes": req.duration_minutes,
             "participants": [p.model_dump() for p in req.participants],
             "send_invitations": req.send_invitations,
+            "ends_at": req.scheduled_start + timedelta(minutes=req.duration_minutes),
+            "names_cleared": False,  # retention: name, comments, participants' names 7 days after the date
+            "emails_cleared": False,  # retention: participants' emails 7 days after completion
             "vanity_slug": slug,
             "vanity_link": link_id,
             "created_at": old["created_at"] if old else now,
