@@ -9,7 +9,7 @@ PAGE := functions/meeting_page
 APT_PACKAGES := default-jre-headless chromium iproute2 ffmpeg
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
-.PHONY: run test unit lint system venv clean openapi bench demo
+.PHONY: run test unit lint system venv clean openapi retention-doc bench demo
 
 venv: $(VENV)/.stamp $(TASKS_VENV)/.stamp $(PAGE)/node_modules/.stamp
 
@@ -53,9 +53,14 @@ lint: venv
 openapi: venv
 	$(PY) -m webmeeting.cli.openapi > docs/openapi.json
 
+retention-doc: venv
+	$(PY) -m infra.retention_doc > docs/retention.md
+
 bench: system venv
 	$(PY) bench/sync_cost.py
 	$(PY) bench/mcu_forwarding.py
+	$(PY) bench/convert.py
+	$(PY) bench/retention_sweep.py
 
 clean:
 	rm -rf $(VENV) $(TASKS_VENV) .local .pytest_cache .mypy_cache .ruff_cache
