@@ -65,7 +65,7 @@ each can be changed with `WEBMEETING_RETENTION_<RULE>_S` (seconds).
 """
 
 
-def tests_by_rule() -> dict[str, list[str]]:
+def proofs_by_rule() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for path in sorted((ROOT / "tests").rglob("test_*.py")):
         text = path.read_text()
@@ -76,7 +76,7 @@ def tests_by_rule() -> dict[str, list[str]]:
 
 
 def render() -> str:
-    proofs = tests_by_rule()
+    proofs = proofs_by_rule()
     current = durations({})
     lines = [
         INTRO,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.retention_doc import render, tests_by_rule
+from infra.retention_doc import render, proofs_by_rule
 from webmeeting.domain.retention import RULES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "retention.md"
@@ -21,6 +21,6 @@ def test_every_rule_appears_with_its_duration_and_policy_sentence() -> None:
 
 
 def test_every_rule_enforced_in_the_application_has_a_test() -> None:
-    proofs = tests_by_rule()
+    proofs = proofs_by_rule()
     missing = [r.name for r in RULES if r.name not in proofs and not r.enforced_by.startswith("terraform")]
     assert not missing, missing
