@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.retention_doc import render, proofs_by_rule
+from infra.retention_doc import proofs_by_rule, render
 from webmeeting.domain.retention import RULES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "retention.md"

@@ -24,6 +24,12 @@ rec_app = typer.Typer(help="recordings and their converters", no_args_is_help=Tr
 app.add_typer(rec_app, name="recordings")
 conv_app = typer.Typer(help="recording converters", no_args_is_help=True)
 app.add_typer(conv_app, name="converters")
+privacy_app = typer.Typer(help="data-subject rights: export and erasure", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
+pbx_app = typer.Typer(help="PBXs", no_args_is_help=True)
+app.add_typer(pbx_app, name="pbx")
+retention_app = typer.Typer(help="retention: what is held and when it goes", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
 rep_app = typer.Typer(help="meeting reports (personal data partially redacted)", no_args_is_help=True)
 app.add_typer(rep_app, name="reports")
 
@@ -272,6 +278,70 @@ def converters_enable(converter: str) -> None:
     except errors.WebmeetingError as exc:
         _fail(exc)
     console().print(f"enabled {converter}")
+
+
+@privacy_app.command("export")
+def privacy_export(
+    pbx: str = typer.Option("", help="everything held about this PBX"),
+    email: str = typer.Option("", help="everything held about this email address"),
+) -> None:
+    """Everything the platform holds about a PBX or an email address, as JSON on stdout."""
+    import json
+
+    from webmeeting.services import privacy
+
+    if bool(pbx) == bool(email):
+        console().print("[red]error:[/red] give --pbx or --email")
+        raise typer.Exit(2)
+    try:
+        data = privacy.export_pbx(pbx) if pbx else privacy.export_email(email)
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(data, default=str, indent=2, sort_keys=True))
+
+
+@privacy_app.command("erase")
+def privacy_erase(email: str = typer.Option(..., help="the address to erase")) -> None:
+    """Erase an email address from invitations, reports and unsent mails; list the PBXs that
+    hold it as an extension's email (erase it there: the next sync removes it here)."""
+    import json
+
+    from webmeeting.services import privacy
+
+    typer.echo(json.dumps(privacy.erase_email(email), indent=2))
+
+
+@pbx_app.command("delete")
+def pbx_delete(pbx_id: str, yes: bool = typer.Option(False, "--yes", help="no confirmation")) -> None:
+    """Delete a PBX and everything held about it (manual deletion)."""
+    from webmeeting.services import privacy
+
+    if not yes:
+        typer.confirm(f"delete PBX {pbx_id} and all its data?", abort=True)
+    try:
+        count = privacy.delete_pbx(pbx_id)
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    console().print(f"deleted PBX {pbx_id} ({count} documents at the PBX level, and its meetings' data)")
+
+
+@retention_app.command("report")
+def retention_report(pbx: str = typer.Option(..., help="the PBX")) -> None:
+    """What is held for a PBX and when each item expires."""
+    from webmeeting import runtime
+    from webmeeting.services import privacy
+
+    try:
+        rows = privacy.retention_report(pbx, runtime.clock().now())
+    except errors.WebmeetingError as exc:
+        _fail(exc)
+    table = Table()
+    for name in ("item", "expires", "in", "rule"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        days = r["in"].total_seconds() / 86400
+        table.add_row(r["item"], str(r["expires"])[:19], f"{days:.1f} days", r["rule"])
+    console().print(table)
 
 
 if __name__ == "__main__":

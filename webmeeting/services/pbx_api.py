@@ -415,6 +415,7 @@ def upsert_meeting(
             "scheduled_start": req.scheduled_start,
             "duration_minutes": req.duration_minutes,
             "participants": [p.model_dump() for p in req.participants],
+            "invitee_emails": sorted({p.email.lower() for p in req.participants if p.email}),  # data-subject queries
             "send_invitations": req.send_invitations,
             "ends_at": req.scheduled_start + timedelta(minutes=req.duration_minutes),
             "names_cleared": False,  # retention: name, comments, participants' names 7 days after the date

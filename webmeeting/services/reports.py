@@ -111,6 +111,7 @@ def finalize(meeting_key: str, session_id: str, settings: Settings, now: datetim
         "created_at": now,
         "region": region,
         **built,
+        "emails": sorted({p["email"].lower() for p in built["report"]["participants"] if p.get("email")}),  # data-subject queries
         "push": {"status": "pending", "attempts": 0},
         "sanitized": 0,
         "expire_at": now + RETENTION,
@@ -277,7 +278,7 @@ def sanitize_due(created_before: datetime, stage: int, batch: int = 200) -> int:
 
 def sanitized_fields(doc: dict[str, Any], stage: int) -> dict[str, Any]:
     report = rules.sanitize(doc["report"])
-    fields: dict[str, Any] = {"report": report, "sanitized": stage}
+    fields: dict[str, Any] = {"report": report, "sanitized": stage, "emails": []}
     if stage >= 2:  # the yearly pass also drops what ties it to one meeting
         fields.update({"meeting_key": None, "session_id": None, "report": report | {"pbx_meeting_id": None}})
     return fields

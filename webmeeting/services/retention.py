@@ -71,7 +71,7 @@ def sweep_participant_emails(now: datetime, d: timedelta, settings: Settings, li
     writer = fs.Writer()
     for snap in snaps:
         people = [{**p, "email": None} for p in fs.data(snap).get("participants", [])]
-        writer.update(snap.reference, {"participants": people, "emails_cleared": True})
+        writer.update(snap.reference, {"participants": people, "invitee_emails": [], "emails_cleared": True})
     writer.commit()
     return len(snaps)
 
