@@ -9,9 +9,11 @@ PAGE := functions/meeting_page
 APT_PACKAGES := default-jre-headless chromium iproute2 ffmpeg
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
-.PHONY: run test unit lint system venv clean openapi retention-doc bench demo
+.PHONY: run test unit lint system venv clean openapi retention-doc package terraform-data bench demo
 
-venv: $(VENV)/.stamp $(TASKS_VENV)/.stamp $(PAGE)/node_modules/.stamp
+CHECKOV_VENV := .venv-checkov
+
+venv: $(VENV)/.stamp $(TASKS_VENV)/.stamp $(CHECKOV_VENV)/.stamp $(PAGE)/node_modules/.stamp
 
 # The meeting page's browser dependencies (pdf.js), from the npm registry, served by the portal.
 $(PAGE)/node_modules/.stamp: $(PAGE)/package.json $(PAGE)/package-lock.json
@@ -26,6 +28,12 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt
 $(TASKS_VENV)/.stamp: infra/requirements-tasks-emulator.txt
 	$(PYTHON) -m venv $(TASKS_VENV)
 	$(TASKS_VENV)/bin/pip install -q --disable-pip-version-check -r infra/requirements-tasks-emulator.txt
+	touch $@
+
+# checkov (terraform checks) in a venv of its own: its pins clash with the platform's.
+$(CHECKOV_VENV)/.stamp: infra/requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
 # System packages: installed only when missing. The Firestore emulator is Google's jar from
@@ -52,6 +60,12 @@ lint: venv
 
 openapi: venv
 	$(PY) -m webmeeting.cli.openapi > docs/openapi.json
+
+package: venv
+	$(PY) -m infra.package
+
+terraform-data: venv
+	$(PY) -m infra.terraform_data
 
 retention-doc: venv
 	$(PY) -m infra.retention_doc > docs/retention.md

@@ -1,0 +1,168 @@
+# MCUs of one region: an instance template, a regional managed instance group with health-check
+# auto-healing, a static external IP per VM (browsers reach the MCU directly for media), and
+# firewall rules for signalling and the UDP media range.
+
+resource "google_compute_address" "mcu" {
+  count   = var.size
+  project = var.project_id
+  region  = var.region
+  name    = "${var.name}-${count.index + 1}"
+}
+
+resource "google_compute_instance_template" "mcu" {
+  # checkov:skip=CKV_GCP_40:MCUs need public IPs: browsers send media to them directly (WebRTC).
+  project      = var.project_id
+  name_prefix  = "${var.name}-"
+  region       = var.region
+  machine_type = var.machine_type
+  tags         = ["webmeeting-mcu"]
+
+  disk {
+    source_image = "debian-cloud/debian-12"
+    auto_delete  = true
+    boot         = true
+    disk_size_gb = 30
+  }
+
+  network_interface {
+    network = var.network
+    access_config {} # the static address is attached per instance (stateful IP)
+  }
+
+  service_account {
+    email  = var.service_account_email
+    scopes = ["cloud-platform"]
+  }
+
+  shielded_instance_config {
+    enable_secure_boot          = true
+    enable_vtpm                 = true
+    enable_integrity_monitoring = true
+  }
+
+  metadata = {
+    enable-oslogin         = "TRUE"
+    block-project-ssh-keys = "TRUE"
+    serial-port-enable     = "FALSE"
+    startup-script = templatefile("${path.module}/startup.sh.tftpl", {
+      package_object  = var.package_object
+      region          = var.region
+      name            = var.name
+      portal_url      = var.portal_url
+      raw_bucket      = var.raw_bucket
+      latitude        = var.latitude
+      longitude       = var.longitude
+      signalling_port = var.signalling_port
+      udp_port_min    = var.udp_port_min
+      udp_port_max    = var.udp_port_max
+      project_id      = var.project_id
+    })
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "google_compute_health_check" "mcu" {
+  project             = var.project_id
+  name                = "${var.name}-healthz"
+  check_interval_sec  = 10
+  timeout_sec         = 5
+  healthy_threshold   = 2
+  unhealthy_threshold = 3
+
+  http_health_check {
+    port         = 8080
+    request_path = "/healthz"
+  }
+}
+
+resource "google_compute_region_instance_group_manager" "mcu" {
+  project            = var.project_id
+  name               = var.name
+  region             = var.region
+  base_instance_name = var.name
+
+  version {
+    instance_template = google_compute_instance_template.mcu.id
+  }
+
+  auto_healing_policies {
+    health_check      = google_compute_health_check.mcu.id
+    initial_delay_sec = 180
+  }
+
+  update_policy {
+    type                  = "PROACTIVE"
+    minimal_action        = "REPLACE"
+    replacement_method    = "RECREATE" # stateful IPs move with the instance name
+    max_unavailable_fixed = max(length(data.google_compute_zones.available.names), 1)
+    max_surge_fixed       = 0
+  }
+}
+
+data "google_compute_zones" "available" {
+  project = var.project_id
+  region  = var.region
+}
+
+resource "google_compute_region_per_instance_config" "mcu" {
+  count                         = var.size
+  project                       = var.project_id
+  region                        = var.region
+  region_instance_group_manager = google_compute_region_instance_group_manager.mcu.name
+  name                          = "${var.name}-${count.index + 1}"
+
+  preserved_state {
+    external_ip {
+      interface_name = "nic0"
+      auto_delete    = "NEVER"
+      ip_address {
+        address = google_compute_address.mcu[count.index].self_link
+      }
+    }
+  }
+}
+
+resource "google_compute_firewall" "media" {
+  project       = var.project_id
+  name          = "${var.name}-media"
+  network       = var.network
+  direction     = "INGRESS"
+  target_tags   = ["webmeeting-mcu"]
+  source_ranges = ["0.0.0.0/0"] # browsers anywhere
+
+  allow {
+    protocol = "udp"
+    ports    = ["${var.udp_port_min}-${var.udp_port_max}"]
+  }
+}
+
+resource "google_compute_firewall" "signalling" {
+  project       = var.project_id
+  name          = "${var.name}-signalling"
+  network       = var.network
+  direction     = "INGRESS"
+  target_tags   = ["webmeeting-mcu"]
+  source_ranges = ["0.0.0.0/0"]
+
+  allow {
+    protocol = "tcp"
+    ports    = [tostring(var.signalling_port)]
+  }
+}
+
+resource "google_compute_firewall" "health" {
+  project       = var.project_id
+  name          = "${var.name}-health"
+  network       = var.network
+  direction     = "INGRESS"
+  target_tags   = ["webmeeting-mcu"]
+  source_ranges = ["35.191.0.0/16", "130.211.0.0/22"] # Google's health checkers
+
+  allow {
+    protocol = "tcp"
+    ports    = ["8080"]
+  }
+}
