@@ -39,13 +39,22 @@ def _wait(pred: Any, what: str, timeout: float = MEDIA_TIMEOUT_S) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _wait_value(get: Any, what: str, timeout: float = MEDIA_TIMEOUT_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = get()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def _count(page: Page) -> int:
     return int(page.text_content("[data-testid=participant-count]") or 0)
 
 
 def _assert_media(page: Page, others: int) -> None:
     """Every remote participant's video decodes at the sent resolution, and audio arrives."""
-    sent = page.evaluate("window.webmeeting.localSettings()")
 
     def flowing() -> bool:
         stats = page.evaluate("window.webmeeting.stats()")
@@ -54,6 +63,7 @@ def _assert_media(page: Page, others: int) -> None:
         )
 
     _wait(flowing, "video frames and audio from every remote participant")
+    sent = _wait_value(lambda: page.evaluate("window.webmeeting.localSettings()"), "the page's own camera")
     frames: dict[str, Any] = {}
 
     def rendering() -> bool:  # every tile paints frames (a stall right after a reconnect may pass, a frozen one not)
