@@ -85,7 +85,7 @@ def render() -> str:
     ]
     for r in RULES:
         duration = "at once" if r.duration is None else f"{current[r.name].days} days"
-        test = "<br>".join(proofs.get(r.name, [])) or "checked offline with terraform (issue 9)"
+        test = "<br>".join(proofs.get(r.name, [])) or "**none**"
         lines.append(f"| `{r.name}` | {r.data} | {r.trigger} | {duration} | {r.policy} | {r.enforced_by} | {test} |")
     return "\n".join(lines) + "\n"
 

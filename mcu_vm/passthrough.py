@@ -69,14 +69,15 @@ def passthrough_worker(
     while True:
         task = input_q.get()
         if task is None:
-            asyncio.run_coroutine_threadsafe(output_q.put(None), loop)
+            loop.call_soon_threadsafe(output_q.put_nowait, None)
             break
         codec, encoded_frame = task
         packet = av.Packet(encoded_frame.data)
         packet.pts = encoded_frame.timestamp
         packet.time_base = fractions.Fraction(1, codec.clockRate)
         packet.is_keyframe = is_keyframe(codec.name, encoded_frame.data)
-        asyncio.run_coroutine_threadsafe(output_q.put(packet), loop)
+        # hand over without a coroutine and task per frame (the queue is unbounded: never blocks)
+        loop.call_soon_threadsafe(output_q.put_nowait, packet)
 
 
 def install() -> None:

@@ -88,6 +88,8 @@ def test_generated_data_equals_the_codes_tables() -> None:
     assert retention["server_logs_days"] == BY_NAME["server_logs"].duration.days == 7  # type: ignore[union-attr]
 
 
+@pytest.mark.retention("server_logs")
+@pytest.mark.retention("recordings")
 def test_retention_numbers_are_wired_into_the_resources() -> None:
     data = (TF / "modules" / "data" / "main.tf").read_text()
     assert 'recordings     = { suffix = "recordings", delete_after_days = local.retention.recordings_days' in data

@@ -376,8 +376,6 @@ def test_an_unresolvable_pbx_loses_meetings_at_14_days_and_everything_at_30(
 
 # --- the table is covered -------------------------------------------------------------------------
 
-ENFORCED_OUTSIDE_THE_APP = {"server_logs": "the log bucket's 7-day retention in terraform (issue 9): checked offline there"}
-
 
 def test_every_rule_has_a_test() -> None:
     import re
@@ -386,6 +384,6 @@ def test_every_rule_has_a_test() -> None:
     covered = {
         m for path in tests.rglob("test_*.py") for m in re.findall(r'@pytest\.mark\.retention\("([a-z_]+)"\)', path.read_text())
     }
-    missing = {r.name for r in policy.RULES} - covered - set(ENFORCED_OUTSIDE_THE_APP)
+    missing = {r.name for r in policy.RULES} - covered
     assert not missing, f"retention rules without a test: {sorted(missing)}"
     assert covered <= set(policy.BY_NAME), f"tests name rules the table does not have: {sorted(covered - set(policy.BY_NAME))}"

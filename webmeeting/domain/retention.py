@@ -133,7 +133,7 @@ RULES: tuple[Rule, ...] = (
         "the log entry",
         7 * DAY,
         "System logs are retained for 7 days after which they are automatically deleted.",
-        "terraform: the log bucket's 7-day retention",
+        "terraform: the _Default log bucket's retention (7 days)",
     ),
     Rule(
         "pbx_no_contact",
