@@ -139,7 +139,9 @@ def run_size(target: Target, n: int) -> dict[str, Any]:
     try:
         time.sleep(3)  # publisher joined and sending
         pid = target.server_pid()
-        baseline = cpu_share(pid, target.window / 2)
+        # few subscribers add little CPU: measure longer there, and the baseline as long as the load
+        window = target.window * (3 if n <= 4 else 1)
+        baseline = cpu_share(pid, window)
         subs = peer(
             [
                 "subscribe",
@@ -161,7 +163,7 @@ def run_size(target: Target, n: int) -> dict[str, Any]:
                     return {"mode": target.mode, "subscribers": n, "failed": "subscribers never all received video"}
                 time.sleep(0.2)
             time.sleep(2)
-            loaded = cpu_share(pid, target.window)
+            loaded = cpu_share(pid, window)
         finally:
             stop(subs)
         ready = json.loads((out / "ready.json").read_text())
@@ -209,7 +211,7 @@ def render(rows: list[dict[str, Any]], joins: list[float], window: float) -> str
     machine = f"{host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}"
     return "\n".join(
         [
-            f"Measured {stamp} on {machine} by `bench/mcu_forwarding.py` (CPU window {window:.0f} s per size).",
+            f"Measured {stamp} on {machine} by `bench/mcu_forwarding.py` (CPU window {window:.0f} s per size, {3 * window:.0f} s at 1 and 4 subscribers; the idle+publisher baseline as long).",
             "",
             *lines,
             "",

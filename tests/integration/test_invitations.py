@@ -147,3 +147,51 @@ def test_the_organizer_invites_from_inside_the_meeting(platform: Platform, pbx: 
     (msg,) = wait_mail(platform, people[0]["email"], 1)
     assert msg["Subject"] == "Invitation: Ada Lovelace's meeting" and key in text_of(msg)
     assert event_of(msg)[0] == "REQUEST"
+
+
+def test_a_mail_whose_task_was_lost_is_sent_by_the_sweep_once(platform: Platform) -> None:
+    """The outbox's safety net: a pending mail no task will ever deliver (the enqueue failed)."""
+    from webmeeting.adapters import firestore as fs
+
+    now = datetime.now(UTC)
+    start = now + timedelta(days=1)
+    fs.client().collection("mails").document("f" * 32).set(
+        {
+            "status": "pending",
+            "kind": "invite",
+            "email": "lost-task@example.org",
+            "name": "Lost Task",
+            "meeting": {
+                "name": "Planning",
+                "comments": "",
+                "start": start,
+                "duration_minutes": 30,
+                "url": "http://127.0.0.1/meet/x",
+                "organizer_name": "Ada",
+                "uid": "u@webmeeting",
+                "sequence": 1,
+                "stamp": now,
+            },
+            "meeting_key": "k" * 22,
+            "pbx_id": "p1",
+            "created_at": now - timedelta(minutes=11),
+            "attempts": 0,
+            "expire_at": now + timedelta(days=7),
+        }
+    )
+
+    def sweep() -> dict[str, Any]:
+        resp = requests.post(
+            f"{platform.endpoints['portal']}/tasks/v1/sessions-sweep",
+            json={},
+            headers={"X-Webmeeting-Task-Secret": platform.tasks_secret},
+            timeout=60,
+        )
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json())
+
+    assert sweep()["mails_requeued"] == 1
+    wait_mail(platform, "lost-task@example.org", 1)
+    time.sleep(1)
+    assert sweep()["mails_requeued"] == 0
+    assert len(inbox(platform, "lost-task@example.org")) == 1

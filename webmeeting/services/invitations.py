@@ -270,3 +270,19 @@ def invite_from_meeting(meeting_key: str, role: str, people: list[dict[str, str]
     ids: list[str] = run(fs.client().transaction())
     enqueue(settings.project, tasks_target(settings), ids)
     return len(ids)
+
+
+STUCK_AFTER = timedelta(minutes=10)  # a pending mail this old lost its task (enqueue failed): queue it again
+
+
+def sweep(project: str, target: str, now: datetime) -> int:
+    """Mails left behind: pending long after creation (their task was never enqueued), or
+    "sending" past the lease (the sender vanished). Queries pending/sending mails only."""
+    requeued = []
+    for status in ("pending", "sending"):
+        for snap in mails().where(filter=firestore.FieldFilter("status", "==", status)).stream():
+            d = fs.data(snap)
+            if status == "pending" and d.get("created_at") and now - d["created_at"] > STUCK_AFTER or status == "sending" and d.get("lease_until") and d["lease_until"] < now:
+                requeued.append(snap.id)
+    enqueue(project, target, requeued)
+    return len(requeued)

@@ -10,7 +10,7 @@ from google.cloud import firestore
 
 from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
-from webmeeting.services import files, reports, statistics
+from webmeeting.services import files, invitations, reports, statistics
 from webmeeting.services.dialin import enqueue_dialin
 from webmeeting.services.mcus import mcus
 from webmeeting.services.pbx_api import tasks_target
@@ -29,7 +29,7 @@ def after(recorded: Recorded, settings: Settings) -> None:
 def sweep(settings: Settings, now: datetime) -> dict[str, int]:
     """The scheduler's job, every minute: dead MCUs' connections are closed at their last
     heartbeat; sessions over for longer than the grace without a report get one; each live
-    MCU's load is sampled into the statistics."""
+    MCU's load is sampled into the statistics; mails whose task was lost are queued again."""
     wall = runtime.clock().wall()
     stale = timedelta(seconds=settings.mcu_stale_s)
     closed = 0
@@ -49,4 +49,5 @@ def sweep(settings: Settings, now: datetime) -> dict[str, int]:
         d = fs.data(snap)
         if int(d.get("count", 0)) == 0 and d.get("ended_at") and wall - d["ended_at"] > grace:
             finalized += reports.finalize(snap.id, d["session_id"], settings, now) == "made"
-    return {"closed_connections": closed, "reports": finalized}
+    mails = invitations.sweep(settings.project, tasks_target(settings), now)
+    return {"closed_connections": closed, "reports": finalized, "mails_requeued": mails}
