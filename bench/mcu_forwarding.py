@@ -207,6 +207,13 @@ def render(rows: list[dict[str, Any]], joins: list[float], window: float) -> str
         for n in sorted(fwd)
         if n in rel and fwd[n]["per_stream_pct"] > 0
     ]
+
+    def per_frame(r: dict[str, Any]) -> float:  # CPU per 30 fps worth of delivered frames
+        return float(r["per_stream_pct"]) * 30.0 / max(float(r["fps"]), 1.0)
+
+    frame_ratios = [
+        f"{n}: {per_frame(rel[n]) / per_frame(fwd[n]):.0f}x" for n in sorted(fwd) if n in rel and fwd[n]["per_stream_pct"] > 0
+    ]
     stamp = time.strftime("%Y-%m-%d")
     machine = f"{host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}"
     return "\n".join(
@@ -216,6 +223,7 @@ def render(rows: list[dict[str, Any]], joins: list[float], window: float) -> str
             *lines,
             "",
             f"- MediaRelay / passthrough CPU per stream, by subscribers: {', '.join(ratios) or 'n/a'}",
+            f"- the same per delivered frame (a saturated reference drops frames): {', '.join(frame_ratios) or 'n/a'}",
             f"- Join-to-first-frame through the portal and the MCU ({len(joins)} joins): "
             f"p50 {percentile(joins, 50) * 1000:.0f} ms, p95 {percentile(joins, 95) * 1000:.0f} ms, max {max(joins) * 1000:.0f} ms"
             if joins
