@@ -282,7 +282,14 @@ def sweep(project: str, target: str, now: datetime) -> int:
     for status in ("pending", "sending"):
         for snap in mails().where(filter=firestore.FieldFilter("status", "==", status)).stream():
             d = fs.data(snap)
-            if status == "pending" and d.get("created_at") and now - d["created_at"] > STUCK_AFTER or status == "sending" and d.get("lease_until") and d["lease_until"] < now:
+            if (
+                status == "pending"
+                and d.get("created_at")
+                and now - d["created_at"] > STUCK_AFTER
+                or status == "sending"
+                and d.get("lease_until")
+                and d["lease_until"] < now
+            ):
                 requeued.append(snap.id)
     enqueue(project, target, requeued)
     return len(requeued)
