@@ -321,14 +321,7 @@ def compose(
         until = min(total_samples, round((k + 1) / FPS * AUDIO_RATE))
         while audio_pos + AAC_FRAME <= until or (k == total_frames - 1 and audio_pos < total_samples):
             n = min(AAC_FRAME, total_samples - audio_pos)
-            mix = np.zeros(n, dtype=np.int32)
-            for a in audio:
-                a.add_into(mix, audio_pos)
-            pcm = np.clip(mix, -32768, 32767).astype(np.int16).reshape(1, -1)
-            aframe = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            aframe.sample_rate = AUDIO_RATE
-            aframe.pts = audio_pos
-            for packet in astream.encode(aframe):
+            for packet in astream.encode(_mix_chunk(audio, audio_pos, n)):
                 container.mux(packet)
             audio_pos += n
         if progress and (pct := int(100 * (k + 1) / total_frames)) // 10 != reported // 10:

@@ -168,3 +168,14 @@ def quick_links(pbx: PbxClient, number: str = "101", **fields: Any) -> tuple[str
     """Sync one extension; (its Quick Meeting key, its organizer secret)."""
     e = pbx.sync([ext(number, **fields)]).json()["extensions"][0]
     return e["quick_meeting_url"].rsplit("/", 1)[1], e["quick_meeting_organizer_url"].split("#organizer=")[1]
+
+
+def wait_for(what: str, check: Any, timeout: float = 30.0, every: float = 0.2) -> Any:
+    """Poll ``check`` until it returns something truthy; that value, or an AssertionError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

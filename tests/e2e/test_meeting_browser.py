@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import FRAME_COUNTS_JS, close, drop_connections, join, launch
-from tests.helpers import ext, meeting_events
+from tests.helpers import ext, meeting_events, wait_for
 
 pytestmark = pytest.mark.e2e
 MEDIA_TIMEOUT_S = 20
@@ -24,29 +23,8 @@ def meeting_url(pbx: PbxClient) -> str:
     return str(pbx.sync([ext("101")]).json()["extensions"][0]["quick_meeting_url"])
 
 
-@pytest.fixture
-def playwright() -> Iterator[Any]:
-    with sync_playwright() as pw:
-        yield pw
-
-
-def _wait(pred: Any, what: str, timeout: float = MEDIA_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _wait_value(get: Any, what: str, timeout: float = MEDIA_TIMEOUT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = get()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+def _wait(pred: Any, what: str, timeout: float = MEDIA_TIMEOUT_S) -> Any:
+    return wait_for(what, pred, timeout)
 
 
 def _count(page: Page) -> int:
@@ -63,7 +41,7 @@ def _assert_media(page: Page, others: int) -> None:
         )
 
     _wait(flowing, "video frames and audio from every remote participant")
-    sent = _wait_value(lambda: page.evaluate("window.webmeeting.localSettings()"), "the page's own camera")
+    sent = _wait(lambda: page.evaluate("window.webmeeting.localSettings()"), "the page's own camera")
     frames: dict[str, Any] = {}
 
     def rendering() -> bool:  # every tile paints frames (a stall right after a reconnect may pass, a frozen one not)

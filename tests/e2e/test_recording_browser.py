@@ -11,19 +11,18 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
 import requests
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from infra.launcher import RAW_BUCKET, RECORDINGS_BUCKET, Platform
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import close, join, launch
-from tests.helpers import ext
+from tests.helpers import ext, wait_for
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
 
@@ -31,20 +30,8 @@ pytestmark = pytest.mark.e2e
 TIMEOUT_S = 30
 
 
-@pytest.fixture
-def playwright() -> Iterator[Any]:
-    with sync_playwright() as pw:
-        yield pw
-
-
 def _wait(pred: Any, what: str, timeout: float = TIMEOUT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(what, pred, timeout, every=0.1)
 
 
 def _flowing(page: Page) -> bool:

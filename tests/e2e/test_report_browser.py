@@ -9,36 +9,23 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import close, drop_connections, join, launch
-from tests.helpers import ext
+from tests.helpers import ext, wait_for
 
 pytestmark = pytest.mark.e2e
 TIMEOUT_S = 30
 
 
-@pytest.fixture
-def playwright() -> Iterator[Any]:
-    with sync_playwright() as pw:
-        yield pw
-
-
 def _wait(pred: Any, what: str, timeout: float = TIMEOUT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(what, pred, timeout, every=0.1)
 
 
 def _state(page: Page) -> str | None:

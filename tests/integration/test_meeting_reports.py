@@ -18,22 +18,12 @@ import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import InMeeting, ext, join_meeting, meeting, wait_session_count
+from tests.helpers import InMeeting, ext, join_meeting, meeting, wait_for, wait_session_count
 from webmeeting.adapters import firestore as fs
 from webmeeting.services import reports, statistics
 
 pytestmark = pytest.mark.integration
 WAIT_S = 30
-
-
-def wait_for(what: str, check: Any, timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def report_docs(meeting_key: str) -> list[tuple[str, dict[str, Any]]]:

@@ -25,6 +25,7 @@ from infra.launcher import RAW_BUCKET, RECORDINGS_BUCKET, Platform
 from infra.pbx_client import PbxClient
 from mcu_vm import net
 from tests.helpers import assert_error, dump_firestore, ext, join_meeting, new_pbx
+from tests.helpers import wait_for as _wait_for
 from tests.mcu_client import FlatVideoTrack, McuClient, record
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
@@ -40,13 +41,7 @@ def loopback_ice() -> None:
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+    return _wait_for(what, check, timeout, every=0.25)  # conversions take a while: a longer default
 
 
 def recording_doc(rec_id: str) -> dict[str, Any]:

@@ -87,64 +87,29 @@ def enqueue(project: str, target: str, mail_ids: list[str], at: datetime | None 
             log.exception("could not enqueue mail %s", mail_id)
 
 
+def queue_mail(tx: firestore.Transaction, kind: str, email: str, name: str, now: datetime, **fields: Any) -> str:
+    """One mail into the outbox, in the caller's transaction (sent by its task after the commit).
+    ``fields``: what the mail is composed from when it is sent (a report id, a recording id, ...)."""
+    mail_id = secrets.token_hex(16)
+    doc = {"status": "pending", "kind": kind, "email": email, "name": name, **fields}
+    doc.update({"created_at": now, "attempts": 0, "expire_at": now + timedelta(days=RECORD_DAYS)})
+    tx.create(mails().document(mail_id), doc)
+    return mail_id
+
+
 def report_mail(tx: firestore.Transaction, report_id: str, email: str, name: str, pbx_id: str, now: datetime) -> str:
     """The organizer's report mail, into the outbox in the report's own transaction."""
-    mail_id = secrets.token_hex(16)
-    tx.create(
-        mails().document(mail_id),
-        {
-            "status": "pending",
-            "kind": "report",
-            "email": email,
-            "name": name,
-            "report_id": report_id,
-            "pbx_id": pbx_id,
-            "created_at": now,
-            "attempts": 0,
-            "expire_at": now + timedelta(days=RECORD_DAYS),
-        },
-    )
-    return mail_id
+    return queue_mail(tx, "report", email, name, now, report_id=report_id, pbx_id=pbx_id)
 
 
 def recording_mail(tx: firestore.Transaction, recording_id: str, email: str, name: str, pbx_id: str, now: datetime) -> str:
     """The organizer's "your recording is ready" mail; the link is signed when it is sent."""
-    mail_id = secrets.token_hex(16)
-    tx.create(
-        mails().document(mail_id),
-        {
-            "status": "pending",
-            "kind": "recording",
-            "email": email,
-            "name": name,
-            "recording_id": recording_id,
-            "pbx_id": pbx_id,
-            "created_at": now,
-            "attempts": 0,
-            "expire_at": now + timedelta(days=RECORD_DAYS),
-        },
-    )
-    return mail_id
+    return queue_mail(tx, "recording", email, name, now, recording_id=recording_id, pbx_id=pbx_id)
 
 
 def ops_mail(tx: firestore.Transaction, email: str, subject: str, text: str, now: datetime) -> str:
     """A note to the development team (no personal data in it)."""
-    mail_id = secrets.token_hex(16)
-    tx.create(
-        mails().document(mail_id),
-        {
-            "status": "pending",
-            "kind": "ops",
-            "email": email,
-            "name": "webmeeting operations",
-            "subject": subject,
-            "text": text,
-            "created_at": now,
-            "attempts": 0,
-            "expire_at": now + timedelta(days=RECORD_DAYS),
-        },
-    )
-    return mail_id
+    return queue_mail(tx, "ops", email, "webmeeting operations", now, subject=subject, text=text)
 
 
 def _recording_message(data: dict[str, Any], mail_id: str) -> Any:
