@@ -18,8 +18,6 @@ the portal retries with backoff; the raw tracks stay until a conversion succeeds
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import logging
 import os
 import secrets
@@ -36,14 +34,6 @@ from webmeeting.adapters import storage
 from webmeeting.services import recordings
 
 log = logging.getLogger("converter")
-
-
-def _md5_b64(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return base64.b64encode(digest.digest()).decode()
 
 
 class LeaseKeeper(threading.Thread):
@@ -112,7 +102,7 @@ def convert(rec_id: str, converter: str, settings: Any) -> int:
         blob.metadata = {"recording_id": rec_id, "duration_s": f"{result.duration_s:.3f}"}  # marks a complete upload
         blob.upload_from_filename(str(out), content_type="video/mp4")
         blob.reload()
-        if blob.md5_hash != _md5_b64(out):
+        if blob.md5_hash != storage.file_md5(out):
             raise RuntimeError("the uploaded recording does not match the converted file")
         log.info("uploaded %d bytes (%.1f s of media)", out.stat().st_size, result.duration_s)
         keeper.stop.set()

@@ -10,10 +10,8 @@ an MCU restarted after a crash resumes what it had not finished.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -152,14 +150,6 @@ class RoomRecording:
         return manifest
 
 
-def _md5_b64(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return base64.b64encode(digest.digest()).decode()
-
-
 class Uploader:
     """Uploads stopped recordings to the raw bucket, verifies each object (MD5), tells the
     portal, and only then deletes the local copy. Retries with backoff; survives restarts (the
@@ -224,7 +214,7 @@ class Uploader:
     def _upload(self, path: Path, object_name: str) -> None:
         from webmeeting.adapters import storage  # google-cloud-storage: only the uploader needs it
 
-        md5 = _md5_b64(path)
+        md5 = storage.file_md5(path)
         blob = storage.bucket(self.bucket).blob(object_name)
         if blob.exists():
             blob.reload()

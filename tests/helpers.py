@@ -179,3 +179,15 @@ def wait_for(what: str, check: Any, timeout: float = 30.0, every: float = 0.2) -
             return got
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def inbox(platform: Any, to: str) -> list[Any]:
+    """Mails the local SMTP server received for ``to`` (parsed), oldest first."""
+    import email
+
+    out = []
+    for path in sorted(Path(platform.endpoints["smtp"]["inbox_dir"]).glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes())
+        if to in (msg["To"] or ""):
+            out.append(msg)
+    return out

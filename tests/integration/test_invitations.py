@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import email
 import os
 import secrets
 import signal
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from pathlib import Path
 from typing import Any
 
 import icalendar
@@ -18,19 +16,10 @@ import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import assert_error, ext, join_meeting, meeting, quick_links
+from tests.helpers import assert_error, ext, inbox, join_meeting, meeting, quick_links
 
 pytestmark = pytest.mark.integration
 MAIL_TIMEOUT_S = 30
-
-
-def inbox(platform: Platform, to: str) -> list[Message]:
-    out = []
-    for path in sorted(Path(platform.endpoints["smtp"]["inbox_dir"]).glob("*.eml")):
-        msg = email.message_from_bytes(path.read_bytes())
-        if to in (msg["To"] or ""):
-            out.append(msg)
-    return out
 
 
 def wait_mail(platform: Platform, to: str, count: int) -> list[Message]:

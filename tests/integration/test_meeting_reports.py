@@ -4,12 +4,10 @@ reconciliation of lost "left" events and dead MCUs; sanitizing and statistics op
 
 from __future__ import annotations
 
-import email
 import json
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import InMeeting, ext, join_meeting, meeting, wait_for, wait_session_count
+from tests.helpers import InMeeting, ext, inbox, join_meeting, meeting, wait_for, wait_session_count
 from webmeeting.adapters import firestore as fs
 from webmeeting.services import reports, statistics
 
@@ -37,15 +35,6 @@ def pbx_inbox(platform: Platform, fqdn: str) -> Path:
 def deliveries(platform: Platform, fqdn: str, report_id: str) -> int:
     log = pbx_inbox(platform, fqdn) / "received.log"
     return log.read_text().split().count(report_id) if log.exists() else 0
-
-
-def mails_to(platform: Platform, to: str) -> list[Message]:
-    out = []
-    for path in sorted(Path(platform.endpoints["smtp"]["inbox_dir"]).glob("*.eml")):
-        msg = email.message_from_bytes(path.read_bytes())
-        if to in (msg["To"] or ""):
-            out.append(msg)
-    return out
 
 
 def task(platform: Platform, path: str, body: dict[str, Any]) -> requests.Response:
@@ -118,7 +107,7 @@ def test_a_finished_meeting_is_reported_mailed_pushed_and_listed_until_acked(
     assert abs(olga["connected_seconds"] - org_s) <= 2 and abs(grace["connected_seconds"] - grace_s) <= 2
 
     # mailed to the organizer, with the timeline chart inline
-    (mail,) = wait_for("the report mail", lambda: mails_to(platform, org_email))
+    (mail,) = wait_for("the report mail", lambda: inbox(platform, org_email))
     assert mail["Subject"] == "Meeting report: Quarterly review"
     pngs = [p for p in mail.walk() if p.get_content_type() == "image/png"]
     assert pngs and all(p.get_payload(decode=True).startswith(b"\x89PNG") for p in pngs)
@@ -142,7 +131,7 @@ def test_a_finished_meeting_is_reported_mailed_pushed_and_listed_until_acked(
     # a retried report task changes nothing: one report, one mail, one delivery
     assert task(platform, "report", {"meeting_key": key, "session_id": doc["session_id"]}).json()["outcome"] == "exists"
     time.sleep(2)
-    assert len(report_docs(key)) == 1 and len(mails_to(platform, org_email)) == 1
+    assert len(report_docs(key)) == 1 and len(inbox(platform, org_email)) == 1
     assert deliveries(platform, "pbx.example.com", rid) == 1
 
     # the day's statistics counted it once, and hold no personal string

@@ -7,6 +7,8 @@ own service account through the IAM signBlob API (roles/iam.serviceAccountTokenC
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import threading
 from datetime import timedelta
@@ -40,6 +42,16 @@ def ensure_bucket(name: str) -> None:
     """Local platform only: terraform creates the buckets in production."""
     if not bucket(name).exists():
         client().create_bucket(name)
+
+
+def file_md5(path: str | os.PathLike[str]) -> str:
+    """A file's MD5 as Cloud Storage reports it (base64): compare with ``blob.md5_hash`` to
+    confirm an upload is complete and intact."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode()
 
 
 def put(bucket_name: str, object_name: str, data: bytes, content_type: str, download_name: str) -> None:
