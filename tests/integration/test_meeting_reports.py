@@ -118,7 +118,8 @@ def test_a_finished_meeting_is_reported_mailed_pushed_and_listed_until_acked(
     wait_for("the push", lambda: deliveries(platform, "pbx.example.com", rid) == 1)
     pushed = json.loads((pbx_inbox(platform, "pbx.example.com") / f"{rid}.json").read_text())
     assert pushed["id"] == rid and pushed["participants"] == report["participants"]
-    assert fs.data(fs.reports().document(rid).get())["push"]["status"] == "delivered"
+    status = wait_for("the push recorded", lambda: fs.data(fs.reports().document(rid).get())["push"]["status"] == "delivered")
+    assert status is True
 
     # listed until acked
     listed = pbx.reports("pending").json()["reports"]
@@ -161,7 +162,10 @@ def test_a_refusing_pbx_gets_its_report_once_it_answers_exactly_once(platform: P
     finally:
         (box / "REFUSE").unlink()
     wait_for("the delivery after the PBX answers again", lambda: deliveries(platform, fqdn, rid) >= 1, timeout=60)
-    push = fs.data(fs.reports().document(rid).get())["push"]
+    # the PBX has it; the push task records that right after the PBX's answer
+    push = wait_for(
+        "the push recorded", lambda: (p := fs.data(fs.reports().document(rid).get())["push"])["status"] == "delivered" and p
+    )
     assert push["status"] == "delivered" and push["attempts"] >= 3
     time.sleep(6)  # longer than the last backoff: a duplicate would have come by now
     assert deliveries(platform, fqdn, rid) == 1
