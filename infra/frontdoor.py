@@ -1,10 +1,14 @@
-"""The local front door: what the cloud load balancer does in production.
+"""The local front door: what the global external HTTPS load balancer does in production.
 
-Routes path prefixes to the function processes and appends the connection's peer address to
-X-Forwarded-For, exactly as the load balancer does, so functions read the client address the
-same way in both places (WEBMEETING_TRUSTED_PROXY_COUNT).
+Built from the route table (``webmeeting.routes``), like terraform's URL map and Cloud Armor
+policy: routes the public prefixes to their function processes and answers 404 for everything
+else (internal functions such as ``tasks_api`` are never reachable through it), enforces the
+per-client rate limits (429 ``rate_limited``, before the function runs), and appends
+``<client>,<front door>`` to X-Forwarded-For exactly as the load balancer appends
+``<client>,<load balancer>``, so functions read the client address the same way in both places
+(``routes.TRUSTED_PROXY_HOPS``).
 
-Usage: python -m infra.frontdoor --port PORT --route /api/pbx/v1=http://127.0.0.1:P1 ...
+Usage: python -m infra.frontdoor --port PORT --upstream pbx_api=http://127.0.0.1:P1 ...
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 import aiohttp
 from aiohttp import web
 
+from webmeeting import routes
 from webmeeting.domain.ratelimit import TokenBuckets
 
 HOP_BY_HOP = {
@@ -30,12 +35,18 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
+OWN_ADDRESS = "127.0.0.1"  # what the load balancer appends as its own address
 
 
-def make_app(routes: list[tuple[str, str]], limits: dict[str, TokenBuckets] | None = None) -> web.Application:
-    """``limits``: path prefix -> per-client-address token buckets (answering 429)."""
-    routes = sorted(routes, key=lambda r: -len(r[0]))  # longest prefix first
-    limits = limits or {}
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = json.dumps({"error": {"code": code, "message": message}})
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+def make_app(upstreams: dict[str, str]) -> web.Application:
+    """``upstreams``: function name -> its process's base URL (public functions only are used)."""
+    public = routes.public_routes()
+    buckets = {limit.name: TokenBuckets(limit.rate_per_s, float(limit.count)) for limit in routes.RATE_LIMITS}
     session: dict[str, aiohttp.ClientSession] = {}
 
     async def on_startup(app: web.Application) -> None:
@@ -45,24 +56,21 @@ def make_app(routes: list[tuple[str, str]], limits: dict[str, TokenBuckets] | No
         await session["s"].close()
 
     async def proxy(request: web.Request) -> web.StreamResponse:
-        path = request.raw_path
-        upstream = next((url for prefix, url in routes if path == prefix or path.startswith(prefix.rstrip("/") + "/")), None)
-        if upstream is None:
-            error = {"error": {"code": "not_found", "message": "no such endpoint"}}
-            return web.Response(status=404, text=json.dumps(error), content_type="application/json")
+        path = request.path  # decoded, as the load balancer's URL map matches it
+        route = routes.route_for(path)
+        if route is None or route not in public or route.function not in upstreams:
+            return _error(404, "not_found", "no such endpoint")
         peer = request.remote or ""
-        for prefix, buckets in limits.items():
-            if path.startswith(prefix) and not buckets.allow(peer, time.monotonic()):
-                error = {"error": {"code": "rate_limited", "message": "too many requests; retry shortly"}}
-                return web.Response(
-                    status=429, text=json.dumps(error), content_type="application/json", headers={"Retry-After": "1"}
-                )
+        limit = routes.limit_for(path)
+        if limit is not None and not buckets[limit.name].allow(peer, time.monotonic()):
+            return _error(429, "rate_limited", "too many requests; retry shortly", {"Retry-After": "1"})
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         prior = request.headers.get("X-Forwarded-For")
-        headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+        appended = f"{peer},{OWN_ADDRESS}"
+        headers["X-Forwarded-For"] = f"{prior},{appended}" if prior else appended
         data = request.content if request.body_exists else None
         async with session["s"].request(
-            request.method, upstream + path, headers=headers, data=data, allow_redirects=False
+            request.method, upstreams[route.function] + request.raw_path, headers=headers, data=data, allow_redirects=False
         ) as resp:
             out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
             body = await resp.read()
@@ -79,17 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--route", action="append", default=[], help="PREFIX=URL")
-    parser.add_argument("--limit", action="append", default=[], help="PREFIX=RATE_PER_S:BURST, per client address")
+    parser.add_argument("--upstream", action="append", default=[], help="FUNCTION=URL")
     args = parser.parse_args()
-    routes = [tuple(r.split("=", 1)) for r in args.route]
-    limits = {}
-    for spec in args.limit:
-        prefix, _, numbers = spec.partition("=")
-        rate, _, burst = numbers.partition(":")
-        limits[prefix] = TokenBuckets(float(rate), float(burst))
+    upstreams = dict(u.split("=", 1) for u in args.upstream)
     # no access log: paths carry meeting keys and the policy keeps personal data out of logs
-    web.run_app(make_app(routes, limits), host=args.host, port=args.port, print=None, handle_signals=True, access_log=None)  # type: ignore[arg-type]
+    web.run_app(make_app(upstreams), host=args.host, port=args.port, print=None, handle_signals=True, access_log=None)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

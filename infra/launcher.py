@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from webmeeting import tokens
+from webmeeting import routes, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRESTORE_JAR = Path("/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar")
@@ -40,23 +40,12 @@ DEMO_LICENSE_KEY = "WM-DEMO-LOCAL-0001"
 DEV_LICENSE_DAYS = 365
 DEV_MAX_PARTICIPANTS = 25
 
-# function target -> path prefixes the front door routes to it
-FUNCTIONS: dict[str, list[str]] = {
-    "pbx_api": ["/api/pbx/v1"],
-    "meeting_api": ["/api/meet/v1"],
-    "mcu_api": ["/api/mcu/v1"],
-    "meeting_page": ["/meet", "/assets"],
-    "tasks_api": ["/tasks/v1"],
-}
 QUEUES = ["mail", "pbx"]
 FILES_BUCKET = "webmeeting-local-files"
 RAW_BUCKET = "webmeeting-local-raw-recordings"
 RECORDINGS_BUCKET = "webmeeting-local-recordings"
 LOCAL_CONVERTERS = "conv-eu@europe-west3,conv-us@us-central1"  # one per MCU region, as in production
 OPS_EMAIL = "ops@webmeeting.local"  # Cloud Tasks queues (terraform declares the same)
-
-# per client address, at the front door (production: Cloud Armor rate-based rules)
-PBX_API_RATE_LIMIT = "/api/pbx/v1=50:200"  # 50 requests/s sustained, bursts of 200
 
 # simulated MCU regions: (id, region, latitude, longitude)
 LOCAL_MCUS = [
@@ -111,7 +100,6 @@ class Platform:
     state_dir: Path
     project: str = "webmeeting-local"
     extra_env: dict[str, str] = field(default_factory=dict)
-    pbx_rate_limit: str = PBX_API_RATE_LIMIT
     procs: list[Proc] = field(default_factory=list)
     upstreams: dict[str, str] = field(default_factory=dict)  # function target -> its own URL
     endpoints: dict[str, Any] = field(default_factory=dict)
@@ -348,7 +336,7 @@ class Platform:
             "WEBMEETING_TASKS_EMULATOR_HOST": self.endpoints["tasks_emulator"],
             "WEBMEETING_SECRET_KEY": self.secret_key,
             "WEBMEETING_PUBLIC_BASE_URL": self.endpoints.get("portal", ""),
-            "WEBMEETING_TRUSTED_PROXY_COUNT": "1",
+            "WEBMEETING_TRUSTED_PROXY_COUNT": str(routes.TRUSTED_PROXY_HOPS),
             "WEBMEETING_SMTP_HOST": HOST,
             "WEBMEETING_SMTP_PORT": str(self.endpoints["smtp"]["port"]),
             "WEBMEETING_DNS_SERVER": f"{HOST}:{self.endpoints['dns']['port']}",
@@ -365,44 +353,49 @@ class Platform:
             "WEBMEETING_JOIN_TOKEN_KEY": self.token_keys[0],
             "WEBMEETING_MCU_SECRET": self.mcu_secret,
             "WEBMEETING_TASKS_SECRET": self.tasks_secret,
-            "WEBMEETING_TASKS_TARGET": self.endpoints.get("portal", ""),
+            # as in production: tasks and scheduler jobs call the internal function's own URL
+            "WEBMEETING_TASKS_TARGET": self.upstreams.get("tasks_api", ""),
             "PYTHONPATH": str(ROOT),
             **self.extra_env,
         }
 
     def start_functions(self) -> None:
+        """One process per function of the route table, and the front door before the public ones."""
         portal_port = free_port()
         self.endpoints["portal"] = f"http://{HOST}:{portal_port}"
+        ports = {target: free_port() for target in routes.functions()}
+        self.upstreams.update({target: f"http://{HOST}:{port}" for target, port in ports.items()})
         env = self.function_env()
-        routes = []
         started = []
-        for target, prefixes in FUNCTIONS.items():
-            port = free_port()
-            argv = [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                "--target",
-                target,
-                "--source",
-                str(ROOT / "functions" / target / "main.py"),
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-            ]
-            proc = self.spawn(f"fn-{target}", argv, {**env, "THREADS": "8"})
+        for target, port in ports.items():
+            proc = self.spawn(f"fn-{target}", self.function_argv(target, port), {**env, "THREADS": "8"})
             started.append((proc, port))
-            self.upstreams[target] = f"http://{HOST}:{port}"
-            routes += [f"{prefix}=http://{HOST}:{port}" for prefix in prefixes]
         for proc, port in started:
             self.wait_ready(proc, self.tcp_ok(port))
-        argv = [sys.executable, "-m", "infra.frontdoor", "--port", str(portal_port), "--limit", self.pbx_rate_limit]
-        for route in routes:
-            argv += ["--route", route]
+        argv = [sys.executable, "-m", "infra.frontdoor", "--port", str(portal_port)]
+        for target, exposure in routes.functions().items():
+            if exposure is routes.Exposure.PUBLIC:
+                argv += ["--upstream", f"{target}={self.upstreams[target]}"]
         proc = self.spawn("frontdoor", argv)
         self.wait_ready(proc, self.http_ok(f"{self.endpoints['portal']}/api/pbx/v1/openapi.json"))
         self.endpoints["pbx_api"] = f"{self.endpoints['portal']}/api/pbx/v1"
+
+    @staticmethod
+    def function_argv(target: str, port: int) -> list[str]:
+        source = str(ROOT / "functions" / target / "main.py")
+        return [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            target,
+            "--source",
+            source,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ]
 
     def mcu_env(self, mcu_id: str, region: str, port: int, lat: float = 0.0, lon: float = 0.0) -> dict[str, str]:
         """The settings of a local MCU (also used by the benchmark's reference server)."""
@@ -490,7 +483,7 @@ class Platform:
                 if self.scheduler:
                     self.spawn(
                         "scheduler",
-                        [sys.executable, "-m", "infra.scheduler", "--portal", self.endpoints["portal"]],
+                        [sys.executable, "-m", "infra.scheduler", "--target", self.upstreams["tasks_api"]],
                         self.function_env(),
                     )
             self.endpoints.setdefault("mcus", [])

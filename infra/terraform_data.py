@@ -1,6 +1,6 @@
 """Writes terraform/generated/*.json from the code's tables, so terraform and the code cannot
 drift apart: the scheduler's job table, Firestore's indexes and TTL fields, the retention
-durations that terraform enforces (bucket lifecycle, log retention), the function folders.
+durations that terraform enforces (bucket lifecycle, log retention), the function folders, the route table (load balancer, ingress, Cloud Armor).
 
     .venv/bin/python -m infra.terraform_data      (make terraform-data)
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from webmeeting import routes
 from webmeeting.adapters.firestore_schema import COLLECTION_GROUP_FIELDS, INDEXES, TTL_COLLECTIONS
 from webmeeting.domain.retention import BY_NAME
 from webmeeting.jobs import JOBS
@@ -35,6 +36,7 @@ def documents() -> dict[str, object]:
             "server_logs_days": BY_NAME["server_logs"].duration.days,  # type: ignore[union-attr]
         },
         "functions.json": {"functions": functions},
+        "routes.json": routes.document(),
     }
 
 

@@ -11,6 +11,8 @@ import binascii
 import os
 from dataclasses import dataclass
 
+from webmeeting.routes import TRUSTED_PROXY_HOPS
+
 PBX_BODY_LIMIT_BYTES = 1024 * 1024  # contract: 1 MiB for PBX calls
 SIGNATURE_WINDOW_S = 300  # contract: |now - X-Timestamp| <= 300 s
 SYNC_INTERVAL_S = 8 * 3600  # policy: re-synchronisation every 8 hours
@@ -35,6 +37,13 @@ def _location(text: str) -> tuple[float, float]:
     return lat, lon
 
 
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = env.get(name, default).strip() or default
+    if value not in allowed:
+        raise MissingSetting(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     project: str
@@ -53,6 +62,9 @@ class Settings:
     session_grace_s: float = 30.0  # a meeting empty this long is over (its report goes out); a return before continues it
     join_token_key: str = ""  # PEM, ES256 private key signing join tokens (meeting_api)
     mcu_secret: str = ""  # bearer secret MCUs present (mcu_api; production: OIDC instead)
+    tasks_target: str = ""  # base URL of the internal tasks function, as Cloud Tasks and Scheduler reach it
+    tasks_auth: str = "secret"  # tasks_api callers: "secret" (local: the task secret header) | "iam" (production)
+    tasks_secret: str = ""  # the local task secret (tasks_auth=secret)
     signature_window_s: int = SIGNATURE_WINDOW_S
     max_body_bytes: int = PBX_BODY_LIMIT_BYTES
     sync_interval_s: int = SYNC_INTERVAL_S
@@ -74,7 +86,7 @@ class Settings:
             project=project,
             public_base_url=_required(env, "WEBMEETING_PUBLIC_BASE_URL").rstrip("/"),
             secret_key=key,
-            trusted_proxy_count=int(env.get("WEBMEETING_TRUSTED_PROXY_COUNT", "1")),
+            trusted_proxy_count=int(env.get("WEBMEETING_TRUSTED_PROXY_COUNT", str(TRUSTED_PROXY_HOPS))),
             default_location=_location(env.get("WEBMEETING_DEFAULT_LOCATION", "50.11,8.68")),
             geoip_db=env.get("WEBMEETING_GEOIP_DB", ""),
             mcu_stale_s=float(env.get("WEBMEETING_MCU_STALE_S", "30")),
@@ -87,6 +99,9 @@ class Settings:
             recording_days=int(env.get("WEBMEETING_RECORDING_DAYS", "7")),
             join_token_key=env.get("WEBMEETING_JOIN_TOKEN_KEY", ""),
             mcu_secret=env.get("WEBMEETING_MCU_SECRET", ""),
+            tasks_target=env.get("WEBMEETING_TASKS_TARGET", "").rstrip("/"),
+            tasks_auth=_choice(env, "WEBMEETING_TASKS_AUTH", ("secret", "iam"), "secret"),
+            tasks_secret=env.get("WEBMEETING_TASKS_SECRET", ""),
         )
 
     def require(self, name: str) -> str:

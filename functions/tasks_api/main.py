@@ -20,7 +20,6 @@ that account only) verifies before the request reaches this code.
 from __future__ import annotations
 
 import hmac
-import os
 from typing import Annotated
 
 import flask
@@ -32,6 +31,8 @@ from webmeeting.adapters import tasks
 from webmeeting.adapters.tasks import SECRET_HEADER
 from webmeeting.domain import retention as policy
 from webmeeting.services import dialin, dns_checks, invitations, lifecycle, recordings, reports, retention
+from webmeeting.services.pbx_api import tasks_target
+from webmeeting.settings import Settings
 
 PREFIX = "/tasks/v1"
 
@@ -75,11 +76,13 @@ class MailTask(BaseModel):
     attempt: int = Field(ge=1, le=10_000)
 
 
-def _authenticate(request: flask.Request) -> None:
-    secret = os.environ.get("WEBMEETING_TASKS_SECRET", "")
-    if not secret:
-        return  # production: only the tasks service account can invoke this function (IAM)
-    if not hmac.compare_digest(request.headers.get(SECRET_HEADER, "").encode(), secret.encode()):
+def _authenticate(request: flask.Request, s: Settings) -> None:
+    """Fails closed: production says ``WEBMEETING_TASKS_AUTH=iam`` (the function's IAM lets only
+    the tasks and scheduler accounts invoke it); anything else needs the task secret, and a
+    missing secret admits nobody."""
+    if s.tasks_auth == "iam":
+        return
+    if not s.tasks_secret or not hmac.compare_digest(request.headers.get(SECRET_HEADER, "").encode(), s.tasks_secret.encode()):
         raise errors.Unauthenticated("task credentials required")
 
 
@@ -94,8 +97,8 @@ def tasks_api(request: flask.Request) -> flask.Response:
             raise errors.NotFound("no such endpoint")
         if request.method != "POST":
             return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-        _authenticate(request)
         s = runtime.settings()
+        _authenticate(request, s)
         now = runtime.clock().now()
         if path == "/dialin":
             job = http.parse(DialInTask, http.read_body(request, 4096))
@@ -114,7 +117,7 @@ def tasks_api(request: flask.Request) -> flask.Response:
         if path == "/recordings-sweep":
             http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
             return http.json_response(recordings.sweep(s, now))
-        target = os.environ.get("WEBMEETING_TASKS_TARGET", s.public_base_url)
+        target = tasks_target(s)
         if rule is not None:
             if not policy.BY_NAME[rule].swept:
                 raise errors.NotFound(f"rule {rule} is enforced where the data changes, not by a sweep")
@@ -136,7 +139,7 @@ def tasks_api(request: flask.Request) -> flask.Response:
             http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
             return http.json_response(lifecycle.sweep(s, now))
         task = http.parse(MailTask, http.read_body(request, 4096))
-        target = os.environ.get("WEBMEETING_TASKS_TARGET", s.public_base_url)
+        target = tasks_target(s)
         outcome = invitations.deliver(task.mail_id, task.attempt, s.project, target, now)
         return http.json_response({"outcome": outcome})
     except errors.WebmeetingError as exc:

@@ -171,7 +171,7 @@ def test_a_mail_whose_task_was_lost_is_sent_by_the_sweep_once(platform: Platform
 
     def sweep() -> dict[str, Any]:
         resp = requests.post(
-            f"{platform.endpoints['portal']}/tasks/v1/sessions-sweep",
+            f"{platform.upstreams['tasks_api']}/tasks/v1/sessions-sweep",
             json={},
             headers={"X-Webmeeting-Task-Secret": platform.tasks_secret},
             timeout=60,

@@ -39,7 +39,7 @@ def deliveries(platform: Platform, fqdn: str, report_id: str) -> int:
 
 def task(platform: Platform, path: str, body: dict[str, Any]) -> requests.Response:
     return requests.post(
-        f"{platform.endpoints['portal']}/tasks/v1/{path}",
+        f"{platform.upstreams['tasks_api']}/tasks/v1/{path}",
         json=body,
         headers={"X-Webmeeting-Task-Secret": platform.tasks_secret},
         timeout=30,

@@ -102,7 +102,7 @@ def test_a_sweep_interrupted_halfway_finishes_on_the_next_run(platform: Platform
     assert len(list(fs.client().collection("participant_events").stream())) == 350
     # the next run, as the scheduler or the re-enqueued task runs it: batches of 200 through Cloud Tasks
     resp = requests.post(
-        f"{platform.endpoints['portal']}/tasks/v1/retention/participant_events",
+        f"{platform.upstreams['tasks_api']}/tasks/v1/retention/participant_events",
         json={},
         headers={"X-Webmeeting-Task-Secret": platform.tasks_secret},
         timeout=60,

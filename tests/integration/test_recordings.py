@@ -153,7 +153,7 @@ def ops_mails(platform: Platform, rec_id: str) -> list[Any]:
 
 def sweep(platform: Platform) -> dict[str, Any]:
     resp = requests.post(
-        f"{platform.endpoints['portal']}/tasks/v1/recordings-sweep",
+        f"{platform.upstreams['tasks_api']}/tasks/v1/recordings-sweep",
         json={},
         headers={"X-Webmeeting-Task-Secret": platform.tasks_secret},
         timeout=60,

@@ -36,7 +36,7 @@ def set_clock(clock_file: Path, when: datetime) -> None:
 
 def sweep(platform: Platform, rule: str) -> dict[str, Any]:
     resp = requests.post(
-        f"{platform.endpoints['portal']}/tasks/v1/retention/{rule}",
+        f"{platform.upstreams['tasks_api']}/tasks/v1/retention/{rule}",
         json={},
         headers={"X-Webmeeting-Task-Secret": platform.tasks_secret},
         timeout=60,
@@ -311,7 +311,7 @@ def _zone(platform: Platform, fqdn: str, present: bool) -> None:
 
 def _dns_check(platform: Platform, pbx_id: str) -> dict[str, Any]:
     resp = requests.post(
-        f"{platform.endpoints['portal']}/tasks/v1/dns-check",
+        f"{platform.upstreams['tasks_api']}/tasks/v1/dns-check",
         json={"pbx_ids": [pbx_id]},
         headers={"X-Webmeeting-Task-Secret": platform.tasks_secret},
         timeout=30,

@@ -7,7 +7,6 @@ nonce) together, so a rejected request changes nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -481,8 +480,9 @@ def _person(ext: dict[str, Any]) -> str:
 
 
 def tasks_target(settings: Settings) -> str:
-    """Base URL Cloud Tasks calls our task handlers at."""
-    return os.environ.get("WEBMEETING_TASKS_TARGET", settings.public_base_url)
+    """Base URL Cloud Tasks calls our task handlers at: the internal tasks function's own URL
+    (never the public load balancer, which does not route /tasks)."""
+    return settings.require("tasks_target")
 
 
 # --- reports ----------------------------------------------------------------------------------

@@ -137,7 +137,7 @@ module "converter" {
   env = {
     GOOGLE_CLOUD_PROJECT             = var.project_id
     WEBMEETING_PUBLIC_BASE_URL       = var.public_base_url
-    WEBMEETING_TASKS_TARGET          = var.public_base_url
+    WEBMEETING_TASKS_TARGET          = module.portal.tasks_url
     WEBMEETING_RAW_BUCKET            = module.data.buckets["raw_recordings"]
     WEBMEETING_RECORDINGS_BUCKET     = module.data.buckets["recordings"]
     WEBMEETING_CONVERTERS            = join(",", [for c in local.converters : "${c.id}@${c.region}"])

@@ -7,7 +7,6 @@ locals {
   functions = toset(jsondecode(file("${path.module}/../../generated/functions.json")).functions)
   jobs      = jsondecode(file("${path.module}/../../generated/jobs.json"))
   retention = jsondecode(file("${path.module}/../../generated/retention.json"))
-  public    = toset(["pbx_api", "meeting_page", "meeting_api", "mcu_api"]) # authenticate callers themselves
   secrets   = toset(["secret-key", "join-token-key", "join-token-public-key", "mcu-secret"])
   # which function reads which secret (as WEBMEETING_<NAME>); nothing more
   secret_readers = {
@@ -30,7 +29,9 @@ locals {
   env = {
     GOOGLE_CLOUD_PROJECT            = var.project_id
     WEBMEETING_PUBLIC_BASE_URL      = var.public_base_url
-    WEBMEETING_TRUSTED_PROXY_COUNT  = "1"
+    WEBMEETING_TRUSTED_PROXY_COUNT  = tostring(local.topology.trusted_proxy_hops) # the load balancer appends client and itself
+    WEBMEETING_TASKS_TARGET         = local.tasks_url
+    WEBMEETING_TASKS_AUTH           = "iam" # tasks_api: only the tasks and scheduler accounts may invoke it
     WEBMEETING_FILES_BUCKET         = var.buckets["files"]
     WEBMEETING_RAW_BUCKET           = var.buckets["raw_recordings"]
     WEBMEETING_RECORDINGS_BUCKET    = var.buckets["recordings"]
@@ -150,7 +151,7 @@ resource "google_storage_bucket_object" "source" {
 }
 
 resource "google_cloudfunctions2_function" "function" {
-  # checkov:skip=CKV_GCP_124:pbx_api, meeting_page, meeting_api and mcu_api are the public API (PBXs, browsers, MCUs) and authenticate callers themselves; tasks_api is internal-only.
+  # checkov:skip=CKV_GCP_124:Public functions take traffic from the load balancer only (ALLOW_INTERNAL_AND_GCLB) and authenticate callers themselves; tasks_api is internal-only.
   for_each = local.functions
   project  = var.project_id
   name     = replace(each.value, "_", "-")
@@ -172,9 +173,10 @@ resource "google_cloudfunctions2_function" "function" {
     max_instance_count               = var.function_max_instances
     available_memory                 = each.value == "tasks_api" ? "1Gi" : "512Mi"
     timeout_seconds                  = each.value == "tasks_api" ? 540 : 60
-    ingress_settings                 = contains(tolist(local.public), each.value) ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY" # Scheduler and Tasks count as internal
-    all_traffic_on_latest_revision   = true
-    environment_variables            = merge(local.env, { WEBMEETING_TASKS_TARGET = var.public_base_url })
+    # public: only through the load balancer (its Cloud Armor, its X-Forwarded-For); internal: Scheduler and Tasks count as internal
+    ingress_settings               = local.topology.functions[each.value] == "public" ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
+    environment_variables          = local.env
     max_instance_request_concurrency = 1
 
     dynamic "secret_environment_variables" {
@@ -192,8 +194,8 @@ resource "google_cloudfunctions2_function" "function" {
 }
 
 resource "google_cloud_run_service_iam_member" "public" {
-  # checkov:skip=CKV_GCP_102:These functions are the public API (PBXs, browsers, MCUs); each authenticates its callers itself (HMAC signatures, join tokens, the MCU secret).
-  for_each = local.public
+  # checkov:skip=CKV_GCP_102:The load balancer's serverless NEGs need allUsers as invoker; ingress admits the load balancer only, and each function authenticates its callers itself (HMAC signatures, join tokens, MCU identity).
+  for_each = local.public_functions
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.function[each.value].service_config[0].service
@@ -249,14 +251,14 @@ resource "google_cloud_scheduler_job" "job" {
 
   http_target {
     http_method = "POST"
-    uri         = "${google_cloudfunctions2_function.function["tasks_api"].service_config[0].uri}${each.value.path}"
+    uri         = "${local.tasks_url}${each.value.path}"
     body        = base64encode("{}")
     headers = {
       "Content-Type" = "application/json"
     }
     oidc_token {
       service_account_email = google_service_account.scheduler.email
-      audience              = google_cloudfunctions2_function.function["tasks_api"].service_config[0].uri
+      audience              = local.tasks_url
     }
   }
 }

@@ -15,3 +15,13 @@ output "secrets" {
   description = "Secret Manager secrets to fill (gcloud secrets versions add ...) before the first deploy."
   value       = [for s in google_secret_manager_secret.secret : s.secret_id]
 }
+
+output "tasks_url" {
+  description = "The internal tasks function's own URL: the target and OIDC audience of every task and scheduler job."
+  value       = local.tasks_url
+}
+
+output "load_balancer_ip" {
+  description = "The front door's address: point the public host's A record here (the managed certificate waits for it)."
+  value       = google_compute_global_address.edge.address
+}

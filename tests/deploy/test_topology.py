@@ -1,0 +1,145 @@
+"""Production topology = tested topology: terraform's load balancer, ingress, Cloud Armor, trusted
+hop count and task targets are built from the route table (webmeeting/routes.py), and so is the
+local front door. These tests fail when either drifts from the table."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+from infra import launcher
+from tests.deploy.test_terraform import ROOT, TF, parse, resources
+from webmeeting import routes
+
+PORTAL = TF / "modules" / "portal"
+TOPOLOGY = json.loads((TF / "generated" / "routes.json").read_text())
+
+
+def test_route_table_is_consistent() -> None:
+    folders = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py"))
+    assert sorted(routes.functions()) == folders, "every function folder has a route and every route a folder"
+    prefixes = [r.prefix for r in routes.ROUTES]
+    assert len(prefixes) == len(set(prefixes))
+    assert routes.functions()["tasks_api"] is routes.Exposure.INTERNAL
+    for route in routes.ROUTES:  # a function is either public or internal, never both
+        assert routes.functions()[route.function] is route.exposure, route
+        assert route.auth, f"{route.prefix} names no caller authentication"
+    priorities = [x.priority for x in routes.RATE_LIMITS]
+    assert len(set(priorities)) == len(priorities)
+    for limit in routes.RATE_LIMITS:
+        assert limit.interval_s in routes.ARMOR_INTERVALS_S, f"Cloud Armor refuses interval {limit.interval_s}"
+        route = routes.route_for(limit.prefix)
+        assert route is not None and route.exposure is routes.Exposure.PUBLIC, f"{limit.name} limits no public route"
+    # most specific first: no limit is shadowed by an earlier, broader one
+    for i, limit in enumerate(routes.RATE_LIMITS):
+        assert routes.limit_for(limit.prefix) is limit, f"{limit.name} is shadowed"
+        assert all(not later.matches(limit.prefix) or later is limit for later in routes.RATE_LIMITS[: i + 1])
+
+
+def test_load_balancer_routes_exactly_the_public_routes() -> None:
+    edge = resources(PORTAL / "edge.tf")
+    locals_ = parse(PORTAL / "edge.tf")["locals"][0]
+    assert "generated/routes.json" in locals_["topology"]
+    assert locals_["public_routes"] == '${[for r in local.topology.routes : r if r.exposure == "public"]}'
+    (matcher,) = edge[("google_compute_url_map", "edge")]["path_matcher"]
+    (rule,) = matcher["dynamic"][0]["path_rule"]["content"]
+    assert matcher["dynamic"][0]["path_rule"]["for_each"] == "${local.public_routes}"
+    assert rule["paths"] == ["${path_rule.value.prefix}", "${path_rule.value.prefix}/*"]
+    assert rule["service"] == "${google_compute_backend_service.function[path_rule.value.function].id}"
+    neg = edge[("google_compute_region_network_endpoint_group", "function")]
+    backend = edge[("google_compute_backend_service", "function")]
+    assert neg["for_each"] == backend["for_each"] == "${local.public_functions}"
+    assert neg["network_endpoint_type"] == "SERVERLESS" and backend["load_balancing_scheme"] == "EXTERNAL_MANAGED"
+    assert backend["security_policy"] == "${google_compute_security_policy.edge.id}"
+    proxy = edge[("google_compute_target_https_proxy", "edge")]
+    assert proxy["ssl_certificates"] == ["${google_compute_managed_ssl_certificate.edge.id}"]
+    # the generated file is what the code says (public ones routed, internal ones not)
+    assert [r["prefix"] for r in TOPOLOGY["routes"] if r["exposure"] == "public"] == [r.prefix for r in routes.public_routes()]
+    assert "/tasks/v1" not in [r.prefix for r in routes.public_routes()]
+
+
+def test_functions_ingress_follows_the_table() -> None:
+    fn = resources(PORTAL / "main.tf")[("google_cloudfunctions2_function", "function")]
+    ingress = fn["service_config"][0]["ingress_settings"]
+    assert ingress == '${local.topology.functions[each.value] == "public" ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"}'
+    text = "\n".join(p.read_text() for p in TF.rglob("*.tf"))
+    assert "ALLOW_ALL" not in text, "no function may be called around the load balancer"
+    public = resources(PORTAL / "main.tf")[("google_cloud_run_service_iam_member", "public")]
+    assert public["for_each"] == "${local.public_functions}"
+    assert set(TOPOLOGY["functions"]) == set(routes.functions())
+
+
+def test_cloud_armor_rules_are_the_rate_limit_table() -> None:
+    policy = resources(PORTAL / "edge.tf")[("google_compute_security_policy", "edge")]
+    dynamic = policy["dynamic"][0]["rule"]
+    assert dynamic["for_each"] == "${local.topology.rate_limits}"
+    (content,) = dynamic["content"]
+    (options,) = content["rate_limit_options"]
+    assert options["exceed_action"] == "deny(429)" and options["enforce_on_key"] == "IP"
+    assert options["rate_limit_threshold"] == [{"count": "${rule.value.count}", "interval_sec": "${rule.value.interval_s}"}]
+    expression = content["match"][0]["expr"][0]["expression"]
+    # the same prefix semantics as routes.RateLimit.matches
+    assert expression == "request.path == '${rule.value.prefix}' || request.path.startsWith('${rule.value.prefix}/')"
+    assert content["priority"] == "${rule.value.priority}"
+    fixed = [r["priority"] for r in policy["rule"]]
+    assert not set(fixed) & {x.priority for x in routes.RATE_LIMITS}
+    generated = {x["name"]: (x["prefix"], x["count"], x["interval_s"]) for x in TOPOLOGY["rate_limits"]}
+    assert generated == {x.name: (x.prefix, x.count, x.interval_s) for x in routes.RATE_LIMITS}
+
+
+def test_trusted_hop_count_matches_the_load_balancer_and_the_front_door() -> None:
+    env = parse(PORTAL / "main.tf")["locals"][0]["env"]
+    assert env["WEBMEETING_TRUSTED_PROXY_COUNT"] == "${tostring(local.topology.trusted_proxy_hops)}"
+    assert TOPOLOGY["trusted_proxy_hops"] == routes.TRUSTED_PROXY_HOPS == 2  # "<client>,<load balancer>"
+    platform = launcher.Platform(Path("/nonexistent"))
+    platform.endpoints.update(firestore_emulator="x", storage_emulator="x", tasks_emulator="x", smtp={"port": 1})
+    platform.endpoints.update(dns={"port": 1}, pbx_simulator="http://127.0.0.1:1")
+    platform.signing_key_file = lambda: Path("/nonexistent/key.json")  # type: ignore[method-assign]
+    assert platform.function_env()["WEBMEETING_TRUSTED_PROXY_COUNT"] == str(routes.TRUSTED_PROXY_HOPS)
+
+
+def _task_paths_in_code() -> set[str]:
+    """Every /tasks/v1/... path the code enqueues or schedules (string constants and f-strings)."""
+    found: set[str] = set()
+    for path in [
+        *(ROOT / "webmeeting").rglob("*.py"),
+        *(ROOT / "functions").rglob("main.py"),
+        *(ROOT / "converter_job").rglob("*.py"),
+    ]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.update(re.findall(r"/tasks/v1/[a-z-]+", node.value))
+    return found
+
+
+def test_every_task_targets_what_production_can_reach() -> None:
+    paths = _task_paths_in_code()
+    assert {"/tasks/v1/mail", "/tasks/v1/convert", "/tasks/v1/report-push", "/tasks/v1/retention"} <= paths
+    for path in paths:
+        route = routes.route_for(path)
+        assert route is not None and route.function == "tasks_api" and route.exposure is routes.Exposure.INTERNAL, path
+    # every holder of WEBMEETING_TASKS_TARGET points at the tasks function's own URL, not the load balancer
+    portal_env = parse(PORTAL / "main.tf")["locals"][0]["env"]
+    assert portal_env["WEBMEETING_TASKS_TARGET"] == "${local.tasks_url}"
+    assert portal_env["WEBMEETING_TASKS_AUTH"] == "iam"
+    text = "\n".join(p.read_text() for p in TF.rglob("*.tf"))
+    targets = re.findall(r"WEBMEETING_TASKS_TARGET\s*=\s*(\S+)", text)
+    assert targets and set(targets) <= {"local.tasks_url", "module.portal.tasks_url"}, targets
+    tasks_url = parse(PORTAL / "edge.tf")["locals"][0]["tasks_url"]
+    service = routes.functions()
+    assert "tasks_api" in service and 'replace("tasks_api", "_", "-")' in tasks_url
+    assert tasks_url.endswith(".${var.region}.run.app") and "data.google_project.this.number" in tasks_url
+    job = resources(PORTAL / "main.tf")[("google_cloud_scheduler_job", "job")]["http_target"][0]
+    assert job["uri"] == "${local.tasks_url}${each.value.path}" and job["oidc_token"][0]["audience"] == "${local.tasks_url}"
+    # Cloud Tasks' OIDC audience is the task's own URL (adapters/tasks.py), under the same base
+    source = (ROOT / "webmeeting" / "adapters" / "tasks.py").read_text()
+    assert "OidcToken(service_account_email=account, audience=url)" in source
+    # locally too: the launcher points tasks at the tasks function itself, not the front door
+    platform = launcher.Platform(Path("/nonexistent"))
+    platform.upstreams["tasks_api"] = "http://127.0.0.1:1"
+    platform.endpoints.update(portal="http://127.0.0.1:2", firestore_emulator="x", storage_emulator="x", tasks_emulator="x")
+    platform.endpoints.update(smtp={"port": 1}, dns={"port": 1}, pbx_simulator="http://127.0.0.1:3")
+    platform.signing_key_file = lambda: Path("/nonexistent/key.json")  # type: ignore[method-assign]
+    assert platform.function_env()["WEBMEETING_TASKS_TARGET"] == "http://127.0.0.1:1"
