@@ -122,7 +122,7 @@ class Target:
     def server_pid(self) -> int:
         if self.proc:
             return self.proc.pid
-        health = requests.get(self.platform.endpoints["mcus"][0]["health"], timeout=5).json()
+        health = requests.get(self.platform.endpoints["mcus"][0]["status"], timeout=5).json()
         busy = [w for w in health["workers"] if w["rooms"] > 0]
         assert len(busy) == 1, health
         return int(busy[0]["pid"])

@@ -53,6 +53,7 @@ LOCAL_MCUS = [
     ("mcu-us-1", "us-central1", 41.26, -95.86),  # Iowa
 ]
 MCU_WORKERS = 2
+MCU_CAPACITY = 200
 MCU_HEARTBEAT_S = 2
 
 
@@ -84,6 +85,10 @@ def fake_gcs_binary() -> Path:
     return found[0]
 
 
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # as an instance group or Cloud Run would retry
+RESTART_RESET_S = 60.0  # a process up this long starts its backoff again from the first step
+
+
 @dataclass
 class Proc:
     name: str
@@ -91,6 +96,9 @@ class Proc:
     log: Path
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0  # consecutive restarts (reset after RESTART_RESET_S up)
+    due_at: float | None = None  # when a dead process is to be started again
 
 
 @dataclass
@@ -104,7 +112,7 @@ class Platform:
     upstreams: dict[str, str] = field(default_factory=dict)  # function target -> its own URL
     endpoints: dict[str, Any] = field(default_factory=dict)
     secret_key: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
-    mcu_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    mcu_secrets: dict[str, str] = field(default_factory=dict)  # MCU id -> its own secret (one identity per MCU)
     tasks_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     token_keys: tuple[str, str] = field(default_factory=tokens.new_keypair)  # (private, public) PEM
     mcu_count: int = len(LOCAL_MCUS)
@@ -129,6 +137,31 @@ class Platform:
         proc = Proc(name, popen, log, argv, env)
         self.procs.append(proc)
         return proc
+
+    def heal(self, now: float | None = None) -> list[str]:
+        """Restart every child that died, with backoff, as production's managers do (a managed
+        instance group recreates a dead MCU, Cloud Run starts a new function instance). Call it
+        periodically; returns the names restarted this time. Ports, secrets and settings are the
+        ones the process had: the rest of the platform finds it where it was."""
+        now = time.monotonic() if now is None else now
+        restarted = []
+        for proc in list(self.procs):
+            if proc.popen.poll() is None:
+                continue
+            if proc.due_at is None:
+                up = now - proc.started_at
+                proc.restarts = 0 if up > RESTART_RESET_S else proc.restarts
+                proc.due_at = now + RESTART_BACKOFF_S[min(proc.restarts, len(RESTART_BACKOFF_S) - 1)]
+                continue
+            if now < proc.due_at:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGKILL)  # whatever it left behind in its group
+            self.procs.remove(proc)
+            fresh = self.spawn(proc.name, proc.argv, proc.env)
+            fresh.restarts = proc.restarts + 1
+            restarted.append(proc.name)
+        return restarted
 
     def stop_proc(self, name: str) -> Proc:
         """Stop one child (a fault test: the portal down, an MCU gone); ``restart`` brings it back."""
@@ -310,10 +343,21 @@ class Platform:
         self.wait_ready(proc, self.tcp_ok(port))
         return f"http://{HOST}:{port}"
 
-    def register_pbx(self, fqdn: str, pbx_id: str, api_secret: str, dialin: dict[str, Any] | None = None) -> None:
-        """Make a simulated PBX reachable: its FQDN in the DNS zone, its secret with the simulator."""
+    def register_pbx(
+        self,
+        fqdn: str,
+        pbx_id: str,
+        api_secret: str,
+        dialin: dict[str, Any] | None = None,
+        *,
+        address: str = HOST,
+        behaviour: dict[str, Any] | None = None,
+    ) -> None:
+        """Make a simulated PBX reachable: its FQDN in the DNS zone (resolving to ``address``),
+        its secret with the simulator; ``behaviour``: the simulator's attack switches
+        (``dialin_redirect``, ``dialin_padding``)."""
         fqdn = fqdn.lower()
-        state: dict[str, Any] = {"pbx_id": pbx_id, "api_secret": api_secret, "fqdn": fqdn}
+        state: dict[str, Any] = {"pbx_id": pbx_id, "api_secret": api_secret, "fqdn": fqdn, **(behaviour or {})}
         if dialin is not None:
             state["dialin"] = dialin
         path = self.state_dir / "pbx-sim" / "pbxs" / f"{fqdn}.json"
@@ -322,7 +366,7 @@ class Platform:
         os.chmod(path, 0o600)
         zone = Path(self.endpoints["dns"]["zone_file"])
         records = json.loads(zone.read_text() or "{}")
-        records[fqdn] = {"A": [HOST]}
+        records[fqdn] = {"AAAA" if ":" in address else "A": [address]}
         tmp = zone.with_suffix(".tmp")
         tmp.write_text(json.dumps(records))
         os.replace(tmp, zone)
@@ -350,8 +394,10 @@ class Platform:
             "WEBMEETING_SIGNING_KEY_FILE": str(self.signing_key_file()),
             "WEBMEETING_PBX_SCHEME": "http",  # the simulator speaks plain HTTP on loopback
             "WEBMEETING_PBX_PORT": self.endpoints["pbx_simulator"].rsplit(":", 1)[1],
+            # the egress guard stays on: the simulator's exact address is the only one admitted
+            "WEBMEETING_EGRESS_ALLOW": self.endpoints["pbx_simulator"].removeprefix("http://"),
             "WEBMEETING_JOIN_TOKEN_KEY": self.token_keys[0],
-            "WEBMEETING_MCU_SECRET": self.mcu_secret,
+            "WEBMEETING_MCUS_FILE": str(self.mcu_registry_file),  # who may speak as which MCU
             "WEBMEETING_TASKS_SECRET": self.tasks_secret,
             # as in production: tasks and scheduler jobs call the internal function's own URL
             "WEBMEETING_TASKS_TARGET": self.upstreams.get("tasks_api", ""),
@@ -397,14 +443,37 @@ class Platform:
             str(port),
         ]
 
+    @property
+    def mcu_registry_file(self) -> Path:
+        return self.state_dir / "mcus.json"
+
+    def register_mcu(self, mcu_id: str, region: str, url: str, lat: float, lon: float, capacity: int = MCU_CAPACITY) -> str:
+        """Add an MCU to the registry the portal authenticates MCUs against (terraform writes
+        production's); returns the MCU's own new secret."""
+        from webmeeting.adapters.mcu_identity import secret_digest
+
+        secret = self.mcu_secrets.setdefault(mcu_id, secrets.token_urlsafe(24))
+        path = self.mcu_registry_file
+        registry = json.loads(path.read_text()) if path.exists() else {}
+        entry = {"region": region, "url": url, "latitude": lat, "longitude": lon, "capacity": capacity}
+        registry[mcu_id] = entry | {"secret_sha256": secret_digest(secret)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(registry, indent=2))
+        os.replace(tmp, path)
+        return secret
+
     def mcu_env(self, mcu_id: str, region: str, port: int, lat: float = 0.0, lon: float = 0.0) -> dict[str, str]:
-        """The settings of a local MCU (also used by the benchmark's reference server)."""
+        """The settings of a local MCU (also used by the benchmark's reference server), which
+        this registers with the portal under its own secret."""
+        url = f"ws://{HOST}:{port}/ws"
         return {
             "MCU_ID": mcu_id,
             "MCU_REGION": region,
-            "MCU_PUBLIC_URL": f"ws://{HOST}:{port}/ws",
+            "MCU_PUBLIC_URL": url,
             "MCU_PORTAL_URL": self.endpoints["portal"],
-            "MCU_SECRET": self.mcu_secret,
+            "MCU_SECRET": self.register_mcu(mcu_id, region, url, lat, lon),
+            "MCU_CAPACITY": str(MCU_CAPACITY),
             "MCU_JOIN_TOKEN_PUBLIC_KEY": self.token_keys[1],
             "MCU_HOST": HOST,
             "MCU_PORT": str(port),
@@ -426,7 +495,14 @@ class Platform:
         env = self.mcu_env(mcu_id, region, port, lat, lon)
         proc = self.spawn(f"mcu-{mcu_id}", [sys.executable, "-m", "mcu_vm"], env)
         self.wait_ready(proc, self.http_ok(f"http://{HOST}:{port}/healthz"))
-        return {"id": mcu_id, "region": region, "url": env["MCU_PUBLIC_URL"], "health": f"http://{HOST}:{port}/healthz"}
+        base = f"http://{HOST}:{port}"
+        return {
+            "id": mcu_id,
+            "region": region,
+            "url": env["MCU_PUBLIC_URL"],
+            "health": f"{base}/healthz",
+            "status": f"{base}/internal/status",
+        }
 
     def start_mcus(self) -> None:
         self.endpoints["mcus"] = [self.start_mcu(*spec) for spec in LOCAL_MCUS[: self.mcu_count]]

@@ -152,7 +152,9 @@ DEFAULT_DIALIN = {"conference_number": "800", "dial_in": [{"country": "DE", "num
 def make_server(state_dir: Path, inbox: Path) -> web.Application:
     """PBX-side endpoints for every simulated PBX, told apart by the Host header:
     GET /webmeeting/v1/dialin and POST /webmeeting/v1/reports, both requiring the platform's
-    signature with that PBX's secret (``state_dir/<fqdn>.json``, optional key ``dialin``).
+    signature with that PBX's secret (``state_dir/<fqdn>.json``, optional key ``dialin``; for
+    attacks on the platform's egress: ``dialin_redirect`` answers 302 to that URL,
+    ``dialin_padding`` pads the answer with that many bytes).
     A file ``state_dir/<fqdn>.down`` makes that PBX answer 503; received reports are kept in
     ``inbox/<fqdn>/`` (``<id>.json``, and a line per delivery in ``received.log``), and a file
     ``inbox/<fqdn>/REFUSE`` makes the receiver answer 503."""
@@ -184,7 +186,12 @@ def make_server(state_dir: Path, inbox: Path) -> web.Application:
         fqdn, state = await pbx_state(request, b"")
         if (state_dir / f"{fqdn}.down").exists():
             return error(503, "unavailable", "this PBX is down")
-        return web.json_response(state.get("dialin", DEFAULT_DIALIN))
+        if state.get("dialin_redirect"):
+            raise web.HTTPFound(state["dialin_redirect"])
+        answer = dict(state.get("dialin", DEFAULT_DIALIN))
+        if state.get("dialin_padding"):
+            answer["padding"] = "x" * int(state["dialin_padding"])
+        return web.json_response(answer)
 
     async def report_handler(request: web.Request) -> web.Response:
         body = await request.read()

@@ -1,6 +1,7 @@
 """``make run``: the whole local platform in the foreground until Ctrl-C.
 
-Starts everything (infra.launcher), runs the demo (a simulated PBX activates, syncs the
+Starts everything (infra.launcher), restarts whatever dies (with backoff, as production's
+instance groups and Cloud Run do; only Ctrl-C or a failure to start stops it), runs the demo (a simulated PBX activates, syncs the
 extensions of infra/demo/extensions.yaml and creates a meeting), writes .local/endpoints.json
 and prints each enabled extension's Quick Meeting link.
 """
@@ -21,6 +22,7 @@ from infra.pbx_client import PbxClient
 from infra.pbx_sim import load_extensions, write_state
 
 DEMO_FQDN = "pbx.demo.webmeeting.test"
+HEAL_EVERY_S = 0.25  # how often dead processes are looked for (each restarts after its own backoff)
 console = Console()
 
 
@@ -83,11 +85,9 @@ def main() -> None:
             platform.start()
         run_demo(platform)
         platform.write_endpoints()
-        while not stop.wait(1):
-            dead = [p.name for p in platform.procs if p.popen.poll() is not None]
-            if dead:
-                console.print(f"[red]stopped unexpectedly: {', '.join(dead)}; logs in {state / 'logs'}[/red]")
-                break
+        while not stop.wait(HEAL_EVERY_S):  # only Ctrl-C (or a failure to start) ends the platform
+            for name in platform.heal():
+                console.print(f"[yellow]{name} had stopped: restarted (logs in {state / 'logs'})[/yellow]")
     finally:
         console.print("stopping...")
         platform.stop()

@@ -25,6 +25,8 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from mcu_vm.portal import PortalClient
+from mcu_vm.room import CLIENT_IP_HEADER, CLOSE_UNAUTHENTICATED
+from mcu_vm.room import error as room_error
 from mcu_vm.settings import McuSettings
 from mcu_vm.worker import serve
 from webmeeting import tokens
@@ -46,6 +48,15 @@ def _die_with_parent() -> None:
         pass
 
 
+def client_ip(request: web.Request, trusted_hops: int) -> str:
+    """The browser's address: the connection's, or the one the trusted TLS proxy (Caddy, which
+    replaces any client-supplied X-Forwarded-For) reports."""
+    if trusted_hops <= 0:
+        return request.remote or ""
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    return hops[-trusted_hops] if len(hops) >= trusted_hops else request.remote or ""
+
+
 def worker_for(meeting_key: str, workers: int) -> int:
     return int(hashlib.sha256(meeting_key.encode()).hexdigest()[:8], 16) % workers
 
@@ -55,8 +66,9 @@ class Supervisor:
         self.settings = settings
         self.ports = [_free_port() for _ in range(max(1, settings.workers))]
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.portal = PortalClient(settings.portal_url, settings.mcu_id, settings.secret)
+        self.portal = PortalClient(settings.portal_url, settings.mcu_id, settings.secret, settings.auth)
         self.session: aiohttp.ClientSession | None = None
+        self.draining = False
 
     def start_workers(self) -> None:
         for port in self.ports:
@@ -127,12 +139,12 @@ class Supervisor:
         try:
             token = first.json().get("token", "")
             claims = tokens.verify(self.settings.token_public_key, token, self.settings.mcu_id, datetime.now(UTC))
-        except (ValueError, AttributeError, tokens.TokenError) as exc:
-            await ws.send_json({"type": "error", "code": "unauthenticated", "message": str(exc)})
-            await ws.close(code=4001)
+        except (ValueError, AttributeError, tokens.TokenError):
+            await ws.send_json(room_error("unauthenticated"))
+            await ws.close(code=CLOSE_UNAUTHENTICATED)
             return ws
         port = self.ports[worker_for(claims.meeting_key, len(self.ports))]
-        headers = {"X-Forwarded-For": request.remote or ""}
+        headers = {CLIENT_IP_HEADER: client_ip(request, self.settings.trusted_proxy_hops)}
         async with self.session.ws_connect(f"http://127.0.0.1:{port}/ws", headers=headers, max_msg_size=64 * 1024) as up:
             await up.send_str(first.data)
 
@@ -155,18 +167,33 @@ class Supervisor:
         return ws
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """Public (the instance group's health check, the portal's failure probe): up or
+        draining, load and capacity; nothing about any meeting."""
+        load = await self.load()
+        status = "draining" if self.draining else "up"
+        return web.json_response({"status": status, "load": load["participants"], "capacity": self.settings.capacity})
+
+    async def internal_status(self, request: web.Request) -> web.Response:
+        """Per-worker detail for an operator on the VM itself: loopback connections only, never
+        through the TLS proxy (which adds X-Forwarded-For)."""
+        if request.remote not in ("127.0.0.1", "::1") or "X-Forwarded-For" in request.headers or self.settings.trusted_proxy_hops:
+            raise web.HTTPNotFound()
         return web.json_response({"id": self.settings.mcu_id, **(await self.load()), "workers": await self.worker_status()})
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/ws", self.relay)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/internal/status", self.internal_status)
         tasks: list[asyncio.Task[None]] = []
 
         async def on_startup(app: web.Application) -> None:
             self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5), trust_env=False)
             await self.wait_workers()
             tasks.append(asyncio.ensure_future(self.heartbeat()))
+
+        async def on_shutdown(app: web.Application) -> None:
+            self.draining = True
 
         async def on_cleanup(app: web.Application) -> None:
             for t in tasks:
@@ -183,6 +210,7 @@ class Supervisor:
             await self.portal.close()
 
         app.on_startup.append(on_startup)
+        app.on_shutdown.append(on_shutdown)
         app.on_cleanup.append(on_cleanup)
         return app
 

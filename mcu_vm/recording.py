@@ -155,8 +155,9 @@ class Uploader:
     portal, and only then deletes the local copy. Retries with backoff; survives restarts (the
     folders on disk are the queue)."""
 
-    def __init__(self, root: Path, bucket: str, portal: Any) -> None:
+    def __init__(self, root: Path, bucket: str, portal: Any, mcu_id: str) -> None:
         self.root = root
+        self.mcu_id = mcu_id
         self.bucket = bucket
         self.portal = portal
         self._wake = asyncio.Event()
@@ -203,7 +204,7 @@ class Uploader:
         rec_id = manifest["recording_id"]
         loop = asyncio.get_running_loop()
         for track in manifest["tracks"]:
-            track["object"] = f"raw/{rec_id}/{track['file']}"
+            track["object"] = f"raw/{self.mcu_id}/{rec_id}/{track['file']}"  # its own prefix: all it may write
             await loop.run_in_executor(None, self._upload, folder / track["file"], track["object"])
         if not await self.portal.post(f"/api/mcu/v1/recordings/{rec_id}/uploaded", manifest):
             raise RuntimeError("the portal did not confirm")
@@ -212,18 +213,19 @@ class Uploader:
         log.info("recording %s uploaded (%d tracks) and handed to the portal", rec_id, len(manifest["tracks"]))
 
     def _upload(self, path: Path, object_name: str) -> None:
+        from google.api_core.exceptions import PreconditionFailed
+
         from webmeeting.adapters import storage  # google-cloud-storage: only the uploader needs it
 
-        md5 = storage.file_md5(path)
+        # The MCU may create objects under its prefix and nothing else (no read, no overwrite,
+        # no delete). Storage checks the declared MD5 and refuses a corrupted upload; an object
+        # appears only once complete, so an existing one is this file, uploaded before a crash.
         blob = storage.bucket(self.bucket).blob(object_name)
-        if blob.exists():
-            blob.reload()
-            if blob.md5_hash == md5:
-                return  # uploaded before a crash or a failed report: not again
-        blob.upload_from_filename(str(path), content_type="application/octet-stream")
-        blob.reload()
-        if blob.md5_hash != md5:
-            raise RuntimeError(f"{object_name}: the stored object does not match the local file")
+        blob.md5_hash = storage.file_md5(path)
+        try:
+            blob.upload_from_filename(str(path), content_type="application/octet-stream", if_generation_match=0)
+        except PreconditionFailed:
+            return
 
     async def close(self) -> None:
         if self._task:

@@ -15,7 +15,13 @@ MCU -> browser:
   {"type": "participant_joined" | "participant_updated", "participant": {...}}
   {"type": "participant_left", "participant_id"}
   {"type": "recording", "active": bool}                 to everyone (also in "joined")
-  {"type": "error", "code", "message"}                  then the socket closes
+  {"type": "error", "code", "message"}                  a stable code and a fixed text (never an
+                                                        exception's); after a refused join the socket closes
+
+Limits (the MCU's signalling is public): a token bucket per socket (``MESSAGE_RATE_PER_S``,
+``MESSAGE_BURST``; over it: "rate_limited", and the socket is closed after ``MAX_DROPPED``
+refused messages), at most ``MAX_SECTIONS`` media sections per publish, one publish per socket,
+participant updates coalesced per room (``BROADCAST_COALESCE_S``: the latest state, once).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,11 +41,46 @@ from mcu_vm.passthrough import ForwardTrack, Publisher
 from mcu_vm.portal import PortalClient
 from mcu_vm.recording import RoomRecording, Uploader
 from webmeeting import tokens
+from webmeeting.domain.ratelimit import TokenBuckets
 
 log = logging.getLogger("mcu.room")
 
+CLIENT_IP_HEADER = "X-MCU-Client-IP"
+
 JOIN_TIMEOUT_S = 10  # a socket must present its token this fast
 MAX_MESSAGE_BYTES = 64 * 1024  # SDPs are a few KiB
+MESSAGE_RATE_PER_S = 10.0  # sustained signalling messages per socket
+MESSAGE_BURST = 60.0  # a joiner answers one subscription offer per publisher at once
+MAX_DROPPED = 200  # refused (over-rate) messages before the MCU closes the socket
+BROADCAST_COALESCE_S = 0.1  # participant updates go out at most this often per room, latest state only
+# media sections one publish may carry, by kind (a screen-share track will add one video section)
+MAX_SECTIONS = {"audio": 1, "video": 1}
+CLOSE_UNAUTHENTICATED, CLOSE_INVALID, CLOSE_FULL, CLOSE_RATE = 4001, 4000, 4003, 4029
+
+# the only texts an error message carries, by code: fixed, never an exception's
+ERROR_TEXT = {
+    "invalid_request": "the message is not valid here",
+    "unauthenticated": "the token is missing, invalid, expired or for another meeting or MCU",
+    "meeting_full": "this meeting has reached its participant limit",
+    "forbidden": "only the organizer may do this",
+    "rate_limited": "too many messages; slow down",
+    "invalid_sdp": "the session description was refused",
+    "too_many_tracks": "a publish carries at most one audio and one video track",
+}
+
+
+def error(code: str) -> dict[str, str]:
+    return {"type": "error", "code": code, "message": ERROR_TEXT[code]}
+
+
+def media_sections(sdp: str) -> dict[str, int]:
+    """Count the m= lines of an SDP by media kind."""
+    counts: dict[str, int] = {}
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            kind = line[2:].split(" ", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 @dataclass
@@ -59,6 +101,8 @@ class Participant:
     pub_pc: RTCPeerConnection | None = None
     publishers: dict[str, Publisher] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)  # by publisher id
+    bucket: TokenBuckets = field(default_factory=lambda: TokenBuckets(MESSAGE_RATE_PER_S, MESSAGE_BURST, max_keys=1))
+    dropped: int = 0
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "role": self.role, "audio": self.audio, "video": self.video}
@@ -75,6 +119,12 @@ class Room:
     participants: dict[str, Participant] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)  # participant ids seen in this session
     recording: RoomRecording | None = None
+    dirty: set[str] = field(default_factory=set)  # participants whose update is yet to be broadcast
+    flush: asyncio.TimerHandle | None = None
+
+
+def loop_time() -> float:
+    return time.monotonic()
 
 
 def codec_preferences(kind: str, negotiated: Any) -> list[Any]:
@@ -111,6 +161,7 @@ class RoomRegistry:
         self.portal = portal
         self.rooms: dict[str, Room] = {}
         self.sockets: set[web.WebSocketResponse] = set()
+        self._sends: set[asyncio.Future[None]] = set()  # coalesced broadcasts in flight
 
     # -- accounting ------------------------------------------------------------------------------
 
@@ -135,14 +186,16 @@ class RoomRegistry:
         ws = web.WebSocketResponse(heartbeat=10, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         self.sockets.add(ws)
-        ip = request.headers.get("X-Forwarded-For", request.remote or "").split(",")[-1].strip()
+        # set by the supervisor from the connection (or the TLS proxy in front of it); this
+        # worker listens on loopback only, for the supervisor
+        ip = request.headers.get(CLIENT_IP_HEADER, "")
         participant: Participant | None = None
         room: Room | None = None
         try:
             try:
                 first = await ws.receive_json(timeout=JOIN_TIMEOUT_S)
             except (TimeoutError, ValueError, TypeError):
-                await self._refuse(ws, "invalid_request", "the first message must be a join with a token")
+                await self._refuse(ws, "invalid_request")
                 return ws
             claims = await self._check_join(ws, first)
             if claims is None:
@@ -152,7 +205,7 @@ class RoomRegistry:
             if stale is not None:  # the same person reconnected before we noticed the old socket drop
                 await self._remove(room, stale, reason="replaced")
             if len(room.participants) >= claims.max_participants:
-                await self._refuse(ws, "meeting_full", f"this meeting allows {claims.max_participants} participants")
+                await self._refuse(ws, "meeting_full")
                 return ws
             participant = Participant(claims.participant_id, claims.display_name, claims.role, ip, ws)
             await self._add(room, participant)
@@ -164,11 +217,23 @@ class RoomRegistry:
                     if not isinstance(data, dict):
                         raise ValueError("not an object")
                 except ValueError:
-                    await participant.send({"type": "error", "code": "invalid_request", "message": "messages are JSON objects"})
+                    await participant.send(error("invalid_request"))
                     continue
                 if data.get("type") == "leave":
                     break
-                await self._on_message(room, participant, data)
+                if not participant.bucket.allow("", loop_time()):
+                    participant.dropped += 1
+                    if participant.dropped == 1 or participant.dropped % 50 == 0:
+                        await participant.send(error("rate_limited"))
+                    if participant.dropped >= MAX_DROPPED:
+                        await ws.close(code=CLOSE_RATE)
+                        break
+                    continue
+                try:
+                    await self._on_message(room, participant, data)
+                except Exception:  # noqa: BLE001 - one bad message never drops the participant or the room
+                    log.exception("a %s message failed", str(data.get("type"))[:32])
+                    await participant.send(error("invalid_request"))
         finally:
             self.sockets.discard(ws)
             if room is not None and participant is not None and room.participants.get(participant.id) is participant:
@@ -177,22 +242,22 @@ class RoomRegistry:
                 await ws.close()
         return ws
 
-    async def _refuse(self, ws: web.WebSocketResponse, code: str, message: str) -> None:
+    async def _refuse(self, ws: web.WebSocketResponse, code: str) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.send_json({"type": "error", "code": code, "message": message})
-        await ws.close(code=4000 + (1 if code == "unauthenticated" else 3 if code == "meeting_full" else 0))
+            await ws.send_json(error(code))
+        await ws.close(code={"unauthenticated": CLOSE_UNAUTHENTICATED, "meeting_full": CLOSE_FULL}.get(code, CLOSE_INVALID))
 
     async def _check_join(self, ws: web.WebSocketResponse, first: Any) -> tokens.JoinClaims | None:
         if not isinstance(first, dict) or first.get("type") != "join" or not isinstance(first.get("token"), str):
-            await self._refuse(ws, "invalid_request", "the first message must be a join with a token")
+            await self._refuse(ws, "invalid_request")
             return None
         try:
             claims = tokens.verify(self.token_public_key, first["token"], self.mcu_id, datetime.now(UTC))
-        except tokens.TokenError as exc:
-            await self._refuse(ws, "unauthenticated", str(exc))
+        except tokens.TokenError:
+            await self._refuse(ws, "unauthenticated")
             return None
         if first.get("meeting_key") != claims.meeting_key:
-            await self._refuse(ws, "unauthenticated", "this token is for another meeting")
+            await self._refuse(ws, "unauthenticated")
             return None
         return claims
 
@@ -231,6 +296,7 @@ class RoomRegistry:
             for pub, fwd in sub.tracks:
                 pub.unsubscribe(fwd)
             closing.append(sub.pc)
+        room.dirty.discard(p.id)
         for other in room.participants.values():
             await other.send({"type": "participant_left", "participant_id": p.id})
         for pub in p.publishers.values():
@@ -242,8 +308,10 @@ class RoomRegistry:
         self.portal.event("left", room.key, p.id, reason=reason)
         if reason == "replaced" and not p.ws.closed:
             await p.ws.close()
-        if not room.participants:
+        if not room.participants and self.rooms.get(room.key) is room:
             self._stop_recording(room)  # nobody left to record
+            if room.flush is not None:
+                room.flush.cancel()
             del self.rooms[room.key]  # the session ends when the last one leaves
 
     # -- messages --------------------------------------------------------------------------------
@@ -256,29 +324,56 @@ class RoomRegistry:
         elif kind == "subscribe_answer" and isinstance(sdp, str):
             sub = p.subscriptions.get(str(data.get("publisher_id")))
             if sub:
-                await sub.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+                try:
+                    await sub.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+                except Exception:  # noqa: BLE001 - a refused answer fails that subscription only
+                    log.info("a subscription answer was refused")
+                    await p.send(error("invalid_sdp"))
         elif kind == "mute":
-            p.audio, p.video = bool(data.get("audio", p.audio)), bool(data.get("video", p.video))
-            for other in room.participants.values():
-                if other is not p:
-                    await other.send({"type": "participant_updated", "participant": p.public()})
+            audio, video = data.get("audio", p.audio), data.get("video", p.video)
+            if not isinstance(audio, bool) or not isinstance(video, bool):
+                await p.send(error("invalid_request"))
+                return
+            if (audio, video) != (p.audio, p.video):
+                p.audio, p.video = audio, video
+                self._updated(room, p)
         elif kind == "record":
             await self._record(room, p, data)
         else:
-            await p.send({"type": "error", "code": "invalid_request", "message": f"unknown message {kind!r}"})
+            await p.send(error("invalid_request"))
+
+    def _updated(self, room: Room, p: Participant) -> None:
+        """Broadcast ``p``'s state soon: many changes within ``BROADCAST_COALESCE_S`` go out once."""
+        room.dirty.add(p.id)
+        if room.flush is None:
+            room.flush = asyncio.get_running_loop().call_later(BROADCAST_COALESCE_S, self._flush_updates, room)
+
+    def _flush_updates(self, room: Room) -> None:
+        room.flush = None
+        dirty, room.dirty = room.dirty, set()
+        for pid in dirty:
+            p = room.participants.get(pid)
+            if p is None:
+                continue
+            message = {"type": "participant_updated", "participant": p.public()}
+            for other in list(room.participants.values()):
+                if other is not p:
+                    sent = asyncio.ensure_future(other.send(message))
+                    self._sends.add(sent)
+                    sent.add_done_callback(self._sends.discard)
 
     # -- recording -------------------------------------------------------------------------------
 
     async def _record(self, room: Room, p: Participant, data: dict[str, Any]) -> None:
         if p.role != "organizer" or self.uploader is None:
-            await p.send({"type": "error", "code": "forbidden", "message": "only the organizer records"})
+            await p.send(error("forbidden"))
             return
         try:
             grant = tokens.verify_grant(
                 self.token_public_key, str(data.get("grant", "")), self.mcu_id, room.key, datetime.now(UTC)
             )
-        except tokens.TokenError as exc:
-            await p.send({"type": "error", "code": "unauthenticated", "message": str(exc)})
+        except tokens.TokenError:
+            await p.send(error("unauthenticated"))
             return
         if grant.action == "start" and room.recording is None:
             room.recording = RoomRecording(grant.recording_id, room.key, self.uploader.root / grant.recording_id)
@@ -304,12 +399,23 @@ class RoomRegistry:
 
     async def _publish(self, room: Room, p: Participant, offer_sdp: str) -> None:
         if p.pub_pc is not None:
-            await p.send({"type": "error", "code": "invalid_request", "message": "already publishing"})
+            await p.send(error("invalid_request"))  # one publish per socket
+            return
+        sections = media_sections(offer_sdp)
+        if not sections or any(n > MAX_SECTIONS.get(kind, 0) for kind, n in sections.items()):
+            await p.send(error("too_many_tracks"))  # each section would be a receiver, a task, a decoder thread
             return
         pc = RTCPeerConnection(self._config())
         p.pub_pc = pc
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception:  # noqa: BLE001 - a refused offer: that publish fails, the participant stays
+            log.info("a publish offer was refused")
+            p.pub_pc = None
+            await pc.close()
+            await p.send(error("invalid_sdp"))
+            return
         for transceiver in pc.getTransceivers():
             codecs = transceiver._codecs  # negotiated, preferred first
             if transceiver.receiver.track is not None and codecs and transceiver.direction in ("recvonly", "sendrecv"):

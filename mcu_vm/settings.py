@@ -16,6 +16,12 @@ def _req(env: dict[str, str], name: str) -> str:
     return value
 
 
+def _auth(value: str) -> str:
+    if value not in ("secret", "gce"):
+        raise MissingSetting("MCU_AUTH must be secret or gce")
+    return value
+
+
 @dataclass(frozen=True)
 class McuSettings:
     mcu_id: str
@@ -37,6 +43,8 @@ class McuSettings:
     heartbeat_s: float = 5.0
     recordings_dir: str = "/var/lib/webmeeting/recordings"  # raw tracks until their upload is confirmed
     raw_bucket: str = ""  # the raw-recordings bucket; empty: this MCU does not record
+    trusted_proxy_hops: int = 0  # proxies in front of the signalling port (production: Caddy, 1)
+    auth: str = "secret"  # how the MCU proves itself to the portal: "secret" (MCU_SECRET) | "gce" (ID token)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> McuSettings:
@@ -49,7 +57,7 @@ class McuSettings:
             region=_req(env, "MCU_REGION"),
             public_url=_req(env, "MCU_PUBLIC_URL"),
             portal_url=_req(env, "MCU_PORTAL_URL").rstrip("/"),
-            secret=_req(env, "MCU_SECRET"),
+            secret=_req(env, "MCU_SECRET") if env.get("MCU_AUTH", "secret") == "secret" else "",
             token_public_key=_req(env, "MCU_JOIN_TOKEN_PUBLIC_KEY"),
             host=env.get("MCU_HOST", "127.0.0.1"),
             port=int(env.get("MCU_PORT", "0")),
@@ -64,4 +72,6 @@ class McuSettings:
             heartbeat_s=float(env.get("MCU_HEARTBEAT_S", "5")),
             recordings_dir=env.get("MCU_RECORDINGS_DIR", "/var/lib/webmeeting/recordings"),
             raw_bucket=env.get("MCU_RAW_BUCKET", ""),
+            trusted_proxy_hops=int(env.get("MCU_TRUSTED_PROXY_HOPS", "0")),
+            auth=_auth(env.get("MCU_AUTH", "secret")),
         )

@@ -26,8 +26,10 @@ def make_app(settings: McuSettings) -> web.Application:
     passthrough.install()
     if settings.ice_addresses:
         net.use_addresses(list(settings.ice_addresses))
-    portal = PortalClient(settings.portal_url, settings.mcu_id, settings.secret)
-    uploader = Uploader(Path(settings.recordings_dir), settings.raw_bucket, portal) if settings.raw_bucket else None
+    portal = PortalClient(settings.portal_url, settings.mcu_id, settings.secret, settings.auth)
+    uploader = (
+        Uploader(Path(settings.recordings_dir), settings.raw_bucket, portal, settings.mcu_id) if settings.raw_bucket else None
+    )
     registry = RoomRegistry(settings.mcu_id, settings.token_public_key, list(settings.ice_servers), portal, uploader)
 
     async def status(request: web.Request) -> web.Response:

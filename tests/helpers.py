@@ -191,3 +191,11 @@ def inbox(platform: Any, to: str) -> list[Any]:
         if to in (msg["To"] or ""):
             out.append(msg)
     return out
+
+
+def raw_objects(recording_id: str) -> list[Any]:
+    """The raw-track objects of a recording, whichever MCU wrote them (raw/<mcu>/<recording>/...)."""
+    from infra.launcher import RAW_BUCKET
+    from webmeeting.adapters import storage
+
+    return [b for b in storage.client().list_blobs(RAW_BUCKET, prefix="raw/") if f"/{recording_id}/" in b.name]

@@ -61,7 +61,6 @@ class Settings:
     recording_days: int = 7  # recordings (and their links) live this long after creation
     session_grace_s: float = 30.0  # a meeting empty this long is over (its report goes out); a return before continues it
     join_token_key: str = ""  # PEM, ES256 private key signing join tokens (meeting_api)
-    mcu_secret: str = ""  # bearer secret MCUs present (mcu_api; production: OIDC instead)
     tasks_target: str = ""  # base URL of the internal tasks function, as Cloud Tasks and Scheduler reach it
     tasks_auth: str = "secret"  # tasks_api callers: "secret" (local: the task secret header) | "iam" (production)
     tasks_secret: str = ""  # the local task secret (tasks_auth=secret)
@@ -98,7 +97,6 @@ class Settings:
             convert_lease_s=float(env.get("WEBMEETING_CONVERT_LEASE_S", "60")),
             recording_days=int(env.get("WEBMEETING_RECORDING_DAYS", "7")),
             join_token_key=env.get("WEBMEETING_JOIN_TOKEN_KEY", ""),
-            mcu_secret=env.get("WEBMEETING_MCU_SECRET", ""),
             tasks_target=env.get("WEBMEETING_TASKS_TARGET", "").rstrip("/"),
             tasks_auth=_choice(env, "WEBMEETING_TASKS_AUTH", ("secret", "iam"), "secret"),
             tasks_secret=env.get("WEBMEETING_TASKS_SECRET", ""),

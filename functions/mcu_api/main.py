@@ -4,20 +4,23 @@ POST /api/mcu/v1/heartbeat  {id, region, url, capacity, load, latitude, longitud
 POST /api/mcu/v1/events     {events: [{id, type, meeting_key, participant_id, at, ...}]}
 POST /api/mcu/v1/recordings/<id>/uploaded  {recording_id, meeting_key, started_at, stopped_at, tracks}
 
-Authenticated by ``Authorization: Bearer <WEBMEETING_MCU_SECRET>`` and ``X-MCU-Id`` (in
-production the MCU's service-account OIDC token is verified by the platform in front).
+Every call proves which MCU it is (``webmeeting.adapters.mcu_identity``: production, a
+Google-signed ID token naming the instance; locally, the MCU's own secret) and speaks only for
+that MCU: a heartbeat for its own id, its configured URL and region, at its configured location
+and within its configured capacity; uploads only under its own object prefix.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 
 import flask
 import functions_framework
 
 from webmeeting import errors, http, runtime
+from webmeeting.adapters import mcu_identity
 from webmeeting.domain.api import McuEvents, McuHeartbeat, RecordingUploaded
+from webmeeting.domain.mcu import RegisteredMcu
 from webmeeting.services import lifecycle, recordings
 from webmeeting.services.mcus import record_heartbeat
 from webmeeting.services.sessions import reconcile_live, record_events
@@ -27,13 +30,28 @@ BODY_LIMIT = 512 * 1024
 UPLOADED_RE = re.compile(r"^/recordings/([0-9a-f]{32})/uploaded$")
 
 
-def _authenticate(request: flask.Request) -> str:
-    secret = runtime.settings().require("mcu_secret")
-    presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
+def _authenticate(request: flask.Request) -> tuple[str, RegisteredMcu]:
+    s = runtime.settings()
     mcu_id = request.headers.get("X-MCU-Id", "")
-    if not mcu_id or not hmac.compare_digest(presented.encode(), secret.encode()):
-        raise errors.Unauthenticated("MCU credentials required")
-    return mcu_id
+    authorization = request.headers.get("Authorization", "")
+    entry = mcu_identity.authenticate(mcu_id, authorization, s.public_base_url + PREFIX, s.project)
+    return mcu_id, entry
+
+
+def _heartbeat_fields(beat: McuHeartbeat, entry: RegisteredMcu) -> dict[str, object]:
+    """What the heartbeat may say: its URL and region are the configured ones; location and the
+    capacity ceiling come from the configuration, never from the MCU."""
+    if beat.url != entry.url or beat.region != entry.region:
+        raise errors.Forbidden("an MCU speaks only for its own configured URL and region")
+    return {
+        "region": entry.region,
+        "url": entry.url,
+        "capacity": min(beat.capacity, entry.capacity),
+        "load": beat.load,
+        "latitude": entry.latitude,
+        "longitude": entry.longitude,
+        "workers": beat.workers,
+    }
 
 
 @functions_framework.http
@@ -45,19 +63,22 @@ def mcu_api(request: flask.Request) -> flask.Response:
             raise errors.NotFound("no such endpoint")
         if request.method != "POST":
             return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-        mcu_id = _authenticate(request)
+        mcu_id, entry = _authenticate(request)
         body = http.read_body(request, BODY_LIMIT)
         now = runtime.clock().now()
         if uploaded:
             report = http.parse(RecordingUploaded, body)
             if report.recording_id != uploaded.group(1):
                 raise errors.InvalidRequest("recording_id must match the path")
+            prefix = f"raw/{mcu_id}/{report.recording_id}/"
+            if any(not t.object.startswith(prefix) or ".." in t.object for t in report.tracks):
+                raise errors.Forbidden("an MCU's tracks lie under its own prefix")
             return http.json_response({"outcome": recordings.uploaded(mcu_id, report, runtime.settings(), now)})
         if path == "/heartbeat":
             beat = http.parse(McuHeartbeat, body)
             if beat.id != mcu_id:
-                raise errors.InvalidRequest("id must match X-MCU-Id")
-            record_heartbeat(mcu_id, beat.model_dump(exclude={"live", "live_at"}))
+                raise errors.Forbidden("an MCU speaks only for itself")
+            record_heartbeat(mcu_id, _heartbeat_fields(beat, entry))
             if beat.live is not None and beat.live_at is not None:  # lost "left" events: reconcile
                 lifecycle.after(reconcile_live(mcu_id, beat.live, beat.live_at, now), runtime.settings())
             return flask.Response(status=204)

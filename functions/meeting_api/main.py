@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from webmeeting import errors, http, runtime, tokens
 from webmeeting.domain.api import JoinRequest, Participant, RecordingAction
 from webmeeting.domain.polls import PollDraft, Vote
-from webmeeting.services import dialin, files, invitations, polls, recordings
+from webmeeting.services import dialin, files, invitations, polls, recordings, sessions
 from webmeeting.services.join import join
 
 PREFIX = "/api/meet/v1"
@@ -43,9 +43,18 @@ def _claims(request: flask.Request) -> tokens.JoinClaims:
         raise errors.Unauthenticated(str(exc)) from exc
 
 
+def _present(request: flask.Request) -> tokens.JoinClaims:
+    """The caller's claims, if an MCU has confirmed their connection to the meeting: a token
+    from /join alone lists, downloads, shares and votes nothing."""
+    claims = _claims(request)
+    if not sessions.is_present(claims.meeting_key, claims.participant_id):
+        raise errors.Forbidden("join the meeting first: this needs your live connection", code="not_connected")
+    return claims
+
+
 def _files(request: flask.Request) -> flask.Response:
     if request.method == "GET":
-        return http.json_response({"files": files.listing(_claims(request))})
+        return http.json_response({"files": files.listing(_present(request))})
     if request.method != "POST":
         return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
     claims = _claims(request)
@@ -53,6 +62,7 @@ def _files(request: flask.Request) -> flask.Response:
     if not re.fullmatch(r"[A-Za-z0-9]{1,8}", ext) or set(request.args) - {"ext"}:
         raise errors.InvalidRequest("the query is ?ext=<file extension> (the file's name is never sent)")
     data = http.read_body(request, files.max_bytes())
+    _present(request)
     return http.json_response(files.upload(claims, ext, data, runtime.clock().now()), 201)
 
 
@@ -73,7 +83,7 @@ def _invite(request: flask.Request) -> flask.Response:
 
 
 def _pdfs(request: flask.Request, rel: str) -> flask.Response:
-    claims = _claims(request)
+    claims = _present(request)
     parts = rel.strip("/").split("/")
     if parts == ["pdfs"] and request.method == "GET":
         return http.json_response({"pdfs": files.list_pdfs(claims)})
@@ -104,10 +114,10 @@ def _polls(request: flask.Request, rel: str) -> flask.Response:
     if len(parts) == 3 and parts[0] == "polls" and parts[2] == "run" and ID_RE.match(parts[1]) and method == "POST":
         return http.json_response(polls.run(claims, parts[1], now), 201)
     if parts == ["runs"] and method == "GET":
-        return http.json_response({"runs": polls.results(claims)})
+        return http.json_response({"runs": polls.results(_present(request))})
     if len(parts) == 3 and parts[0] == "runs" and ID_RE.match(parts[1]):
         if parts[2] == "vote" and method == "POST":
-            polls.vote(claims, parts[1], http.parse(Vote, http.read_body(request, 1024)).option, now)
+            polls.vote(_present(request), parts[1], http.parse(Vote, http.read_body(request, 1024)).option, now)
             return flask.Response(status=204)
         if parts[2] == "report.pdf" and method == "GET":
             pdf = polls.report_pdf(claims, parts[1])
@@ -127,14 +137,14 @@ def _dialin(request: flask.Request) -> flask.Response:
     claims = _claims(request)
     if claims.role != "organizer":
         raise errors.Forbidden("dial-in data is for the organizer only", code="organizer_only")
+    _present(request)
     return http.json_response(dialin.for_organizer(claims.meeting_key))
 
 
-@functions_framework.http
 def _recording(request: flask.Request) -> flask.Response:
     if request.method != "POST":
         return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-    claims = _claims(request)
+    claims = _present(request)
     action = http.parse(RecordingAction, http.read_body(request, 256)).action
     s = runtime.settings()
     if action == "start":
@@ -142,6 +152,7 @@ def _recording(request: flask.Request) -> flask.Response:
     return http.json_response(recordings.stop(claims, s))
 
 
+@functions_framework.http
 def meeting_api(request: flask.Request) -> flask.Response:
     try:
         path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path

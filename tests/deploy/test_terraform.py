@@ -114,7 +114,8 @@ def test_every_function_folder_and_job_has_its_resources() -> None:
     assert job["for_each"] == "${local.jobs}" and "oidc_token" in job["http_target"][0]
     assert ("google_cloud_tasks_queue", "queue") in portal
     env = resources(TF / "environments" / "production" / "main.tf")
-    assert ("google_service_account", "mcu") in env and ("google_service_account", "converter") in env
+    assert ("google_service_account", "converter") in env
+    assert ("google_service_account", "mcu") in resources(TF / "modules" / "mcu" / "main.tf")  # one per MCU group
     converter = resources(TF / "modules" / "converter" / "main.tf")[("google_cloud_run_v2_job", "converter")]
     assert converter["template"][0]["template"][0]["max_retries"] == 0
 

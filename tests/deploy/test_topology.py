@@ -143,3 +143,28 @@ def test_every_task_targets_what_production_can_reach() -> None:
     platform.endpoints.update(smtp={"port": 1}, dns={"port": 1}, pbx_simulator="http://127.0.0.1:3")
     platform.signing_key_file = lambda: Path("/nonexistent/key.json")  # type: ignore[method-assign]
     assert platform.function_env()["WEBMEETING_TASKS_TARGET"] == "http://127.0.0.1:1"
+
+
+def test_each_mcu_proves_itself_and_writes_only_its_own_raw_prefix() -> None:
+    mcu = resources(TF / "modules" / "mcu" / "main.tf")
+    raw = mcu[("google_storage_bucket_iam_member", "raw")]
+    assert raw["role"] == "roles/storage.objectCreator"  # no read, overwrite or delete
+    expression = raw["condition"][0]["expression"].replace('\\"', '"')  # HCL escapes the quotes
+    assert expression == 'resource.name.startsWith("projects/_/buckets/${var.raw_bucket}/objects/raw/${var.name}-")'
+    template = mcu[("google_compute_instance_template", "mcu")]
+    assert template["service_account"][0]["email"] == "${google_service_account.mcu.email}"
+    startup = (TF / "modules" / "mcu" / "startup.sh.tftpl").read_text()
+    assert "MCU_AUTH=gce" in startup and "MCU_SECRET" not in startup and "MCU_TRUSTED_PROXY_HOPS=1" in startup
+    # the registry the portal checks MCUs against comes from the MCU groups themselves
+    outputs = parse(TF / "modules" / "mcu" / "outputs.tf")["output"]
+    registry = next(o["registry"] for o in outputs if "registry" in o)
+    assert "${var.name}-${i + 1}" in registry["value"] and "google_service_account.mcu.email" in registry["value"]
+    env = parse(PORTAL / "main.tf")["locals"][0]["env"]
+    assert env["WEBMEETING_MCUS"] == "${jsonencode(var.mcus)}"
+    text = "\n".join(p.read_text() for p in TF.rglob("*.tf"))
+    assert "mcu-secret" not in text and "WEBMEETING_MCU_SECRET" not in text
+    production = (TF / "environments" / "production" / "main.tf").read_text()
+    assert "merge([for m in module.mcu : m.registry]...)" in production
+    # nothing else grants an MCU account anything on the raw bucket
+    grants = [body for (rtype, _), body in resources(TF / "environments" / "production" / "main.tf").items() if "iam" in rtype]
+    assert not [g for g in grants if "mcu" in str(g.get("member", ""))]

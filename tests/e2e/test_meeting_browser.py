@@ -104,7 +104,7 @@ def test_the_mcu_never_decodes(playwright: Any, meeting_url: str, platform: Plat
     try:
         for page in pages:
             _assert_media(page, 1)
-        health = requests.get(platform.endpoints["mcus"][0]["health"], timeout=5).json()
+        health = requests.get(platform.endpoints["mcus"][0]["status"], timeout=5).json()
         assert health["forwarded_streams"] == 4 and health["participants"] == 2
         assert health["decoders_created"] == 0
     finally:

@@ -19,10 +19,10 @@ import pytest
 import requests
 from playwright.sync_api import Page
 
-from infra.launcher import RAW_BUCKET, RECORDINGS_BUCKET, Platform
+from infra.launcher import RECORDINGS_BUCKET, Platform
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import close, join, launch
-from tests.helpers import ext, wait_for
+from tests.helpers import ext, raw_objects, wait_for
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
 
@@ -125,7 +125,7 @@ def test_a_recorded_meeting_becomes_one_mp4_with_both_people(
     assert got.status_code == 200 and got.content == mp4.read_bytes()
 
     # the raw tracks are gone: from the bucket and from the MCU's disk
-    assert list(storage.client().list_blobs(RAW_BUCKET, prefix=f"raw/{rec['id']}/")) == []
+    assert raw_objects(rec["id"]) == []
     assert rec["raw_deleted"] is True or _wait(
         lambda: fs.data(fs.client().collection("recordings").document(rec["id"]).get())["raw_deleted"], "raw deleted"
     )

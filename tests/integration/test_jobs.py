@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
 def test_job_runs_with_credentials_only(platform: Platform, job) -> None:  # type: ignore[no-untyped-def]
     assert croniter.is_valid(job.schedule)
-    url = platform.endpoints["portal"] + job.path
+    url = platform.upstreams["tasks_api"] + job.path  # the internal function itself, as the scheduler calls it
+    assert_error(requests.post(platform.endpoints["portal"] + job.path, json={}, timeout=30), 404, "not_found")  # never routed
     assert_error(requests.post(url, json={}, timeout=30), 401, "unauthenticated")
     assert_error(requests.post(url, json={}, headers={"X-Webmeeting-Task-Secret": "wrong"}, timeout=30), 401, "unauthenticated")
     ok = requests.post(url, json={}, headers={"X-Webmeeting-Task-Secret": platform.tasks_secret}, timeout=60)

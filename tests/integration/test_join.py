@@ -190,7 +190,7 @@ def test_events_are_stored_once_and_move_the_counter(platform: Platform, quick: 
     assert session_doc["count"] == 0 and session_doc["ended_at"]
 
     # a retried batch changes nothing
-    headers = {"Authorization": f"Bearer {platform.mcu_secret}", "X-MCU-Id": "mcu-eu-1"}
+    headers = {"Authorization": f"Bearer {platform.mcu_secrets['mcu-eu-1']}", "X-MCU-Id": "mcu-eu-1"}
     batch = {
         "events": [
             {

@@ -50,7 +50,7 @@ def mcu_events(platform: Platform, mcu_id: str, events: list[dict[str, Any]]) ->
     return requests.post(
         f"{platform.endpoints['portal']}/api/mcu/v1/events",
         json={"events": events},
-        headers={"Authorization": f"Bearer {platform.mcu_secret}", "X-MCU-Id": mcu_id},
+        headers={"Authorization": f"Bearer {platform.mcu_secrets[mcu_id]}", "X-MCU-Id": mcu_id},
         timeout=10,
     )
 
@@ -202,6 +202,7 @@ def test_a_lost_left_is_reconciled_from_the_mcus_live_snapshot(platform: Platfor
 def test_a_dead_mcus_participants_are_closed_at_its_last_heartbeat(platform: Platform, pbx: PbxClient, org_email: str) -> None:
     key, _ = scheduled(platform, pbx, org_email)
     dead = fs.client().collection("mcus").document("mcu-dead-1")
+    platform.register_mcu("mcu-dead-1", "test-dead", "ws://127.0.0.1:9/ws", 0.0, 0.0)  # its own identity
     last = datetime.now(UTC) - timedelta(seconds=60)
     dead.set(
         {

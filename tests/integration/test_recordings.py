@@ -24,7 +24,7 @@ from aiortc.mediastreams import AudioStreamTrack
 from infra.launcher import RAW_BUCKET, RECORDINGS_BUCKET, Platform
 from infra.pbx_client import PbxClient
 from mcu_vm import net
-from tests.helpers import assert_error, dump_firestore, ext, join_meeting, new_pbx
+from tests.helpers import assert_error, dump_firestore, ext, join_meeting, new_pbx, raw_objects
 from tests.helpers import wait_for as _wait_for
 from tests.mcu_client import FlatVideoTrack, McuClient, record
 from webmeeting.adapters import firestore as fs
@@ -125,7 +125,7 @@ def assert_one_good_mp4(rec_id: str, seconds: float, tmp: Path) -> dict[str, Any
         frame = next(f for f in c.decode(video=0) if float(f.pts * f.time_base) > seconds / 2)
         gray = frame.to_ndarray(format="gray")
         assert gray[180:540, 80:560].mean() > 20 and gray[180:540, 720:1200].mean() > 20  # both people
-    wait_for("the raw tracks to go", lambda: not list(storage.client().list_blobs(RAW_BUCKET, prefix=f"raw/{rec_id}/")), 30)
+    wait_for("the raw tracks to go", lambda: not raw_objects(rec_id), 30)
     return rec
 
 
@@ -235,7 +235,7 @@ def test_a_failing_upload_is_retried_and_nothing_is_lost(platform: Platform, mee
         meeting.close()
         doc = wait_for("the failure", lambda: (d := recording_doc(rec_id)) and d.get("status") == "failed" and d)
         assert "NotFound" in doc["error"] or "404" in doc["error"], doc["error"]
-        assert list(storage.client().list_blobs(RAW_BUCKET, prefix=f"raw/{rec_id}/"))  # raw tracks kept
+        assert raw_objects(rec_id)  # raw tracks kept
     finally:
         storage.ensure_bucket(RECORDINGS_BUCKET)
     assert_one_good_mp4(rec_id, 4, tmp_path)
@@ -249,7 +249,7 @@ def test_the_portal_down_when_the_mcu_reports(platform: Platform, meeting: Meeti
     try:
         wait_for(
             "the raw tracks uploaded",
-            lambda: len(list(storage.client().list_blobs(RAW_BUCKET, prefix=f"raw/{rec_id}/"))) == 4,
+            lambda: len(raw_objects(rec_id)) == 4,
             30,
         )
         time.sleep(2)
@@ -279,7 +279,7 @@ def test_an_admin_retries_a_failed_recording_on_a_chosen_converter(platform: Pla
         3.0,
     )
     for track in manifest["tracks"]:
-        track["object"] = f"raw/{rec_id}/{track['file']}"
+        track["object"] = f"raw/mcu-eu-1/{rec_id}/{track['file']}"
         storage.bucket(RAW_BUCKET).blob(track["object"]).upload_from_filename(str(tmp_path / "raw" / track["file"]))
     now = datetime.now(UTC)
     fs.client().collection("recordings").document(rec_id).set(

@@ -135,7 +135,7 @@ def test_participant_names_and_ips_go_7_days_after_the_meeting(platform: Platfor
     resp = requests.post(
         f"{platform.endpoints['portal']}/api/mcu/v1/events",
         json={"events": events},
-        headers={"Authorization": f"Bearer {platform.mcu_secret}", "X-MCU-Id": "mcu-eu-1"},
+        headers={"Authorization": f"Bearer {platform.mcu_secrets['mcu-eu-1']}", "X-MCU-Id": "mcu-eu-1"},
         timeout=10,
     )
     assert resp.status_code == 200
@@ -174,7 +174,7 @@ def test_recordings_go_7_days_after_creation(platform: Platform, clock_file: Pat
     objects = []
     for n, created in enumerate((now, now + timedelta(hours=1))):
         rec_id = f"{n:x}" * 32
-        out, raw = f"recordings/{secrets.token_hex(16)}.mp4", f"raw/{rec_id}/t000-video.wmr"
+        out, raw = f"recordings/{secrets.token_hex(16)}.mp4", f"raw/mcu-eu-1/{rec_id}/t000-video.wmr"
         storage.bucket(RECORDINGS_BUCKET).blob(out).upload_from_string(b"mp4")
         storage.bucket(RAW_BUCKET).blob(raw).upload_from_string(b"raw")
         fs.client().collection("recordings").document(rec_id).set(

@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 EARTH_RADIUS_KM = 6371.0088  # mean radius
 TIE_KM = 1.0  # MCUs closer together than this are equally close: the less loaded wins
@@ -70,3 +73,44 @@ def choose_mcu(where: Location, mcus: Iterable[Mcu]) -> Mcu:
         raise NoMcuAvailable("no MCU is registered")
     states = sorted({"full" if m.status == "active" else m.status for m in mcus})
     raise NoMcuAvailable(f"no MCU can take more participants ({', '.join(states)})")
+
+
+# --- the MCU registry: who may speak as which MCU ---------------------------------------------
+
+
+class RegisteredMcu(BaseModel):
+    """One MCU as the platform's configuration knows it (production: terraform, from the
+    instance groups and their static addresses; locally: the launcher). A heartbeat speaks for
+    this id only, with exactly this URL and region, at this location, up to this capacity.
+
+    Exactly one credential: ``account`` (production: the email of the service account whose
+    Google-signed ID token, naming this instance, the MCU presents) or ``secret_sha256`` (local:
+    the SHA-256 hex of the MCU's own secret)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str = Field(pattern=r"^[a-z0-9-]{1,32}$")
+    url: str = Field(pattern=r"^wss?://[^\s/]+/\S*$", max_length=300)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    capacity: int = Field(ge=0, le=100_000)
+    account: str = Field(default="", max_length=200)
+    secret_sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> RegisteredMcu:
+        if bool(self.account) == bool(self.secret_sha256):
+            raise ValueError("an MCU has exactly one credential: account or secret_sha256")
+        return self
+
+
+MCU_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_REGISTRY = TypeAdapter(dict[Annotated[str, Field(pattern=MCU_ID_PATTERN)], RegisteredMcu])
+
+
+def parse_registry(text: str) -> dict[str, RegisteredMcu]:
+    """The registry's JSON (``{mcu_id: {...}}``); raises ValueError when malformed."""
+    try:
+        return _REGISTRY.validate_json(text or "{}")
+    except ValidationError as exc:
+        raise ValueError(f"the MCU registry is malformed: {exc.error_count()} errors") from None

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from webmeeting.domain.api import EMAIL_RE, Extension
+from webmeeting.domain.api import Extension, is_email
 
 MANIFEST_SHARDS = 16  # manifest documents per PBX; keeps each well under Firestore's 1 MiB
 
@@ -89,7 +89,7 @@ def base_reason(ext: Extension) -> str | None:
     email = (ext.email or "").strip()
     if not email:
         return "missing_email"
-    if not EMAIL_RE.match(email):
+    if not is_email(email):
         return "invalid_email"
     if not (ext.first_name or "").strip() and not (ext.last_name or "").strip():
         return "missing_name"

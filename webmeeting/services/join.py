@@ -17,7 +17,7 @@ from webmeeting.errors import Forbidden, LicenseInvalid, Unavailable
 from webmeeting.services.mcus import all_mcus, confirm_failure
 from webmeeting.services.meetings import resolve_key
 from webmeeting.services.pbx_api import load_license, pbx_location
-from webmeeting.services.sessions import active_count, move_session
+from webmeeting.services.sessions import move_session, occupancy
 from webmeeting.settings import Settings
 
 
@@ -53,8 +53,12 @@ def join(req: JoinRequest, settings: Settings, now: datetime, wall_now: datetime
     problem = license_problem(lic, now)
     if problem or lic is None:
         raise LicenseInvalid(f"this meeting's {problem or 'license unknown'}")
-    count, session_mcu = active_count(req.meeting_key)
-    if req.rejoin_secret is None and count >= lic.max_participants:
+    room = occupancy(req.meeting_key)
+    count, session_mcu = room.count, room.mcu_id
+    # a full meeting takes back only someone it has seen in this session (a reconnect), never a
+    # newcomer with a made-up rejoin secret
+    returning = req.rejoin_secret is not None and participant_id(req.rejoin_secret) in room.seen
+    if count >= lic.max_participants and not returning:
         raise MeetingFull(f"this meeting allows {lic.max_participants} participants")
     mcus = all_mcus()
     if req.failed_mcu_id:

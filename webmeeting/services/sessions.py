@@ -217,9 +217,27 @@ def move_session(meeting_key: str, mcu_id: str) -> None:
     sessions().document(meeting_key).set({"mcu_id": mcu_id}, merge=True)
 
 
+@dataclass(frozen=True)
+class Occupancy:
+    count: int  # participants connected now
+    mcu_id: str | None  # the MCU the running session is on
+    seen: frozenset[str]  # participant ids seen in this session (they may come back)
+    present: frozenset[str]  # participant ids connected now
+
+
+def occupancy(meeting_key: str) -> Occupancy:
+    d = fs.data(sessions().document(meeting_key).get())
+    count = int(d.get("count", 0))
+    present = frozenset(_on(d.get("conns") or {}))
+    return Occupancy(count, d.get("mcu_id") if count > 0 else None, frozenset(d.get("seen") or []), present)
+
+
 def active_count(meeting_key: str) -> tuple[int, str | None]:
     """(participants now in the meeting's session, the MCU it runs on)."""
-    snap = sessions().document(meeting_key).get()
-    d = fs.data(snap)
-    count = int(d.get("count", 0))
-    return count, (d.get("mcu_id") if count > 0 else None)
+    o = occupancy(meeting_key)
+    return o.count, o.mcu_id
+
+
+def is_present(meeting_key: str, participant_id: str) -> bool:
+    """Whether an MCU has confirmed that this participant is connected to the meeting now."""
+    return participant_id in occupancy(meeting_key).present

@@ -30,13 +30,7 @@ module "data" {
   depends_on   = [google_project_service.api]
 }
 
-# --- the MCUs' and converters' accounts (the portal module makes the functions') ----------------
-
-resource "google_service_account" "mcu" {
-  project      = var.project_id
-  account_id   = "wm-mcu"
-  display_name = "webmeeting MCUs"
-}
+# --- the converters' account (the portal module makes the functions', each MCU module its own) -----
 
 resource "google_service_account" "converter" {
   project      = var.project_id
@@ -44,30 +38,11 @@ resource "google_service_account" "converter" {
   display_name = "webmeeting recording converters"
 }
 
-resource "google_project_iam_member" "mcu" {
-  for_each = toset(["roles/logging.logWriter", "roles/monitoring.metricWriter"])
-  project  = var.project_id
-  role     = each.value
-  member   = "serviceAccount:${google_service_account.mcu.email}"
-}
-
 resource "google_project_iam_member" "converter" {
   for_each = toset(["roles/logging.logWriter", "roles/datastore.user", "roles/cloudtasks.enqueuer"])
   project  = var.project_id
   role     = each.value
   member   = "serviceAccount:${google_service_account.converter.email}"
-}
-
-resource "google_storage_bucket_iam_member" "mcu_raw" {
-  bucket = module.data.buckets["raw_recordings"]
-  role   = "roles/storage.objectUser" # upload, verify (read back), replace a partial upload
-  member = "serviceAccount:${google_service_account.mcu.email}"
-}
-
-resource "google_storage_bucket_iam_member" "mcu_package" {
-  bucket = module.data.buckets["sources"]
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.mcu.email}"
 }
 
 resource "google_storage_bucket_iam_member" "converter" {
@@ -92,7 +67,8 @@ module "portal" {
   package_dir               = var.package_dir
   converters                = local.converters
   converter_service_account = google_service_account.converter.email
-  mcu_service_account       = google_service_account.mcu.email
+  mcus                      = merge([for m in module.mcu : m.registry]...) # who may speak as which MCU
+  mcu_accounts              = { for region, m in module.mcu : region => m.service_account }
   ops_email                 = var.ops_email
   smtp_host                 = var.smtp_host
   mail_from                 = var.mail_from
@@ -118,7 +94,7 @@ module "mcu" {
   portal_url            = var.public_base_url
   package_object        = "gs://${module.data.buckets["sources"]}/${google_storage_bucket_object.mcu_package.name}"
   raw_bucket            = module.data.buckets["raw_recordings"]
-  service_account_email = google_service_account.mcu.email
+  sources_bucket        = module.data.buckets["sources"]
   udp_port_min          = var.mcu_udp_port_min
   udp_port_max          = var.mcu_udp_port_max
   depends_on            = [google_project_service.api]

@@ -1,6 +1,38 @@
-# MCUs of one region: an instance template, a regional managed instance group with health-check
+# MCUs of one region: a service account of their own (least privilege: logs, metrics, the
+# package, and creating raw recordings under this group's own prefix — no reading, overwriting
+# or deleting), an instance template, a regional managed instance group with health-check
 # auto-healing, a static external IP per VM (browsers reach the MCU directly for media), and
 # firewall rules for signalling and the UDP media range.
+
+resource "google_service_account" "mcu" {
+  project      = var.project_id
+  account_id   = substr("wm-${var.name}", 0, 30)
+  display_name = "webmeeting MCUs ${var.region}"
+}
+
+resource "google_project_iam_member" "mcu" {
+  for_each = toset(["roles/logging.logWriter", "roles/monitoring.metricWriter"])
+  project  = var.project_id
+  role     = each.value
+  member   = "serviceAccount:${google_service_account.mcu.email}"
+}
+
+resource "google_storage_bucket_iam_member" "raw" {
+  bucket = var.raw_bucket
+  role   = "roles/storage.objectCreator" # create only: Storage checks the declared MD5; no read, overwrite or delete
+  member = "serviceAccount:${google_service_account.mcu.email}"
+  condition {
+    title       = "own-prefix"
+    description = "Only raw/<this group's MCU ids>/..."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${var.raw_bucket}/objects/raw/${var.name}-\")"
+  }
+}
+
+resource "google_storage_bucket_iam_member" "package" {
+  bucket = var.sources_bucket
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.mcu.email}"
+}
 
 resource "google_compute_address" "mcu" {
   count   = var.size
@@ -30,7 +62,7 @@ resource "google_compute_instance_template" "mcu" {
   }
 
   service_account {
-    email  = var.service_account_email
+    email  = google_service_account.mcu.email
     scopes = ["cloud-platform"]
   }
 
@@ -56,6 +88,7 @@ resource "google_compute_instance_template" "mcu" {
       udp_port_min    = var.udp_port_min
       udp_port_max    = var.udp_port_max
       project_id      = var.project_id
+      capacity        = var.capacity
     })
   }
 

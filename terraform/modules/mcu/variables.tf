@@ -50,9 +50,15 @@ variable "raw_bucket" {
   description = "The raw-recordings bucket the MCUs upload to."
 }
 
-variable "service_account_email" {
+variable "sources_bucket" {
   type        = string
-  description = "The MCUs' service account."
+  description = "The bucket holding the MCU package (read by the VMs at start)."
+}
+
+variable "capacity" {
+  type        = number
+  default     = 200
+  description = "Participants one MCU VM takes: its heartbeats may report less, never more."
 }
 
 variable "signalling_port" {

@@ -7,12 +7,11 @@ locals {
   functions = toset(jsondecode(file("${path.module}/../../generated/functions.json")).functions)
   jobs      = jsondecode(file("${path.module}/../../generated/jobs.json"))
   retention = jsondecode(file("${path.module}/../../generated/retention.json"))
-  secrets   = toset(["secret-key", "join-token-key", "join-token-public-key", "mcu-secret"])
+  secrets   = toset(["secret-key", "join-token-key", "join-token-public-key"])
   # which function reads which secret (as WEBMEETING_<NAME>); nothing more
   secret_readers = {
     "secret-key"     = tolist(local.functions)
     "join-token-key" = ["meeting_api"]
-    "mcu-secret"     = ["mcu_api"]
   }
   secret_grants = merge([for secret, fns in local.secret_readers : { for fn in fns : "${fn}-${secret}" => { fn = fn, secret = secret } }]...)
 
@@ -43,6 +42,7 @@ locals {
     WEBMEETING_SMTP_TLS             = "starttls"
     WEBMEETING_DNS_SERVER           = var.dns_server
     WEBMEETING_TASKS_SERVICE_ACCOUNT = google_service_account.tasks.email
+    WEBMEETING_MCUS                  = jsonencode(var.mcus) # MCU identity: mcu_api checks each caller against it
   }
 }
 
@@ -134,11 +134,12 @@ resource "google_secret_manager_secret_iam_member" "function" {
 }
 
 resource "google_secret_manager_secret_iam_member" "mcu" {
-  for_each  = toset(["mcu-secret", "join-token-public-key"])
+  # the MCUs read only the public key that verifies join tokens
+  for_each  = var.mcu_accounts
   project   = var.project_id
-  secret_id = google_secret_manager_secret.secret[each.value].secret_id
+  secret_id = google_secret_manager_secret.secret["join-token-public-key"].secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${var.mcu_service_account}"
+  member    = "serviceAccount:${each.value}"
 }
 
 # --- functions ---------------------------------------------------------------------------------

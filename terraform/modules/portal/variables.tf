@@ -67,7 +67,19 @@ variable "function_max_instances" {
   default     = 20
 }
 
-variable "mcu_service_account" {
-  type        = string
-  description = "Email of the MCUs' service account (reads the MCU secret and the join-token public key)."
+variable "mcus" {
+  type = map(object({
+    url       = string
+    region    = string
+    latitude  = number
+    longitude = number
+    capacity  = number
+    account   = string
+  }))
+  description = "The MCU registry (MCU id => its URL, region, location, capacity and service account), from the MCU modules."
+}
+
+variable "mcu_accounts" {
+  type        = map(string)
+  description = "Each MCU group's service account by region (keys known at plan time): they may read the join-token public key."
 }

@@ -1,0 +1,183 @@
+"""Outside in, at an MCU's public surface: the health endpoint tells nothing about meetings, errors
+are stable codes with fixed texts, one socket cannot flood the room, and a publish cannot make
+the MCU build unbounded receivers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+import requests
+
+from infra.launcher import Platform
+from infra.pbx_client import PbxClient
+from mcu_vm.room import BROADCAST_COALESCE_S, ERROR_TEXT, MAX_DROPPED, MESSAGE_BURST
+from tests.helpers import join_meeting, quick_links, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def _connect(
+    session: aiohttp.ClientSession, join: dict[str, Any], key: str
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
+    ws = await session.ws_connect(join["mcu_url"])
+    await ws.send_json({"type": "join", "token": join["token"], "meeting_key": key})
+    return ws, await ws.receive_json(timeout=10)
+
+
+async def _drain(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = await ws.receive(timeout=left)
+        except TimeoutError:
+            break
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            break
+        out.append(json.loads(msg.data))
+    return out
+
+
+def _mcu_of(platform: Platform, join: dict[str, Any]) -> dict[str, Any]:
+    return next(m for m in platform.endpoints["mcus"] if m["url"] == join["mcu_url"])
+
+
+def test_health_says_up_load_and_capacity_and_nothing_about_meetings(platform: Platform, pbx: PbxClient) -> None:
+    key, _ = quick_links(pbx)
+    join = join_meeting(platform, key, "Ada")
+
+    async def run() -> tuple[requests.Response, requests.Response]:
+        async with aiohttp.ClientSession() as session:
+            ws, joined = await _connect(session, join, key)
+            assert joined["type"] == "joined"
+            mcu = _mcu_of(platform, join)
+            loop = asyncio.get_running_loop()
+            health = await loop.run_in_executor(None, lambda: requests.get(mcu["health"], timeout=5))
+            # what the TLS proxy in front of a production MCU would pass on
+            proxied = await loop.run_in_executor(
+                None, lambda: requests.get(mcu["status"], headers={"X-Forwarded-For": "203.0.113.5"}, timeout=5)
+            )
+            await ws.close()
+            return health, proxied
+
+    health, proxied = asyncio.run(run())
+    assert health.status_code == 200
+    body = health.json()
+    assert set(body) == {"status", "load", "capacity"} and body["status"] == "up" and body["load"] >= 1
+    assert key not in health.text and join["participant_id"] not in health.text
+    assert proxied.status_code == 404 and key not in proxied.text
+
+
+def test_refused_joins_get_a_stable_code_and_no_exception_text(platform: Platform, pbx: PbxClient) -> None:
+    key, _ = quick_links(pbx)
+    join = join_meeting(platform, key, "Ada")
+    forged = join["token"][:-4] + ("AAAA" if not join["token"].endswith("AAAA") else "BBBB")
+
+    async def attempt(first: Any) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(join["mcu_url"]) as ws:
+            await (ws.send_json(first) if not isinstance(first, str) else ws.send_str(first))
+            return dict(await ws.receive_json(timeout=10))
+
+    cases = [
+        {"type": "join", "token": "not.a.jwt", "meeting_key": key},
+        {"type": "join", "token": forged, "meeting_key": key},
+        {"type": "join", "token": join["token"], "meeting_key": "x" * 22},
+        {"type": "join", "token": 12},
+        "not json at all",
+    ]
+    for first in cases:
+        answer = asyncio.run(attempt(first))
+        assert answer["type"] == "error" and answer["code"] in ERROR_TEXT, answer
+        assert answer["message"] == ERROR_TEXT[answer["code"]], answer  # a fixed text, never an exception's
+
+
+def test_one_socket_cannot_flood_the_room(platform: Platform, pbx: PbxClient) -> None:
+    key, _ = quick_links(pbx)
+    flooder, watcher = join_meeting(platform, key, "Mallory"), join_meeting(platform, key, "Grace")
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+        async with aiohttp.ClientSession() as session:
+            w, _ = await _connect(session, watcher, key)
+            f, _ = await _connect(session, flooder, key)
+            await _drain(w, 0.5)  # Mallory's arrival
+            started = time.monotonic()
+            for n in range(1000):
+                if f.closed:
+                    break
+                try:
+                    await f.send_json({"type": "mute", "audio": n % 2 == 0, "video": True})
+                except ConnectionError:
+                    break
+            seen = await _drain(w, 2.0)
+            told = await _drain(f, 0.5)
+            closed = f.closed or any(m.get("type") == "participant_left" for m in seen)
+            assert time.monotonic() - started < 10
+            await f.close()
+            await w.close()
+            return seen, told, closed
+
+    seen, told, closed = asyncio.run(run())
+    updates = [m for m in seen if m.get("type") == "participant_updated"]
+    # at most the burst gets through, and it reaches the others coalesced (one per
+    # BROADCAST_COALESCE_S at most): a handful of broadcasts, not 999
+    assert 1 <= len(updates) <= 20, len(updates)
+    assert BROADCAST_COALESCE_S >= 0.05 and MESSAGE_BURST <= 100
+    assert {"type": "error", "code": "rate_limited", "message": ERROR_TEXT["rate_limited"]} in told
+    assert closed and 1000 - MESSAGE_BURST > MAX_DROPPED  # the flooder is disconnected
+
+
+def test_a_publish_carries_at_most_one_audio_and_one_video_section(platform: Platform, pbx: PbxClient) -> None:
+    key, _ = quick_links(pbx)
+    join = join_meeting(platform, key, "Mallory")
+    sections = "".join(
+        f"m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:{n}\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n"
+        for n in range(16)
+    )
+    offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" + sections
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with aiohttp.ClientSession() as session:
+            ws, _ = await _connect(session, join, key)
+            await ws.send_json({"type": "publish", "sdp": offer})
+            many = await _drain(ws, 1.0)
+            await ws.send_json({"type": "publish", "sdp": "v=0\r\nm=audio 9 RTP/AVP 0\r\nthis is no sdp"})
+            broken = await _drain(ws, 1.0)
+            await ws.close()
+            return many, broken
+
+    many, broken = asyncio.run(run())
+    assert many == [{"type": "error", "code": "too_many_tracks", "message": ERROR_TEXT["too_many_tracks"]}]
+    # a broken offer fails that publish only: a stable code, and the participant stays connected
+    assert broken == [{"type": "error", "code": "invalid_sdp", "message": ERROR_TEXT["invalid_sdp"]}]
+    status = requests.get(_mcu_of(platform, join)["status"], timeout=5).json()
+    assert status["decoders_created"] == 0
+
+
+def test_the_last_two_leaving_at_once_close_the_room_cleanly(platform: Platform, pbx: PbxClient) -> None:
+    key, _ = quick_links(pbx)
+    a, b = join_meeting(platform, key, "Ada"), join_meeting(platform, key, "Grace")
+    mcu = _mcu_of(platform, a)
+    log = platform.state_dir / "logs" / f"mcu-{mcu['id']}.log"
+    before = log.read_text(errors="replace")
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            (wa, _), (wb, _) = await asyncio.gather(_connect(session, a, key), _connect(session, b, key))
+            await asyncio.gather(wa.send_json({"type": "leave"}), wb.send_json({"type": "leave"}))
+            await asyncio.gather(wa.close(), wb.close())
+
+    for _ in range(5):
+        asyncio.run(run())
+
+    def closed() -> bool:
+        workers = requests.get(mcu["status"], timeout=5).json()["workers"]
+        return all(key not in w["live"] for w in workers)
+
+    wait_for("the room to close", closed, 10)
+    new = log.read_text(errors="replace")[len(before) :]
+    assert "Traceback" not in new and "KeyError" not in new, new[-2000:]
