@@ -83,9 +83,13 @@ def _invite(request: flask.Request) -> flask.Response:
 
 
 def _pdfs(request: flask.Request, rel: str) -> flask.Response:
-    claims = _present(request)
+    """The organizer prepares documents before anyone connects; everyone else sees them only
+    from inside the meeting."""
+    claims = _claims(request)
     parts = rel.strip("/").split("/")
     if parts == ["pdfs"] and request.method == "GET":
+        if claims.role != "organizer":
+            _present(request)
         return http.json_response({"pdfs": files.list_pdfs(claims)})
     if parts == ["pdfs"] and request.method == "POST":
         return http.json_response(files.share_pdf(claims, http.read_body(request, files.max_bytes()), runtime.clock().now()), 201)

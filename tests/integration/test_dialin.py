@@ -42,7 +42,11 @@ def _dialin(platform: Platform, token: str) -> requests.Response:
 def _poll(platform: Platform, token: str) -> dict[str, Any]:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        data = _dialin(platform, token).json()
+        resp = _dialin(platform, token)
+        data = resp.json()
+        if resp.status_code == 403 and data["error"]["code"] == "not_connected":  # the MCU's event not in yet
+            time.sleep(0.2)
+            continue
         if data["status"] != "pending":
             return dict(data)
         time.sleep(0.2)

@@ -90,7 +90,7 @@ def test_bad_uploads_are_refused_and_store_nothing(
 
 def test_upload_rules_without_a_running_session_or_token(platform: Platform, quick_key: str) -> None:
     ada = join_meeting(platform, quick_key, "Ada")
-    assert_error(_upload(platform, ada["token"], "a.txt", b"hello"), 409, "conflict")  # nobody connected
+    assert_error(_upload(platform, ada["token"], "a.txt", b"hello"), 403, "not_connected")  # a token alone shares nothing
     assert_error(_upload(platform, "forged", "a.txt", b"hello"), 401, "unauthenticated")
 
 

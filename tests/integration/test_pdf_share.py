@@ -10,7 +10,7 @@ import requests
 
 from infra.launcher import FILES_BUCKET, Platform
 from infra.pbx_client import PbxClient
-from tests.helpers import assert_error, ext, join_meeting, meeting
+from tests.helpers import InMeeting, assert_error, ext, join_meeting, meeting, wait_session_count
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
 
@@ -44,9 +44,18 @@ def test_a_shared_pdf_is_listed_to_everyone_and_deleted_with_the_meeting(
     shared = _call(platform, organizer, "POST", data=PDF)
     assert shared.status_code == 201, shared.text
     obj = f"pdfs/{shared.json()['id']}"
-    (listed,) = _call(platform, participant, "GET").json()["pdfs"]
+    assert _call(platform, organizer, "GET").json()["pdfs"]  # the organizer prepares them before the meeting
+    assert_error(_call(platform, participant, "GET"), 403, "not_connected")  # a token alone sees nothing
+    grace = join_meeting(platform, key, "Grace")
+    in_meeting = InMeeting([grace], key)
+    try:
+        wait_session_count(key, 1)
+        (listed,) = _call(platform, grace["token"], "GET").json()["pdfs"]
+    finally:
+        in_meeting.close()
+    wait_session_count(key, 0)
     assert listed["label"] == "shared-document-1.pdf" and requests.get(listed["url"], timeout=10).content == PDF
-    assert storage.exists(FILES_BUCKET, obj)  # no session ran: still there, unlike shared files
+    assert storage.exists(FILES_BUCKET, obj)  # a session's end leaves documents, unlike shared files
     assert pbx.delete_meeting("m-pdf").status_code == 204
     assert not storage.exists(FILES_BUCKET, obj)
     assert list(fs.client().collection("pdfs").stream()) == []

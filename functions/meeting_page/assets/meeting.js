@@ -216,8 +216,10 @@
   // Dial-in numbers from the PBX: organizers only (the portal checks the token's role).
   async function showDialIn(tries) {
     const resp = await fetch("/api/meet/v1/dialin", { headers: { Authorization: `Bearer ${token}` }, credentials: "omit" });
-    if (!resp.ok) return;
-    const data = await resp.json();
+    // 403 not_connected: the MCU has not yet told the portal we are in; ask again shortly
+    const early = resp.status === 403 && (await resp.clone().json()).error?.code === "not_connected";
+    if (!resp.ok && !early) return;
+    const data = early ? { status: "pending" } : await resp.json();
     if (data.status === "pending" && tries < 10) { setTimeout(() => showDialIn(tries + 1), 1000); return; }
     let box = document.querySelector("[data-testid=dialin]");
     if (!box) {
