@@ -8,14 +8,16 @@ Never sets a cookie; the key is in the URL, so the page sends no Referer.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import flask
 import functions_framework
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from webmeeting import errors, http
+from webmeeting.adapters import mcu_identity
 from webmeeting.services.meetings import MeetingView, resolve_key, resolve_vanity
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
@@ -26,15 +28,25 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; "
-    f"connect-src 'self' ws: wss: {os.environ.get('STORAGE_EMULATOR_HOST') or 'https://storage.googleapis.com'}; "
-    "frame-ancestors 'none'; base-uri 'none'",  # storage: shared documents load from signed URLs
     "Permissions-Policy": "camera=(self), microphone=(self)",
 }
+STORAGE_ORIGIN = os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"  # signed document URLs
+ASSET_NAME = re.compile(r"^(vendor/)?[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9]{1,8}){1,2}$")
+
+
+def csp() -> str:
+    """The page may open sockets to the registered MCUs and nothing else (no ``ws:``/``wss:``
+    wildcard): their origins come from the MCU registry the portal authenticates MCUs by."""
+    mcus = sorted({f"{u.scheme}://{u.netloc}" for u in (urlsplit(m.url) for m in mcu_identity.registry().values())})
+    return (
+        "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; "
+        f"connect-src 'self' {' '.join([*mcus, STORAGE_ORIGIN])}; frame-ancestors 'none'; base-uri 'none'"
+    )
 
 
 def _page(template: str, status: int, **ctx: object) -> flask.Response:
-    return flask.Response(_env.get_template(template).render(**ctx), status=status, headers=SECURITY_HEADERS)
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": csp()}
+    return flask.Response(_env.get_template(template).render(**ctx), status=status, headers=headers)
 
 
 STATIC_DIR = Path(__file__).parent / "assets"  # not /static: Flask itself owns that route
@@ -50,6 +62,8 @@ VENDOR = {  # npm packages the page uses, served from this function (no CDN)
 
 
 def _static(name: str) -> flask.Response:
+    if not ASSET_NAME.match(name):  # NULs, encoded slashes, dot segments: never a file name of ours
+        return _page("not_found.html", 404)
     if name.startswith("vendor/") and name.removeprefix("vendor/") in VENDOR:
         path = VENDOR[name.removeprefix("vendor/")]
     else:
@@ -59,6 +73,7 @@ def _static(name: str) -> flask.Response:
     if path.suffix not in STATIC_TYPES or not path.is_file():
         return _page("not_found.html", 404)
     headers = {**SECURITY_HEADERS, "Content-Type": STATIC_TYPES[path.suffix], "Cache-Control": "public, max-age=300"}
+    headers["Content-Security-Policy"] = csp()  # the pdf.js worker runs under its script's policy
     return flask.Response(path.read_bytes(), headers=headers)
 
 
@@ -75,9 +90,9 @@ def _resolve(path: str) -> MeetingView:
 def meeting_page(request: flask.Request) -> flask.Response:
     if request.method not in ("GET", "HEAD"):
         return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-    if request.path.startswith("/assets/"):
-        return _static(request.path.removeprefix("/assets/"))
     try:
+        if request.path.startswith("/assets/"):
+            return _static(request.path.removeprefix("/assets/"))
         view = _resolve(request.path)
     except errors.NotFound:
         return _page("not_found.html", 404)

@@ -11,6 +11,7 @@ POST /tasks/v1/retention {}                        scheduler: one task per reten
 POST /tasks/v1/retention/<rule> {}                 one batch of one rule (re-enqueued while more is due)
 POST /tasks/v1/dns-checks {}                       scheduler: DNS checks of every PBX, in batches
 POST /tasks/v1/dns-check {pbx_ids: [...]}          one batch of DNS checks
+POST /tasks/v1/meeting-purge {meeting_key}         what a meeting deleted through the PBX API left behind
 
 Locally authenticated by the shared secret header the task carries; in production Cloud Tasks
 sends an OIDC token of the tasks service account, which the function's IAM (invoker role for
@@ -30,7 +31,7 @@ from webmeeting import errors, http, runtime
 from webmeeting.adapters import tasks
 from webmeeting.adapters.tasks import SECRET_HEADER
 from webmeeting.domain import retention as policy
-from webmeeting.services import dialin, dns_checks, invitations, lifecycle, recordings, reports, retention
+from webmeeting.services import dialin, dns_checks, invitations, lifecycle, pbx_data, recordings, reports, retention
 from webmeeting.services.pbx_api import tasks_target
 from webmeeting.settings import Settings
 
@@ -65,6 +66,12 @@ class DnsCheckTask(BaseModel):
     pbx_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(min_length=1, max_length=dns_checks.BATCH)
 
 
+class PurgeTask(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    meeting_key: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
+
+
 class SweepTask(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -91,7 +98,7 @@ def tasks_api(request: flask.Request) -> flask.Response:
     try:
         path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
         known = ("/mail", "/dialin", "/report", "/report-push", "/sessions-sweep", "/convert", "/recordings-sweep")
-        known += ("/retention", "/dns-checks", "/dns-check")
+        known += ("/retention", "/dns-checks", "/dns-check", "/meeting-purge")
         rule = path.removeprefix("/retention/") if path.startswith("/retention/") else None
         if path not in known and rule not in policy.BY_NAME:
             raise errors.NotFound("no such endpoint")
@@ -132,6 +139,9 @@ def tasks_api(request: flask.Request) -> flask.Response:
         if path == "/dns-checks":
             http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
             return http.json_response({"pbxs": dns_checks.fan_out(s.project, target)})
+        if path == "/meeting-purge":
+            purge = http.parse(PurgeTask, http.read_body(request, 4096))
+            return http.json_response({"outcome": pbx_data.run_purge(purge.meeting_key)})
         if path == "/dns-check":
             job = http.parse(DnsCheckTask, http.read_body(request, 16384))
             return http.json_response(dns_checks.check_batch(list(job.pbx_ids), now))

@@ -10,10 +10,10 @@ from google.cloud import firestore
 
 from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
-from webmeeting.services import files, invitations, reports, statistics
+from webmeeting.services import files, invitations, pbx_data, reports, statistics
 from webmeeting.services.dialin import enqueue_dialin
 from webmeeting.services.mcus import mcus
-from webmeeting.services.pbx_api import tasks_target
+from webmeeting.services.pbx_api import enqueue_purge, tasks_target
 from webmeeting.services.sessions import Recorded, close_mcu, sessions
 from webmeeting.settings import Settings
 
@@ -50,4 +50,7 @@ def sweep(settings: Settings, now: datetime) -> dict[str, int]:
         if int(d.get("count", 0)) == 0 and d.get("ended_at") and wall - d["ended_at"] > grace:
             finalized += reports.finalize(snap.id, d["session_id"], settings, now) == "made"
     mails = invitations.sweep(settings.project, tasks_target(settings), now)
-    return {"closed_connections": closed, "reports": finalized, "mails_requeued": mails}
+    purges = pbx_data.lost_purges(now)
+    for key in purges:  # a deleted meeting's purge task was lost: queue it again
+        enqueue_purge(settings, key)
+    return {"closed_connections": closed, "reports": finalized, "mails_requeued": mails, "purges_requeued": len(purges)}

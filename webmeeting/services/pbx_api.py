@@ -7,6 +7,7 @@ nonce) together, so a rejected request changes nothing.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from google.cloud import firestore
 
 from webmeeting import crypto
 from webmeeting.adapters import firestore as fs
-from webmeeting.adapters import geoip
+from webmeeting.adapters import geoip, tasks
 from webmeeting.domain import signing
 from webmeeting.domain.api import (
     ActivateRequest,
@@ -38,9 +39,11 @@ from webmeeting.domain.licenses import License, license_problem
 from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.domain.sync import ManifestEntry, normalize_vanity, plan_sync, shard_of
 from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated
-from webmeeting.services import files, invitations, polls
+from webmeeting.services import files, invitations, pbx_data, polls
 from webmeeting.services.mcus import all_mcus
 from webmeeting.settings import Settings
+
+log = logging.getLogger("webmeeting.pbx_api")
 
 MAX_SLUG_ATTEMPTS = 20  # vanity slug candidates tried before falling back to a random suffix
 
@@ -106,10 +109,9 @@ def activate(req: ActivateRequest, source_ip: str, now: datetime, settings: Sett
             raise LicenseInvalid(problem or "license unknown")
         fq_ref = fs.fqdns().document(req.pbx_fqdn)
         fq = fq_ref.get(transaction=tx)
-        if fq.exists and fq.get("license_key") != req.license_key:
-            raise Conflict("this PBX FQDN is bound to another license")
-        if lic.bound_fqdn and lic.bound_fqdn != req.pbx_fqdn:
-            raise Conflict("this license is bound to another PBX FQDN")
+        # one message for both: it must not tell a licensee whether an FQDN is another customer's
+        if (fq.exists and fq.get("license_key") != req.license_key) or (lic.bound_fqdn and lic.bound_fqdn != req.pbx_fqdn):
+            raise Conflict(BINDING_CONFLICT)
         created = not fq.exists
         pbx_id = crypto.new_id() if created else fq.get("pbx_id")
         pbx_ref = fs.pbxs().document(pbx_id)
@@ -463,6 +465,7 @@ def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime, setting
         shown = invitations.snapshot(existing[0].id, old, _person(fs.data(ext)), meeting_url(settings, existing[0].id), now)
         mail_ids = invitations.outbox(writer, existing[0].id, ctx.pbx_id, old, None, shown, now)
         writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
+        writer.set(pbx_data.purges().document(existing[0].id), {"at": now, "pbx_id": ctx.pbx_id})  # the rest: a retried task
         ctx.claim(writer)
         _tx_apply(tx, writer)
         return mail_ids, existing[0].id
@@ -473,10 +476,22 @@ def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime, setting
         raise Unauthenticated("nonce already used") from exc
     invitations.enqueue(settings.project, tasks_target(settings), mail_ids)
     files.delete_meeting_pdfs(deleted_key)
+    enqueue_purge(settings, deleted_key)
+
+
+def enqueue_purge(settings: Settings, meeting_key: str) -> None:
+    """Queue the purge of a deleted meeting's remains; a lost task is found by the sweep."""
+    try:
+        tasks.enqueue(settings.project, "pbx", f"{tasks_target(settings)}/tasks/v1/meeting-purge", {"meeting_key": meeting_key})
+    except Exception:  # noqa: BLE001 - the marker stays; sessions-sweep queues it again
+        log.exception("could not enqueue a meeting purge")
 
 
 def _person(ext: dict[str, Any]) -> str:
     return " ".join(p for p in (ext.get("first_name"), ext.get("last_name")) if p) or "The organizer"
+
+
+BINDING_CONFLICT = "this license or this PBX FQDN is bound elsewhere; an admin can unbind it"
 
 
 def tasks_target(settings: Settings) -> str:

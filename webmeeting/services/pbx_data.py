@@ -3,6 +3,7 @@ its meeting data (the portal's per-meeting data: DNS failing for 14 days)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.cloud import firestore
@@ -14,10 +15,41 @@ def _where(collection: Any, field: str, value: Any) -> Any:
     return collection.where(filter=firestore.FieldFilter(field, "==", value)).stream()
 
 
-def purge_meeting(meeting_key: str, writer: fs.Writer, *, keep_meeting: bool = False) -> None:
+PURGE_LOST_AFTER = timedelta(minutes=5)  # a purge marker this old lost its task: the sweep runs it
+
+
+def purges() -> firestore.CollectionReference:
+    """Markers of deleted meetings whose remains are yet to go: written in the deleting
+    transaction, removed by the purge task (``run_purge``) once everything is gone."""
+    return fs.client().collection("meeting_purges")
+
+
+def run_purge(meeting_key: str) -> str:
+    """What a deleted meeting left (session, events, recordings, files, poll runs, delivered
+    mails; undelivered mails such as its cancellations go out first and leave by their own rule).
+    Idempotent: a retried task finds less, then nothing."""
+    ref = purges().document(meeting_key)
+    if not ref.get().exists:
+        return "done"
+    writer = fs.Writer()
+    purge_meeting(meeting_key, writer, keep_meeting=True, keep_undelivered_mail=True)
+    writer.delete(ref)
+    writer.commit()
+    return "purged"
+
+
+def lost_purges(now: datetime) -> list[str]:
+    query = purges().where(filter=firestore.FieldFilter("at", "<", now - PURGE_LOST_AFTER))
+    return [snap.id for snap in query.stream()]
+
+
+def purge_meeting(
+    meeting_key: str, writer: fs.Writer, *, keep_meeting: bool = False, keep_undelivered_mail: bool = False
+) -> None:
     """One meeting and all that hangs on it: documents, shared PDFs and files (objects first),
     its session, participant events, recordings (and their objects), mails, poll runs.
-    ``keep_meeting``: only what hangs on it (a Quick Meeting is its extension's, synced data)."""
+    ``keep_meeting``: only what hangs on it (a Quick Meeting is its extension's, synced data).
+    ``keep_undelivered_mail``: pending mails stay (a cancellation on its way)."""
     from webmeeting import runtime
     from webmeeting.adapters import storage
     from webmeeting.services.files import delete_meeting_pdfs, delete_session_files
@@ -35,6 +67,8 @@ def purge_meeting(meeting_key: str, writer: fs.Writer, *, keep_meeting: bool = F
         writer.delete(rec.reference)
     for col in ("participant_events", "mails"):
         for snap in _where(client.collection(col), "meeting_key", meeting_key):
+            if col == "mails" and keep_undelivered_mail and fs.data(snap).get("status") in ("pending", "sending"):
+                continue
             writer.delete(snap.reference)
     for run in _where(client.collection("poll_runs"), "meeting_key", meeting_key):
         client.recursive_delete(run.reference)
