@@ -23,7 +23,7 @@ import functions_framework
 from pydantic import BaseModel, ConfigDict, Field
 
 from webmeeting import errors, http, runtime, tokens
-from webmeeting.domain.api import JoinRequest, Participant, RecordingAction
+from webmeeting.domain.api import InvitedPerson, JoinRequest, RecordingAction
 from webmeeting.domain.polls import PollDraft, Vote
 from webmeeting.services import dialin, files, invitations, polls, recordings, sessions
 from webmeeting.services.join import join
@@ -69,7 +69,7 @@ def _files(request: flask.Request) -> flask.Response:
 class InviteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    participants: list[Participant] = Field(min_length=1, max_length=50)
+    participants: list[InvitedPerson] = Field(min_length=1, max_length=invitations.MEETING_INVITES_MAX)
 
 
 def _invite(request: flask.Request) -> flask.Response:

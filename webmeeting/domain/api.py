@@ -177,6 +177,27 @@ class Participant(Strict):
     email: Annotated[Text, Field(max_length=254), AfterValidator(_email)]
 
 
+# A person's name and nothing else: letters, joined by a space, hyphen, apostrophe or a period
+# and space ("Grace Hopper", "Jean-Luc O'Neill", "J. R. Tolkien"); no digits, no links, no
+# markup: what the meeting page lets someone type never becomes free text in a mail.
+PERSON_NAME_RE = re.compile(r"^[^\W\d_]+(?:(?:[ '’-]|\. ?)[^\W\d_]+)*\.?$")
+DOMAIN_LIKE_RE = re.compile(r"[^\W\d_]\.[^\W\d_]")  # "evil.com"
+
+
+def _person_name(value: str) -> str:
+    value = " ".join(value.split())
+    if not PERSON_NAME_RE.match(value) or DOMAIN_LIKE_RE.search(value):
+        raise ValueError("must be a person's name (letters, spaces, hyphens, apostrophes)")
+    return value
+
+
+class InvitedPerson(Strict):
+    """Someone the organizer invites from inside the meeting (the page's form)."""
+
+    name: Annotated[Text, Field(min_length=1, max_length=80), AfterValidator(_person_name)]
+    email: Annotated[Text, Field(max_length=254), AfterValidator(_email)]
+
+
 class MeetingRequest(Strict):
     organizer: ExtensionNumber
     name: Annotated[Text, Field(min_length=1, max_length=200)]

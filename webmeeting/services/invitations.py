@@ -192,10 +192,32 @@ def deliver(mail_id: str, attempt: int, project: str, target: str, now: datetime
     return "sent"
 
 
+MEETING_INVITES_MAX = 50  # invitations sent from inside one meeting, ever
+ORGANIZER_INVITES_PER_HOUR = 30  # invitations one organizer sends from inside meetings per hour
+INVITE_WINDOW = timedelta(hours=1)
+
+
+def invite_quota(
+    used: int, window_start: datetime | None, sent_from_meeting: int, wanted: int, now: datetime
+) -> tuple[int, datetime]:
+    """(the organizer's count in the current window after sending ``wanted``, that window's
+    start), or RateLimited when the meeting's or the organizer's bound would be passed."""
+    from webmeeting.errors import RateLimited
+
+    if window_start is None or now - window_start >= INVITE_WINDOW:
+        used, window_start = 0, now
+    if sent_from_meeting + wanted > MEETING_INVITES_MAX:
+        raise RateLimited(f"a meeting sends at most {MEETING_INVITES_MAX} invitations from inside it")
+    if used + wanted > ORGANIZER_INVITES_PER_HOUR:
+        raise RateLimited(f"at most {ORGANIZER_INVITES_PER_HOUR} invitations an hour; try again later")
+    return used + wanted, window_start
+
+
 def invite_from_meeting(meeting_key: str, role: str, people: list[dict[str, str]], settings: Any, now: datetime) -> int:
     """The organizer invites people from inside the meeting: they join the meeting's
-    participants and get an invitation (people already on the list get nothing). Returns how
-    many were invited."""
+    participants and get an invitation (people already on the list get nothing). Bounded per
+    meeting (``MEETING_INVITES_MAX``) and per organizer and hour (``ORGANIZER_INVITES_PER_HOUR``);
+    over a bound nothing is sent or stored (429). Returns how many were invited."""
     from webmeeting.errors import Forbidden, NotFound
     from webmeeting.services.pbx_api import meeting_url, tasks_target
 
@@ -208,7 +230,8 @@ def invite_from_meeting(meeting_key: str, role: str, people: list[dict[str, str]
         meeting = fs.data(ref.get(transaction=tx))
         if not meeting:
             raise NotFound("no such meeting")
-        ext = fs.data(fs.extensions(meeting["pbx_id"]).document(meeting["organizer"]).get(transaction=tx))
+        ext_ref = fs.extensions(meeting["pbx_id"]).document(meeting["organizer"])
+        ext = fs.data(ext_ref.get(transaction=tx))
         organizer = " ".join(p for p in (ext.get("first_name"), ext.get("last_name")) if p) or "The organizer"
         current = {
             "name": meeting.get("name") or f"{organizer}'s meeting",
@@ -220,11 +243,25 @@ def invite_from_meeting(meeting_key: str, role: str, people: list[dict[str, str]
         }
         known = {p["email"].lower() for p in current["participants"]}
         added = [p for p in people if p["email"].lower() not in known]
+        used, window = invite_quota(
+            int(ext.get("invites_used", 0)), ext.get("invites_window"), int(meeting.get("invites_sent", 0)), len(added), now
+        )
         updated = {**current, "participants": current["participants"] + added}
         writer = fs.Writer()
         shown = snapshot(meeting_key, updated, organizer, meeting_url(settings, meeting_key), now)
         ids = outbox(writer, meeting_key, meeting["pbx_id"], current, updated, shown, now)
-        writer.update(ref, {"participants": updated["participants"], "updated_at": now})
+        writer.update(
+            ref,
+            {
+                "participants": updated["participants"],
+                # data-subject export and erasure find people by these
+                "invitee_emails": sorted({p["email"].lower() for p in updated["participants"] if p.get("email")}),
+                "updated_at": now,
+                "invites_sent": int(meeting.get("invites_sent", 0)) + len(added),
+            },
+        )
+        if ext:
+            writer.update(ext_ref, {"invites_used": used, "invites_window": window})
         for op, target, fields in writer.ops:
             if op == "set":
                 tx.set(target, fields or {})
