@@ -48,7 +48,7 @@ def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], default: s
 class Settings:
     project: str
     public_base_url: str
-    secret_key: bytes  # 32 bytes: encrypts PBX API secrets, derives Quick Meeting keys
+    secret_key_bytes: bytes  # see ``secret_key``; empty where the deployable holds no key (the converter)
     trusted_proxy_count: int  # X-Forwarded-For entries appended by trusted front ends
     default_location: tuple[float, float] = (50.11, 8.68)  # Frankfurt: where unlocatable PBXs are taken to be
     geoip_db: str = ""  # MaxMind City database; empty: the packaged GeoLite2 file, if installed
@@ -71,12 +71,12 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ) if env is None else env
-        raw_key = _required(env, "WEBMEETING_SECRET_KEY")
+        raw_key = env.get("WEBMEETING_SECRET_KEY", "").strip()
         try:
             key = base64.b64decode(raw_key, validate=True)
         except binascii.Error as exc:
             raise MissingSetting("WEBMEETING_SECRET_KEY must be base64") from exc
-        if len(key) != 32:
+        if raw_key and len(key) != 32:
             raise MissingSetting("WEBMEETING_SECRET_KEY must decode to 32 bytes")
         project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or ""
         if not project:
@@ -84,7 +84,7 @@ class Settings:
         return cls(
             project=project,
             public_base_url=_required(env, "WEBMEETING_PUBLIC_BASE_URL").rstrip("/"),
-            secret_key=key,
+            secret_key_bytes=key,
             trusted_proxy_count=int(env.get("WEBMEETING_TRUSTED_PROXY_COUNT", str(TRUSTED_PROXY_HOPS))),
             default_location=_location(env.get("WEBMEETING_DEFAULT_LOCATION", "50.11,8.68")),
             geoip_db=env.get("WEBMEETING_GEOIP_DB", ""),
@@ -101,6 +101,15 @@ class Settings:
             tasks_auth=_choice(env, "WEBMEETING_TASKS_AUTH", ("secret", "iam"), "secret"),
             tasks_secret=env.get("WEBMEETING_TASKS_SECRET", ""),
         )
+
+    @property
+    def secret_key(self) -> bytes:
+        """32 bytes: encrypts PBX API secrets, derives Quick Meeting keys and organizer secrets.
+        Every portal function holds it; the converter (which decodes untrusted media) does not,
+        and fails by name if its code ever reaches for it."""
+        if len(self.secret_key_bytes) != 32:
+            raise MissingSetting("environment variable WEBMEETING_SECRET_KEY is required here")
+        return self.secret_key_bytes
 
     def require(self, name: str) -> str:
         """A setting only some deployables need, failing by name when absent."""

@@ -148,8 +148,11 @@ def _dialin(request: flask.Request) -> flask.Response:
 def _recording(request: flask.Request) -> flask.Response:
     if request.method != "POST":
         return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-    claims = _present(request)
+    claims = _claims(request)
     action = http.parse(RecordingAction, http.read_body(request, 256)).action
+    if claims.role != "organizer":
+        raise errors.Forbidden("only the organizer records", code="organizer_only")
+    _present(request)
     s = runtime.settings()
     if action == "start":
         return http.json_response(recordings.start(claims, s, runtime.clock().now()))

@@ -168,3 +168,16 @@ def test_each_mcu_proves_itself_and_writes_only_its_own_raw_prefix() -> None:
     # nothing else grants an MCU account anything on the raw bucket
     grants = [body for (rtype, _), body in resources(TF / "environments" / "production" / "main.tf").items() if "iam" in rtype]
     assert not [g for g in grants if "mcu" in str(g.get("member", ""))]
+
+
+def test_the_converter_holds_no_platform_key() -> None:
+    """It decodes untrusted media: what it holds is what a compromised decoder gets."""
+    converter = "\n".join(p.read_text() for p in (TF / "modules" / "converter").glob("*.tf"))
+    assert "SECRET_KEY" not in converter and "secret_key_ref" not in converter
+    production = resources(TF / "environments" / "production" / "main.tf")
+    accessors = [b for (rtype, _), b in production.items() if rtype == "google_secret_manager_secret_iam_member"]
+    assert not [b for b in accessors if "converter" in str(b.get("member", ""))]
+    # locally the job process gets the same: the launcher's runner withholds the keys
+    from webmeeting.adapters.converter_runner import WITHHELD
+
+    assert {"WEBMEETING_SECRET_KEY", "WEBMEETING_JOIN_TOKEN_KEY"} <= set(WITHHELD)

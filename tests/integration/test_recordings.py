@@ -24,7 +24,7 @@ from aiortc.mediastreams import AudioStreamTrack
 from infra.launcher import RAW_BUCKET, RECORDINGS_BUCKET, Platform
 from infra.pbx_client import PbxClient
 from mcu_vm import net
-from tests.helpers import assert_error, dump_firestore, ext, join_meeting, new_pbx, raw_objects
+from tests.helpers import InMeeting, assert_error, dump_firestore, ext, join_meeting, new_pbx, raw_objects, wait_session_count
 from tests.helpers import wait_for as _wait_for
 from tests.mcu_client import FlatVideoTrack, McuClient, record
 from webmeeting.adapters import firestore as fs
@@ -178,10 +178,10 @@ def test_only_the_organizer_of_a_running_licensed_meeting_records(platform: Plat
 
     before = dump_firestore()
     assert_error(post(guest["token"], {"action": "start"}), 403, "organizer_only")
-    assert_error(post(org["token"], {"action": "start"}), 409, "conflict")  # nobody connected yet
+    assert_error(post(org["token"], {"action": "start"}), 403, "not_connected")  # a token alone records nothing
     assert_error(post(org["token"], {"action": "pause"}), 400, "invalid_request")
     assert_error(post("forged", {"action": "start"}), 401, "unauthenticated")
-    assert_error(post(org["token"], {"action": "stop"}), 409, "conflict")
+    assert_error(post(org["token"], {"action": "stop"}), 403, "not_connected")
     assert dump_firestore() == before
 
     unlicensed = licenses.add_license(
@@ -191,7 +191,12 @@ def test_only_the_organizer_of_a_running_licensed_meeting_records(platform: Plat
     links = other.sync([ext("201")]).json()["extensions"][0]
     key2 = links["quick_meeting_url"].rsplit("/", 1)[1]
     org2 = join_meeting(platform, key2, "Ada", organizer_secret=links["quick_meeting_organizer_url"].split("#organizer=")[1])
-    assert_error(post(org2["token"], {"action": "start"}), 403, "recording_not_licensed")
+    held = InMeeting([org2], key2)
+    try:
+        wait_session_count(key2, 1)
+        assert_error(post(org2["token"], {"action": "start"}), 403, "recording_not_licensed")
+    finally:
+        held.close()
 
 
 # --- faults --------------------------------------------------------------------------------------

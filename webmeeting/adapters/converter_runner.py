@@ -15,6 +15,8 @@ from typing import Any
 from webmeeting.domain.converters import Converter
 
 ROOT = Path(__file__).resolve().parents[2]
+# what the converter never gets (production: its Cloud Run job has no such secret either)
+WITHHELD = ("WEBMEETING_SECRET_KEY", "WEBMEETING_JOIN_TOKEN_KEY", "WEBMEETING_SIGNING_KEY_FILE")
 
 
 def _args(converter: Converter, rec_id: str, attempt: int) -> list[str]:
@@ -38,7 +40,11 @@ def _run_local(converter: Converter, rec_id: str, attempt: int) -> None:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "WEBMEETING_CONVERTER_ID": converter.id},
+            env={
+                **{k: v for k, v in os.environ.items() if k not in WITHHELD},
+                "PYTHONPATH": str(ROOT),
+                "WEBMEETING_CONVERTER_ID": converter.id,
+            },
             start_new_session=True,
         )
 

@@ -109,7 +109,6 @@ module "converter" {
   image                   = var.converter_image
   service_account_email   = google_service_account.converter.email
   invoker_service_account = module.portal.service_accounts["tasks_api"]
-  secret_key_secret       = "webmeeting-secret-key"
   env = {
     GOOGLE_CLOUD_PROJECT             = var.project_id
     WEBMEETING_PUBLIC_BASE_URL       = var.public_base_url
@@ -123,10 +122,3 @@ module "converter" {
   depends_on = [google_project_service.api]
 }
 
-resource "google_secret_manager_secret_iam_member" "converter_key" {
-  project   = var.project_id
-  secret_id = "webmeeting-secret-key"
-  role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.converter.email}"
-  depends_on = [module.portal]
-}

@@ -33,15 +33,6 @@ resource "google_cloud_run_v2_job" "converter" {
           name  = "WEBMEETING_CONVERTER_ID"
           value = var.job_name
         }
-        env {
-          name = "WEBMEETING_SECRET_KEY"
-          value_source {
-            secret_key_ref {
-              secret  = var.secret_key_secret
-              version = "latest"
-            }
-          }
-        }
       }
     }
   }

@@ -28,11 +28,6 @@ variable "env" {
   description = "Settings (the README's configuration table) the job runs with."
 }
 
-variable "secret_key_secret" {
-  type        = string
-  description = "Secret Manager secret id of the platform key (WEBMEETING_SECRET_KEY)."
-}
-
 variable "cpu" {
   type        = string
   description = "vCPUs per execution."
