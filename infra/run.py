@@ -67,6 +67,7 @@ def run_demo(platform: Platform) -> None:
     if body.get("vanity_url"):
         console.print(f"  vanity link: {body['vanity_url']}")
     console.print("\nCtrl-C stops everything.")
+    console.file.flush()
 
 
 def main() -> None:
@@ -88,6 +89,7 @@ def main() -> None:
         while not stop.wait(HEAL_EVERY_S):  # only Ctrl-C (or a failure to start) ends the platform
             for name in platform.heal():
                 console.print(f"[yellow]{name} had stopped: restarted (logs in {state / 'logs'})[/yellow]")
+                console.file.flush()
     finally:
         console.print("stopping...")
         platform.stop()

@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(self), microphone=(self)",
 }
 STORAGE_ORIGIN = os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"  # signed document URLs
-ASSET_NAME = re.compile(r"^(vendor/)?[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9]{1,8}){1,2}$")
+ASSET_NAME = re.compile(r"^(vendor/)?[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9]{1,8}){1,3}$")  # pdf.worker.min.mjs
 
 
 def csp() -> str:

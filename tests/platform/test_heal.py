@@ -97,7 +97,7 @@ def test_a_killed_mcu_is_restarted_and_the_meeting_carries_on(tmp_path: Path) ->
 
         _wait(up, "the MCU restarted", timeout=30)
         assert proc.poll() is None, out.read_text()
-        assert f"mcu-{mcu['id']} had stopped: restarted" in out.read_text()
+        _wait(lambda: f"mcu-{mcu['id']} had stopped: restarted" in out.read_text(), "the launcher to say so", timeout=10)
         assert requests.get(url, timeout=10).status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)

@@ -100,3 +100,8 @@ def test_a_meeting_deleted_through_the_pbx_api_leaves_nothing(platform: Platform
         ),
         30,
     )
+
+
+@pytest.mark.parametrize("path", ["/assets/meeting.js", "/assets/vendor/pdf.min.mjs", "/assets/vendor/pdf.worker.min.mjs"])
+def test_the_pages_own_assets_are_served(platform: Platform, path: str) -> None:
+    assert requests.get(platform.endpoints["portal"] + path, timeout=10).status_code == 200

@@ -521,5 +521,16 @@
     localSettings() {
       return localStream ? localStream.getVideoTracks()[0].getSettings() : null;
     },
+    // what this page's encoder sends now (it may scale down under CPU or bandwidth limits)
+    async sent() {
+      if (!pubPc) return null;
+      let out = null;
+      (await pubPc.getStats()).forEach((s) => {
+        if (s.type === "outbound-rtp" && s.kind === "video") {
+          out = { me, width: s.frameWidth || 0, height: s.frameHeight || 0, limitation: s.qualityLimitationReason || "none" };
+        }
+      });
+      return out;
+    },
   };
 })();
