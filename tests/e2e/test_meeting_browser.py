@@ -76,6 +76,22 @@ def _assert_media(page: Page, others: int, publishers: list[Page] | None = None)
     assert page.evaluate("document.cookie") == ""
 
 
+def _back_in_meeting(pages: list[Page], since: float, budget_s: float) -> float:
+    """Every page connected again with everyone, seeing and hearing them, within ``budget_s`` of
+    ``since`` (monotonic); returns how long it took."""
+    for page in pages:
+        _wait(
+            lambda p=page: p.text_content("[data-testid=connection-state]") == "connected" and _count(p) == len(pages),
+            "everyone back in the meeting",
+            timeout=budget_s,
+        )
+    for page in pages:
+        _assert_media(page, len(pages) - 1)
+    elapsed = time.monotonic() - since
+    assert elapsed < budget_s, elapsed
+    return elapsed
+
+
 def _meet(playwright: Any, url: str, names: list[str]) -> tuple[list[Any], list[Page], list[str]]:
     browsers = [launch(playwright) for _ in names]
     set_cookies: list[str] = []
