@@ -7,6 +7,8 @@ import string
 from datetime import datetime
 from typing import Any
 
+from google.api_core import exceptions as gexc
+
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain.licenses import License
 from webmeeting.errors import Conflict, NotFound
@@ -41,7 +43,7 @@ def add_license(
     }
     try:
         fs.licenses().document(key).create(data)
-    except Exception as exc:  # AlreadyExists
+    except gexc.AlreadyExists as exc:  # anything else is not a conflict: it propagates as itself
         raise Conflict(f"license {key} already exists") from exc
     return license_from_doc(key, data)
 
