@@ -1,7 +1,7 @@
 """Conversion speed, side by side on the same input and settings: the converter job's composer
 (``converter_job/compose.py``) against the ffmpeg command line (Debian's ffmpeg).
 
-Input: a synthetic two-person recording (``tests/media.py``: VP8 640x360 30 fps + Opus per
+Input: a synthetic two-person recording (``infra/media.py``: VP8 640x360 30 fps + Opus per
 person, really encoded) of ``--seconds`` seconds. The converter reads the raw track files; the
 ffmpeg CLI reads the same encoded frames remuxed (no re-encoding) into one Matroska file per
 person. Both produce the same output: a 1280x720 30 fps side-by-side grid, H.264 (libx264
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
-from tests.media import Person, write_recording  # noqa: E402
+from infra.media import Person, write_recording  # noqa: E402
 from webmeeting.domain import rawtrack  # noqa: E402
 
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"  # Debian's ffmpeg (make system)

@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 from aiortc.codecs import vpx  # noqa: E402
 from aiortc.mediastreams import VideoStreamTrack  # noqa: E402
 
+from infra.mcu_client import McuClient  # noqa: E402
 from mcu_vm import net, passthrough  # noqa: E402
-from tests.mcu_client import McuClient  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
 TARGET_BITRATE = 850_000  # encoder target; lands at ~1.2 Mbps on the wire with RTP overhead and overshoot

@@ -11,10 +11,10 @@ import requests
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from infra.launcher import Platform
+from infra.mcu_client import McuClient
 from infra.pbx_client import PbxClient
 from mcu_vm import net
 from tests.helpers import ext
-from tests.mcu_client import McuClient
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ import requests
 from aiortc.mediastreams import AudioStreamTrack
 
 from infra.launcher import RAW_BUCKET, RECORDINGS_BUCKET, Platform
+from infra.mcu_client import FlatVideoTrack, McuClient, record
 from infra.pbx_client import PbxClient
 from mcu_vm import net
 from tests.helpers import InMeeting, assert_error, dump_firestore, ext, join_meeting, new_pbx, raw_objects, wait_session_count
 from tests.helpers import wait_for as _wait_for
-from tests.mcu_client import FlatVideoTrack, McuClient, record
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
 from webmeeting.services import licenses
@@ -273,7 +273,7 @@ def test_an_admin_retries_a_failed_recording_on_a_chosen_converter(platform: Pla
     """A failed recording (raw tracks kept; here one person sent H.264), retried from the admin CLI."""
     from typer.testing import CliRunner
 
-    from tests.media import Person, write_recording
+    from infra.media import Person, write_recording
     from webmeeting.cli.admin import app
 
     pbx.sync([ext("101", email="ada-cli@example.com")])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from converter_job.compose import compose, grid
-from tests.media import Person, write_recording
+from infra.media import Person, write_recording
 from webmeeting.domain import rawtrack
 from webmeeting.domain.converters import Converter, NoConverterAvailable, choose, parse
 

@@ -131,9 +131,9 @@ class McuClient:
                         rec.first_video_at = time.monotonic()
                     width = getattr(item, "width", None)
                     if width:
-                        rec.sizes.add((width, item.height))
+                        rec.sizes.add((width, int(getattr(item, "height", 0))))
                     else:
-                        rec.video_bytes += item.size
+                        rec.video_bytes += int(getattr(item, "size", 0))  # a forwarded packet, not a decoded frame
 
     async def close(self) -> None:
         for t in self._tasks:

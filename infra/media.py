@@ -69,9 +69,9 @@ def _video_packets(p: Person, seconds: float) -> list[tuple[float, bytes, bool]]
         frame = av.VideoFrame.from_ndarray(np.concatenate([y, u.reshape(-1, W), v.reshape(-1, W)]), format="yuv420p")
         frame.pts = i
         for pkt in codec.encode(frame):
-            out.append((float(pkt.pts) / FPS, bytes(pkt), bool(pkt.is_keyframe)))
+            out.append((float(pkt.pts or 0) / FPS, bytes(pkt), bool(pkt.is_keyframe)))
     for pkt in codec.encode(None):
-        out.append((float(pkt.pts) / FPS, bytes(pkt), bool(pkt.is_keyframe)))
+        out.append((float(pkt.pts or 0) / FPS, bytes(pkt), bool(pkt.is_keyframe)))
     return out
 
 
@@ -90,7 +90,7 @@ def _audio_packets(p: Person, seconds: float) -> list[tuple[float, bytes]]:
         frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
         frame.sample_rate, frame.pts = RATE, i * OPUS_FRAME
         for pkt in codec.encode(frame):
-            out.append((float(pkt.pts) / RATE, bytes(pkt)))
+            out.append((float(pkt.pts or 0) / RATE, bytes(pkt)))
     return out
 
 
@@ -99,7 +99,7 @@ def write_recording(folder: Path, people: list[Person], seconds: float, started:
     folder.mkdir(parents=True, exist_ok=True)
     started = started or datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     t0 = started.timestamp()
-    tracks = []
+    tracks: list[dict[str, Any]] = []
     for n, p in enumerate(people):
         end = p.leaves_at if p.leaves_at is not None else seconds
         media = end - p.joins_at
