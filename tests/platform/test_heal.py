@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -26,19 +27,23 @@ START_TIMEOUT_S = 90
 CARRY_ON_BUDGET_S = 10
 
 
-def _supervisor_pid(mcu_id: str) -> int:
-    """The MCU supervisor process with this id (its environment names it)."""
+def _supervisor_pid(mcu: dict[str, str]) -> int:
+    """The MCU supervisor process serving ``mcu`` under this `make run`: its environment names the
+    id and the port (other platforms on this machine, such as the test session's, may run an MCU
+    of the same id)."""
+    port = urlsplit(mcu["health"]).port
+    wanted = {f"MCU_ID={mcu['id']}".encode(), f"MCU_PORT={port}".encode()}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            environ = (proc / "environ").read_bytes().split(b"\0")
+            environ = set((proc / "environ").read_bytes().split(b"\0"))
         except OSError:
             continue
-        if cmdline[-3:-1] == [b"-m", b"mcu_vm"] and f"MCU_ID={mcu_id}".encode() in environ:
+        if cmdline[-3:-1] == [b"-m", b"mcu_vm"] and wanted <= environ:
             return int(proc.name)
-    raise AssertionError(f"no process for MCU {mcu_id}")
+    raise AssertionError(f"no process for MCU {mcu['id']} on port {port}")
 
 
 def test_a_killed_mcu_is_restarted_and_the_meeting_carries_on(tmp_path: Path) -> None:
@@ -71,7 +76,7 @@ def test_a_killed_mcu_is_restarted_and_the_meeting_carries_on(tmp_path: Path) ->
                     return None
 
                 mcu = _wait(serving, "the MCU serving the meeting", timeout=10)
-                os.kill(_supervisor_pid(mcu["id"]), signal.SIGKILL)  # the VM dies: no goodbye
+                os.kill(_supervisor_pid(mcu), signal.SIGKILL)  # the VM dies: no goodbye
                 elapsed = _back_in_meeting(pages, time.monotonic(), CARRY_ON_BUDGET_S)
                 print(f"heal: both back in the meeting with media {elapsed:.1f} s after the MCU was killed")
             finally:
