@@ -8,8 +8,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,12 +16,11 @@ import pytest
 import requests
 from playwright.sync_api import sync_playwright
 
-from infra.launcher import ROOT
 from tests.e2e.browser import close, join, launch
 from tests.e2e.test_meeting_browser import _assert_media, _back_in_meeting, _wait
+from tests.platform.launch import start_make_run
 
 pytestmark = [pytest.mark.platform, pytest.mark.e2e]
-START_TIMEOUT_S = 90
 CARRY_ON_BUDGET_S = 10
 
 
@@ -47,17 +44,8 @@ def _supervisor_pid(mcu: dict[str, str]) -> int:
 
 
 def test_a_killed_mcu_is_restarted_and_the_meeting_carries_on(tmp_path: Path) -> None:
-    state = tmp_path / "local"
-    out = tmp_path / "out.txt"
-    with open(out, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.run", "--state-dir", str(state)], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT
-        )
+    proc, state, out = start_make_run(tmp_path)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not (state / "endpoints.json").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
-            time.sleep(0.2)
         ep = json.loads((state / "endpoints.json").read_text())
         url = dict(re.findall(r"^\s+(\d+)\s+(http://127\.0\.0\.1:\d+/meet/\S+)", out.read_text(), re.M))["101"]
         key = url.rsplit("/", 1)[1]

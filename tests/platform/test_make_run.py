@@ -8,8 +8,6 @@ import re
 import signal
 import smtplib
 import socket
-import subprocess
-import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,11 +18,10 @@ import dns.rcode
 import pytest
 import requests
 
-from infra.launcher import ROOT
+from tests.platform.launch import start_make_run
 from webmeeting.domain.signing import signed_headers
 
 pytestmark = pytest.mark.platform
-START_TIMEOUT_S = 90
 
 
 def _port_open(port: int) -> bool:
@@ -45,19 +42,9 @@ def _ports(endpoints: dict) -> list[int]:  # type: ignore[type-arg]
 
 
 def test_make_run_demo_and_clean_shutdown(tmp_path: Path) -> None:
-    state = tmp_path / "local"
-    out = tmp_path / "out.txt"
-    with open(out, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.run", "--state-dir", str(state)], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT
-        )
+    proc, state, out = start_make_run(tmp_path)
     endpoints_file = state / "endpoints.json"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not endpoints_file.exists():
-            assert proc.poll() is None, out.read_text()
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.2)
         ep = json.loads(endpoints_file.read_text())
         for key in (
             "portal",
