@@ -9,7 +9,7 @@ PAGE := functions/meeting_page
 APT_PACKAGES := default-jre-headless chromium iproute2 ffmpeg
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
-.PHONY: run test unit lint system venv clean openapi retention-doc package terraform-data bench demo
+.PHONY: run test unit service lint system venv clean openapi retention-doc package terraform-data bench demo
 
 CHECKOV_VENV := .venv-checkov
 
@@ -47,8 +47,13 @@ system:
 run: system venv
 	$(PY) -m infra.run
 
-test: system venv lint
-	$(PY) -m pytest
+# The tiers: unit (pure), service (in-process against the Firestore emulator only), then the
+# launched platform (integration, security, e2e, platform, deploy) in one pytest session.
+test: system venv lint service
+	$(PY) -m pytest --ignore=tests/service
+
+service: system venv
+	$(PY) -m pytest tests/service
 
 unit: venv
 	$(PY) -m pytest tests/unit
@@ -57,6 +62,7 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	@for f in functions/*/main.py; do $(PY) -m mypy $$f >/dev/null || $(PY) -m mypy $$f || exit 1; done
 
 openapi: venv
 	$(PY) -m webmeeting.cli.openapi > docs/openapi.json

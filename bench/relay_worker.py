@@ -23,6 +23,7 @@ from mcu_vm import net  # noqa: E402
 from mcu_vm.portal import PortalClient  # noqa: E402
 from mcu_vm.room import RoomRegistry  # noqa: E402
 from mcu_vm.settings import McuSettings  # noqa: E402
+from mcu_vm.signalling import Signalling  # noqa: E402
 
 
 class RelayPublisher:
@@ -64,7 +65,7 @@ def main() -> None:
     net.use_addresses(list(s.ice_addresses))
     registry = RelayRegistry(s.mcu_id, s.token_public_key, list(s.ice_servers), PortalClient(s.portal_url, s.mcu_id, s.secret))
     app = web.Application()
-    app.router.add_get("/ws", registry.handle)
+    app.router.add_get("/ws", Signalling(registry).handle)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None)
 
 

@@ -138,9 +138,7 @@ def main() -> None:
     platform.start(functions=False)
     try:
         platform.export_env()
-        import os
-
-        os.environ["WEBMEETING_PUBLIC_BASE_URL"] = "http://127.0.0.1"  # no functions here: the sweep runs in-process
+        runtime.use_environment({"WEBMEETING_PUBLIC_BASE_URL": "http://127.0.0.1"})  # no functions here: in-process
         rows = [measure(rule, n) for rule in ("participant_events", "meeting_names") for n in args.sizes]
         text = render(rows)
         print(text)

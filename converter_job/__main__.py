@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import secrets
 import shutil
 import sys
@@ -56,9 +55,7 @@ class LeaseKeeper(threading.Thread):
 
 
 def delete_raw(doc: dict[str, Any], settings: Any) -> None:
-    for track in doc.get("tracks", []):
-        storage.delete(settings.raw_bucket, track["object"])
-    recordings.recordings().document(doc["id"]).update({"raw_deleted": True})
+    recordings.raw_deleted(doc["id"], doc, settings)
 
 
 def convert(rec_id: str, converter: str, settings: Any) -> int:
@@ -128,7 +125,7 @@ def _iso(at: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="converter_job", description=__doc__.splitlines()[0])
     parser.add_argument("--recording-id", required=True)
-    parser.add_argument("--converter", default=os.environ.get("WEBMEETING_CONVERTER_ID", "converter"))
+    parser.add_argument("--converter", default=runtime.backends().converter_id)
     parser.add_argument("--attempt", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stdout)

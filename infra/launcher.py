@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from webmeeting import routes, tokens
+from webmeeting import routes, runtime, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRESTORE_JAR = Path("/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar")
@@ -286,15 +286,16 @@ class Platform:
     def create_buckets(self) -> None:
         from webmeeting.adapters import storage
 
-        os.environ["STORAGE_EMULATOR_HOST"] = self.endpoints["storage_emulator"]
-        os.environ["GOOGLE_CLOUD_PROJECT"] = self.project
+        runtime.use_environment(
+            {"STORAGE_EMULATOR_HOST": self.endpoints["storage_emulator"], "GOOGLE_CLOUD_PROJECT": self.project}
+        )
         for name in (FILES_BUCKET, RAW_BUCKET, RECORDINGS_BUCKET):
             storage.ensure_bucket(name)
 
     def create_queues(self) -> None:
         from webmeeting.adapters import tasks
 
-        os.environ["WEBMEETING_TASKS_EMULATOR_HOST"] = self.endpoints["tasks_emulator"]
+        runtime.use_environment({"WEBMEETING_TASKS_EMULATOR_HOST": self.endpoints["tasks_emulator"]})
         for queue in QUEUES:
             tasks.ensure_queue(self.project, queue)
 
@@ -513,7 +514,7 @@ class Platform:
         from webmeeting.adapters import firestore as fs
 
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while {s.id for s in fs.client().collection("mcus").stream()} < ids:
+        while {s.id for s in fs.mcus().stream()} < ids:
             if time.monotonic() > deadline:
                 raise LaunchError("MCUs did not register with the portal; see logs/mcu-*.log and logs/fn-mcu_api.log")
             time.sleep(0.1)
@@ -536,7 +537,7 @@ class Platform:
 
     def export_env(self) -> None:
         """Point this process's Google clients at the emulators."""
-        os.environ.update({k: v for k, v in self.function_env().items() if k != "PYTHONPATH"})
+        runtime.use_environment({k: v for k, v in self.function_env().items() if k != "PYTHONPATH"})
 
     def start(self, *, functions: bool = True) -> dict[str, Any]:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -569,6 +570,13 @@ class Platform:
         return self.endpoints
 
     def write_endpoints(self) -> Path:
+        """``endpoints.json`` (what runs where) and, readable by this user only, ``settings.json``
+        (the functions' environment: what the admin CLI's ``--local`` runs with)."""
+        settings = self.state_dir / "settings.json"
+        tmp = settings.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: v for k, v in self.function_env().items() if k != "PYTHONPATH"}, indent=2))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, settings)
         path = self.state_dir / "endpoints.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.endpoints, indent=2))
@@ -595,3 +603,4 @@ class Platform:
             proc.popen.poll()
         self.procs.clear()
         (self.state_dir / "endpoints.json").unlink(missing_ok=True)
+        (self.state_dir / "settings.json").unlink(missing_ok=True)

@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import hashlib
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -25,11 +24,11 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from mcu_vm.portal import PortalClient
-from mcu_vm.room import CLIENT_IP_HEADER, CLOSE_UNAUTHENTICATED
-from mcu_vm.room import error as room_error
 from mcu_vm.settings import McuSettings
+from mcu_vm.signalling import CLIENT_IP_HEADER, CLOSE_UNAUTHENTICATED
 from mcu_vm.worker import serve
 from webmeeting import tokens
+from webmeeting.domain import signalling as contract
 
 log = logging.getLogger("mcu.supervisor")
 
@@ -73,7 +72,8 @@ class Supervisor:
     def start_workers(self) -> None:
         for port in self.ports:
             argv = [sys.executable, "-m", "mcu_vm.worker", "--port", str(port)]
-            self.procs.append(subprocess.Popen(argv, env=os.environ.copy(), preexec_fn=_die_with_parent))
+            # our own module; the environment is inherited
+            self.procs.append(subprocess.Popen(argv, preexec_fn=_die_with_parent))
 
     async def wait_workers(self) -> None:
         assert self.session
@@ -140,7 +140,7 @@ class Supervisor:
             token = first.json().get("token", "")
             claims = tokens.verify(self.settings.token_public_key, token, self.settings.mcu_id, datetime.now(UTC))
         except (ValueError, AttributeError, tokens.TokenError):
-            await ws.send_json(room_error("unauthenticated"))
+            await ws.send_json(contract.wire(contract.error("unauthenticated")))
             await ws.close(code=CLOSE_UNAUTHENTICATED)
             return ws
         port = self.ports[worker_for(claims.meeting_key, len(self.ports))]

@@ -24,6 +24,7 @@ from typing import IO, Any
 import av
 
 from mcu_vm.passthrough import media_ssrc
+from webmeeting import tokens
 from webmeeting.domain import rawtrack
 
 log = logging.getLogger("mcu.recording")
@@ -231,3 +232,43 @@ class Uploader:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+class RecordingControl:
+    """The organizer's start and stop of a room's recording, each checked against the portal's
+    grant (which names the MCU, the meeting, the recording and the action)."""
+
+    def __init__(self, uploader: Uploader | None, token_public_key: str, mcu_id: str) -> None:
+        self.uploader = uploader
+        self.token_public_key = token_public_key
+        self.mcu_id = mcu_id
+
+    def apply(self, room: Any, role: str, grant_text: str) -> str:
+        """forbidden | unauthenticated | changed | unchanged (a repeated start or stop)."""
+        if role != "organizer" or self.uploader is None:
+            return "forbidden"
+        try:
+            grant = tokens.verify_grant(self.token_public_key, grant_text, self.mcu_id, room.key, datetime.now(UTC))
+        except tokens.TokenError:
+            return "unauthenticated"
+        if grant.action == "start" and room.recording is None:
+            room.recording = RoomRecording(grant.recording_id, room.key, self.uploader.root / grant.recording_id)
+            for other in room.participants.values():
+                for pub in other.publishers.values():
+                    room.recording.add(pub, other.id)
+            log.info("recording %s started", grant.recording_id)
+            return "changed"
+        if grant.action == "stop" and room.recording is not None and room.recording.recording_id == grant.recording_id:
+            self.stop(room)
+            return "changed"
+        return "unchanged"
+
+    def stop(self, room: Any) -> None:
+        """Stop the room's recording (if any); its tracks go to the uploader."""
+        if room.recording is None:
+            return
+        room.recording.stop()
+        log.info("recording %s stopped", room.recording.recording_id)
+        room.recording = None
+        if self.uploader:
+            self.uploader.kick()

@@ -20,6 +20,7 @@ from mcu_vm.portal import PortalClient
 from mcu_vm.recording import Uploader
 from mcu_vm.room import RoomRegistry
 from mcu_vm.settings import McuSettings
+from mcu_vm.signalling import Signalling
 
 
 def make_app(settings: McuSettings) -> web.Application:
@@ -52,7 +53,7 @@ def make_app(settings: McuSettings) -> web.Application:
 
     app = web.Application()
     app["registry"] = registry
-    app.router.add_get("/ws", registry.handle)
+    app.router.add_get("/ws", Signalling(registry).handle)
     app.router.add_get("/status", status)
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

@@ -8,11 +8,13 @@ Unit tests pass a ``FixedClock``.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
+
+from webmeeting.settings import Backends
 
 
 class Clock(Protocol):
@@ -69,8 +71,7 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-def clock_from_env(env: dict[str, str] | None = None) -> SystemClock:
-    env = dict(os.environ) if env is None else env
-    offset = float(env.get("WEBMEETING_TIME_OFFSET_S", "0") or 0)
-    clock_file = env.get("WEBMEETING_CLOCK_FILE")
-    return SystemClock(offset_s=offset, offset_file=Path(clock_file) if clock_file else None)
+def clock_from_env(env: Backends | Mapping[str, str]) -> SystemClock:
+    """The clock the configuration asks for: ``Backends`` (or the variables it reads)."""
+    b = env if isinstance(env, Backends) else Backends.from_env(dict(env))
+    return SystemClock(offset_s=b.clock_offset_s, offset_file=Path(b.clock_file) if b.clock_file else None)

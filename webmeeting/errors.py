@@ -11,6 +11,7 @@ HTTP entry points map them to status codes through ``webmeeting.http.STATUS``::
     │   └── IpMismatch      request from an IP other than the PBX's registered one
     ├── NotFound            unknown meeting / report
     ├── Conflict            FQDN bound elsewhere, vanity taken
+    │   └── WriteConflict   a document to create exists, or a transaction lost its race (the store)
     ├── TooLarge            body over the limit
     ├── RateLimited
     └── Unavailable         no MCU can take the meeting right now
@@ -57,6 +58,11 @@ class NotFound(WebmeetingError):
 
 class Conflict(WebmeetingError):
     code = "conflict"
+
+
+class WriteConflict(Conflict):
+    """The store refused a write: a document that must be new exists, or a concurrent
+    transaction changed what this one read (raised by ``adapters.firestore``)."""
 
 
 class TooLarge(WebmeetingError):

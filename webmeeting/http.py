@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import flask
@@ -104,3 +107,67 @@ def request_target(request: flask.Request) -> str:
     qs = request.query_string.decode("latin-1")
     path = request.environ.get("PATH_INFO", request.path)
     return f"{path}?{qs}" if qs else path
+
+
+# --- one route table and one error wrapper per function ---------------------------------------------
+
+Handler = Callable[[flask.Request, "re.Match[str]"], flask.Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """``pattern`` (a regular expression) must match the whole path below the function's
+    prefix; its groups reach the handler through the match."""
+
+    pattern: str
+    methods: frozenset[str]
+    handler: Handler
+    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regex", re.compile(self.pattern))
+
+
+def route(pattern: str, methods: Iterable[str], handler: Handler) -> Route:
+    return Route(pattern, frozenset(methods), handler)
+
+
+class Router:
+    """A function's routes and its one error wrapper: an unknown path is 404 and a known path
+    with another method 405 (before anything else runs), the project's errors become the
+    contract's error body, anything else is logged and a bare 500 (never a stack trace)."""
+
+    def __init__(
+        self, prefix: str, routes: list[Route], render_error: Callable[[int, str, str], flask.Response] = error_response
+    ) -> None:
+        self.prefix = prefix
+        self.routes = routes
+        self.render_error = render_error  # (status, code, message) -> the response (a page may render HTML)
+
+    def path(self, request: flask.Request) -> str:
+        return request.path[len(self.prefix) :] if request.path.startswith(self.prefix) else request.path
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        try:
+            return self.dispatch(request)
+        except errors.WebmeetingError as exc:
+            return self.render_error(status_for(exc), exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - the edge: log it, never show a stack trace
+            log.exception("unhandled error", exc_info=exc)
+            return self.render_error(500, "internal", "internal error; it has been logged")
+
+    def dispatch(self, request: flask.Request) -> flask.Response:
+        path = self.path(request)
+        allowed: set[str] = set()
+        for r in self.routes:
+            m = r.regex.fullmatch(path)
+            if m is None:
+                continue
+            if request.method in r.methods:
+                return r.handler(request, m)
+            allowed |= r.methods
+        if allowed:
+            resp = self.render_error(405, "method_not_allowed", f"{request.method} is not allowed here")
+            resp.headers["Allow"] = ", ".join(sorted(allowed))
+            return resp
+        raise errors.NotFound("no such endpoint")

@@ -1,7 +1,10 @@
-"""One frozen settings object per deployable, read from the environment once.
+"""The configuration, read from the environment once, here and nowhere else (a test holds the
+rest of the code to that): ``Settings`` for the portal's functions and the converter,
+``Backends`` for how any process reaches the services around it (emulators, SMTP, PBXs, the
+clock), ``mcu_vm.settings.McuSettings`` for the MCU.
 
 Missing required settings fail by name at start-up, not at first use.
-The README's configuration table lists every variable.
+The README's configuration table lists every variable (a test checks it against these).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import binascii
 import os
 from dataclasses import dataclass
 
+from webmeeting.domain.files import MAX_FILE_BYTES
 from webmeeting.routes import TRUSTED_PROXY_HOPS
 
 PBX_BODY_LIMIT_BYTES = 1024 * 1024  # contract: 1 MiB for PBX calls
@@ -60,6 +64,8 @@ class Settings:
     convert_lease_s: float = 60.0  # a converter that stops renewing its claim this long is taken as dead
     recording_days: int = 7  # recordings (and their links) live this long after creation
     session_grace_s: float = 30.0  # a meeting empty this long is over (its report goes out); a return before continues it
+    files_bucket: str = "webmeeting-files"  # files shared in sessions, documents of meetings
+    file_max_bytes: int = MAX_FILE_BYTES  # one shared file or document at most
     join_token_key: str = ""  # PEM, ES256 private key signing join tokens (meeting_api)
     tasks_target: str = ""  # base URL of the internal tasks function, as Cloud Tasks and Scheduler reach it
     tasks_auth: str = "secret"  # tasks_api callers: "secret" (local: the task secret header) | "iam" (production)
@@ -96,6 +102,8 @@ class Settings:
             ops_email=env.get("WEBMEETING_OPS_EMAIL", ""),
             convert_lease_s=float(env.get("WEBMEETING_CONVERT_LEASE_S", "60")),
             recording_days=int(env.get("WEBMEETING_RECORDING_DAYS", "7")),
+            files_bucket=env.get("WEBMEETING_FILES_BUCKET", "webmeeting-files"),
+            file_max_bytes=int(env.get("WEBMEETING_FILE_MAX_BYTES", str(MAX_FILE_BYTES))),
             join_token_key=env.get("WEBMEETING_JOIN_TOKEN_KEY", ""),
             tasks_target=env.get("WEBMEETING_TASKS_TARGET", "").rstrip("/"),
             tasks_auth=_choice(env, "WEBMEETING_TASKS_AUTH", ("secret", "iam"), "secret"),
@@ -111,9 +119,92 @@ class Settings:
             raise MissingSetting("environment variable WEBMEETING_SECRET_KEY is required here")
         return self.secret_key_bytes
 
+    @property
+    def tasks_url(self) -> str:
+        """Base URL Cloud Tasks calls the task handlers at: the internal tasks function's own URL
+        (never the public load balancer, which does not route /tasks)."""
+        return self.require("tasks_target")
+
     def require(self, name: str) -> str:
         """A setting only some deployables need, failing by name when absent."""
         value = str(getattr(self, name))
         if not value:
             raise MissingSetting(f"environment variable WEBMEETING_{name.upper()} is required here")
         return value
+
+
+@dataclass(frozen=True)
+class Backends:
+    """How this process reaches what is around it. Every field has a default: production needs
+    only the project (Google's libraries find their services themselves)."""
+
+    project: str = ""  # GOOGLE_CLOUD_PROJECT (or GCLOUD_PROJECT)
+    storage_emulator_host: str = ""  # STORAGE_EMULATOR_HOST: local Cloud Storage
+    signing_key_file: str = ""  # a service-account key for signed URLs (local; production signs through IAM)
+    tasks_emulator_host: str = ""  # local Cloud Tasks
+    tasks_secret: str = ""  # the header local tasks carry (production: OIDC)
+    tasks_service_account: str = ""  # production: the identity tasks call with (OIDC)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_tls: str = "none"  # none | starttls | tls
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "WebMeeting <no-reply@webmeeting.local>"
+    pbx_scheme: str = "https"  # how the portal calls PBXs (local simulator: http)
+    pbx_port: int = 0  # 0: the scheme's port
+    egress_allow: tuple[str, ...] = ()  # host:port the egress guard admits although not public (local only)
+    dns_server: str = ""  # the resolver for PBX FQDNs; empty: the system's
+    converter_runner: str = ""  # "local": conversions run as local processes (no Cloud Run)
+    converter_log_dir: str = "/tmp"  # noqa: S108 - local converter runs only
+    converter_id: str = "converter"  # WEBMEETING_CONVERTER_ID: which converter this job runs as
+    clock_offset_s: float = 0.0  # shifts the platform clock (tests of retention)
+    clock_file: str = ""  # a file holding the offset, re-read when it changes (tests)
+    mcus_json: str = "{}"  # WEBMEETING_MCUS: the MCU registry (terraform writes it)
+    mcus_file: str = ""  # or a file holding it (the local launcher writes it)
+    retention_s: tuple[tuple[str, float], ...] = ()  # WEBMEETING_RETENTION_<RULE>_S overrides
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Backends:
+        env = dict(os.environ) if env is None else env
+        prefix = "WEBMEETING_RETENTION_"
+        retention = tuple(
+            sorted(
+                (k[len(prefix) : -2].lower(), float(v)) for k, v in env.items() if k.startswith(prefix) and k.endswith("_S") and v
+            )
+        )
+        return cls(
+            project=env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or "",
+            storage_emulator_host=env.get("STORAGE_EMULATOR_HOST", ""),
+            signing_key_file=env.get("WEBMEETING_SIGNING_KEY_FILE", ""),
+            tasks_emulator_host=env.get("WEBMEETING_TASKS_EMULATOR_HOST", ""),
+            tasks_secret=env.get("WEBMEETING_TASKS_SECRET", ""),
+            tasks_service_account=env.get("WEBMEETING_TASKS_SERVICE_ACCOUNT", ""),
+            smtp_host=env.get("WEBMEETING_SMTP_HOST", "127.0.0.1"),
+            smtp_port=int(env.get("WEBMEETING_SMTP_PORT", "25")),
+            smtp_tls=_choice(env, "WEBMEETING_SMTP_TLS", ("none", "starttls", "tls"), "none"),
+            smtp_user=env.get("WEBMEETING_SMTP_USER", ""),
+            smtp_password=env.get("WEBMEETING_SMTP_PASSWORD", ""),
+            smtp_from=env.get("WEBMEETING_SMTP_FROM", "WebMeeting <no-reply@webmeeting.local>"),
+            pbx_scheme=_choice(env, "WEBMEETING_PBX_SCHEME", ("https", "http"), "https"),
+            pbx_port=int(env.get("WEBMEETING_PBX_PORT", "") or 0),
+            egress_allow=tuple(a.strip() for a in env.get("WEBMEETING_EGRESS_ALLOW", "").split(",") if a.strip()),
+            dns_server=env.get("WEBMEETING_DNS_SERVER", ""),
+            converter_runner=env.get("WEBMEETING_CONVERTER_RUNNER", ""),
+            converter_log_dir=env.get("WEBMEETING_CONVERTER_LOG_DIR", "/tmp"),  # noqa: S108 - local runs only
+            converter_id=env.get("WEBMEETING_CONVERTER_ID", "converter"),
+            clock_offset_s=float(env.get("WEBMEETING_TIME_OFFSET_S", "0") or 0),
+            clock_file=env.get("WEBMEETING_CLOCK_FILE", ""),
+            mcus_json=env.get("WEBMEETING_MCUS", "") or "{}",
+            mcus_file=env.get("WEBMEETING_MCUS_FILE", ""),
+            retention_s=retention,
+        )
+
+
+def child_environment(withheld: frozenset[str]) -> dict[str, str]:
+    """This process's environment for a child process, without ``withheld`` (local runners)."""
+    return {k: v for k, v in os.environ.items() if k not in withheld}
+
+
+def set_environment(values: dict[str, str]) -> None:
+    """``values`` join this process's environment (see ``runtime.use_environment``)."""
+    os.environ.update(values)

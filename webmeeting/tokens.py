@@ -16,6 +16,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from webmeeting.errors import Forbidden
+
 ISSUER = "webmeeting-portal"
 ALGORITHM = "ES256"
 JOIN_TOKEN_TTL_S = 60  # time to connect (or reconnect) to the MCU; checked at every (re)connect
@@ -35,6 +37,11 @@ class JoinClaims:
     mcu_id: str
     max_participants: int
     expires_at: datetime
+
+    def require_organizer(self, message: str) -> None:
+        """403 ``organizer_only`` (with ``message``) unless this is the meeting's organizer."""
+        if self.role != "organizer":
+            raise Forbidden(message, code="organizer_only")
 
 
 def new_keypair() -> tuple[str, str]:

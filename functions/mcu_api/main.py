@@ -27,7 +27,6 @@ from webmeeting.services.sessions import reconcile_live, record_events
 
 PREFIX = "/api/mcu/v1"
 BODY_LIMIT = 512 * 1024
-UPLOADED_RE = re.compile(r"^/recordings/([0-9a-f]{32})/uploaded$")
 
 
 def _authenticate(request: flask.Request) -> tuple[str, RegisteredMcu]:
@@ -54,39 +53,46 @@ def _heartbeat_fields(beat: McuHeartbeat, entry: RegisteredMcu) -> dict[str, obj
     }
 
 
+def _uploaded(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    mcu_id, _entry = _authenticate(request)
+    report = http.parse(RecordingUploaded, http.read_body(request, BODY_LIMIT))
+    if report.recording_id != m.group(1):
+        raise errors.InvalidRequest("recording_id must match the path")
+    prefix = f"raw/{mcu_id}/{report.recording_id}/"
+    if any(not t.object.startswith(prefix) or ".." in t.object for t in report.tracks):
+        raise errors.Forbidden("an MCU's tracks lie under its own prefix")
+    return http.json_response({"outcome": recordings.uploaded(mcu_id, report, runtime.settings(), runtime.clock().now())})
+
+
+def _heartbeat(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    mcu_id, entry = _authenticate(request)
+    beat = http.parse(McuHeartbeat, http.read_body(request, BODY_LIMIT))
+    if beat.id != mcu_id:
+        raise errors.Forbidden("an MCU speaks only for itself")
+    record_heartbeat(mcu_id, _heartbeat_fields(beat, entry))
+    if beat.live is not None and beat.live_at is not None:  # lost "left" events: reconcile
+        lifecycle.after(reconcile_live(mcu_id, beat.live, beat.live_at, runtime.clock().now()), runtime.settings())
+    return flask.Response(status=204)
+
+
+def _events(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    mcu_id, _entry = _authenticate(request)
+    batch = http.parse(McuEvents, http.read_body(request, BODY_LIMIT))
+    recorded = record_events(list(batch.events), mcu_id, runtime.clock().now())
+    lifecycle.after(recorded, runtime.settings())
+    return http.json_response({"stored": recorded.stored})
+
+
+ROUTES = http.Router(
+    PREFIX,
+    [
+        http.route("/heartbeat", {"POST"}, _heartbeat),
+        http.route("/events", {"POST"}, _events),
+        http.route("/recordings/([0-9a-f]{32})/uploaded", {"POST"}, _uploaded),
+    ],
+)
+
+
 @functions_framework.http
 def mcu_api(request: flask.Request) -> flask.Response:
-    try:
-        path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
-        uploaded = UPLOADED_RE.match(path)
-        if path not in ("/heartbeat", "/events") and not uploaded:
-            raise errors.NotFound("no such endpoint")
-        if request.method != "POST":
-            return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-        mcu_id, entry = _authenticate(request)
-        body = http.read_body(request, BODY_LIMIT)
-        now = runtime.clock().now()
-        if uploaded:
-            report = http.parse(RecordingUploaded, body)
-            if report.recording_id != uploaded.group(1):
-                raise errors.InvalidRequest("recording_id must match the path")
-            prefix = f"raw/{mcu_id}/{report.recording_id}/"
-            if any(not t.object.startswith(prefix) or ".." in t.object for t in report.tracks):
-                raise errors.Forbidden("an MCU's tracks lie under its own prefix")
-            return http.json_response({"outcome": recordings.uploaded(mcu_id, report, runtime.settings(), now)})
-        if path == "/heartbeat":
-            beat = http.parse(McuHeartbeat, body)
-            if beat.id != mcu_id:
-                raise errors.Forbidden("an MCU speaks only for itself")
-            record_heartbeat(mcu_id, _heartbeat_fields(beat, entry))
-            if beat.live is not None and beat.live_at is not None:  # lost "left" events: reconcile
-                lifecycle.after(reconcile_live(mcu_id, beat.live, beat.live_at, now), runtime.settings())
-            return flask.Response(status=204)
-        batch = http.parse(McuEvents, body)
-        recorded = record_events(list(batch.events), mcu_id, now)
-        lifecycle.after(recorded, runtime.settings())
-        return http.json_response({"stored": recorded.stored})
-    except errors.WebmeetingError as exc:
-        return http.from_error(exc)
-    except Exception as exc:  # noqa: BLE001 - the edge: log it, never show a stack trace
-        return http.internal_error(exc)
+    return ROUTES(request)

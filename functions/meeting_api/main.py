@@ -52,11 +52,9 @@ def _present(request: flask.Request) -> tokens.JoinClaims:
     return claims
 
 
-def _files(request: flask.Request) -> flask.Response:
+def _files(request: flask.Request, _: re.Match[str]) -> flask.Response:
     if request.method == "GET":
         return http.json_response({"files": files.listing(_present(request))})
-    if request.method != "POST":
-        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
     claims = _claims(request)
     ext = request.args.get("ext", "")
     if not re.fullmatch(r"[A-Za-z0-9]{1,8}", ext) or set(request.args) - {"ext"}:
@@ -72,86 +70,83 @@ class InviteRequest(BaseModel):
     participants: list[InvitedPerson] = Field(min_length=1, max_length=invitations.MEETING_INVITES_MAX)
 
 
-def _invite(request: flask.Request) -> flask.Response:
-    if request.method != "POST":
-        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+def _invite(request: flask.Request, _: re.Match[str]) -> flask.Response:
     claims = _claims(request)
     body = http.parse(InviteRequest, http.read_body(request, 32768))
     people = [p.model_dump() for p in body.participants]
-    count = invitations.invite_from_meeting(claims.meeting_key, claims.role, people, runtime.settings(), runtime.clock().now())
+    count = invitations.invite_from_meeting(claims, people, runtime.settings(), runtime.clock().now())
     return http.json_response({"invited": count}, 201)
 
 
-def _pdfs(request: flask.Request, rel: str) -> flask.Response:
+def _pdfs(request: flask.Request, _: re.Match[str]) -> flask.Response:
     """The organizer prepares documents before anyone connects; everyone else sees them only
     from inside the meeting."""
     claims = _claims(request)
-    parts = rel.strip("/").split("/")
-    if parts == ["pdfs"] and request.method == "GET":
+    if request.method == "GET":
         if claims.role != "organizer":
             _present(request)
         return http.json_response({"pdfs": files.list_pdfs(claims)})
-    if parts == ["pdfs"] and request.method == "POST":
-        return http.json_response(files.share_pdf(claims, http.read_body(request, files.max_bytes()), runtime.clock().now()), 201)
-    if len(parts) == 2 and ID_RE.match(parts[1]) and request.method == "DELETE":
-        files.unshare_pdf(claims, parts[1])
-        return flask.Response(status=204)
-    raise errors.NotFound("no such endpoint")
+    return http.json_response(files.share_pdf(claims, http.read_body(request, files.max_bytes()), runtime.clock().now()), 201)
 
 
-def _polls(request: flask.Request, rel: str) -> flask.Response:
-    """/polls, /polls/<id>, /polls/<id>/run, /runs, /runs/<id>/vote, /runs/<id>/report.pdf"""
+def _pdf(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    files.unshare_pdf(_claims(request), m.group(1))
+    return flask.Response(status=204)
+
+
+def _polls(request: flask.Request, _: re.Match[str]) -> flask.Response:
     claims = _claims(request)
-    now = runtime.clock().now()
-    parts = rel.strip("/").split("/")
-    method = request.method
-    if parts == ["polls"] and method == "GET":
+    if request.method == "GET":
         return http.json_response({"polls": polls.list_polls(claims)})
-    if parts == ["polls"] and method == "POST":
-        return http.json_response(polls.create(claims, http.parse(PollDraft, http.read_body(request, 16384)), now), 201)
-    if len(parts) == 2 and parts[0] == "polls" and ID_RE.match(parts[1]):
-        if method == "PUT":
-            return http.json_response(polls.edit(claims, parts[1], http.parse(PollDraft, http.read_body(request, 16384)), now))
-        if method == "DELETE":
-            polls.delete(claims, parts[1])
-            return flask.Response(status=204)
-    if len(parts) == 3 and parts[0] == "polls" and parts[2] == "run" and ID_RE.match(parts[1]) and method == "POST":
-        return http.json_response(polls.run(claims, parts[1], now), 201)
-    if parts == ["runs"] and method == "GET":
-        return http.json_response({"runs": polls.results(_present(request))})
-    if len(parts) == 3 and parts[0] == "runs" and ID_RE.match(parts[1]):
-        if parts[2] == "vote" and method == "POST":
-            polls.vote(_present(request), parts[1], http.parse(Vote, http.read_body(request, 1024)).option, now)
-            return flask.Response(status=204)
-        if parts[2] == "report.pdf" and method == "GET":
-            pdf = polls.report_pdf(claims, parts[1])
-            headers = {
-                "Content-Type": "application/pdf",
-                "Content-Disposition": 'attachment; filename="poll-results.pdf"',
-                **http.NO_STORE,
-            }
-            return flask.Response(pdf, headers=headers)
-    raise errors.NotFound("no such endpoint")
+    draft = http.parse(PollDraft, http.read_body(request, 16384))
+    return http.json_response(polls.create(claims, draft, runtime.clock().now()), 201)
 
 
-def _dialin(request: flask.Request) -> flask.Response:
-    """Organizer-only data: the role is checked here, on the server, from the signed token."""
-    if request.method != "GET":
-        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+def _poll(request: flask.Request, m: re.Match[str]) -> flask.Response:
     claims = _claims(request)
-    if claims.role != "organizer":
-        raise errors.Forbidden("dial-in data is for the organizer only", code="organizer_only")
+    if request.method == "PUT":
+        draft = http.parse(PollDraft, http.read_body(request, 16384))
+        return http.json_response(polls.edit(claims, m.group(1), draft, runtime.clock().now()))
+    polls.delete(claims, m.group(1))
+    return flask.Response(status=204)
+
+
+def _poll_run(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    return http.json_response(polls.run(_claims(request), m.group(1), runtime.clock().now()), 201)
+
+
+def _runs(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    return http.json_response({"runs": polls.results(_present(request))})
+
+
+def _vote(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    claims = _present(request)
+    polls.vote(claims, m.group(1), http.parse(Vote, http.read_body(request, 1024)).option, runtime.clock().now())
+    return flask.Response(status=204)
+
+
+def _poll_report(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    pdf = polls.report_pdf(_claims(request), m.group(1))
+    headers = {
+        "Content-Type": "application/pdf",
+        "Content-Disposition": 'attachment; filename="poll-results.pdf"',
+        **http.NO_STORE,
+    }
+    return flask.Response(pdf, headers=headers)
+
+
+def _dialin(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    """Organizer-only data: the role is checked here, on the server, from the signed token."""
+    claims = _claims(request)
+    claims.require_organizer("dial-in data is for the organizer only")
     _present(request)
     return http.json_response(dialin.for_organizer(claims.meeting_key))
 
 
-def _recording(request: flask.Request) -> flask.Response:
-    if request.method != "POST":
-        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+def _recording(request: flask.Request, _: re.Match[str]) -> flask.Response:
     claims = _claims(request)
     action = http.parse(RecordingAction, http.read_body(request, 256)).action
-    if claims.role != "organizer":
-        raise errors.Forbidden("only the organizer records", code="organizer_only")
+    claims.require_organizer("only the organizer records")
     _present(request)
     s = runtime.settings()
     if action == "start":
@@ -159,31 +154,33 @@ def _recording(request: flask.Request) -> flask.Response:
     return http.json_response(recordings.stop(claims, s))
 
 
+def _join(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    req = http.parse(JoinRequest, http.read_body(request, BODY_LIMIT))
+    clock = runtime.clock()
+    return http.json_response(join(req, runtime.settings(), clock.now(), clock.wall()))
+
+
+ID = "([A-Za-z0-9_-]{8,64})"
+ROUTES = http.Router(
+    PREFIX,
+    [
+        http.route("/join", {"POST"}, _join),
+        http.route("/dialin", {"GET"}, _dialin),
+        http.route("/recording", {"POST"}, _recording),
+        http.route("/files", {"GET", "POST"}, _files),
+        http.route("/invitations", {"POST"}, _invite),
+        http.route("/pdfs", {"GET", "POST"}, _pdfs),
+        http.route(f"/pdfs/{ID}", {"DELETE"}, _pdf),
+        http.route("/polls", {"GET", "POST"}, _polls),
+        http.route(f"/polls/{ID}", {"PUT", "DELETE"}, _poll),
+        http.route(f"/polls/{ID}/run", {"POST"}, _poll_run),
+        http.route("/runs", {"GET"}, _runs),
+        http.route(f"/runs/{ID}/vote", {"POST"}, _vote),
+        http.route(f"/runs/{ID}/report.pdf", {"GET"}, _poll_report),
+    ],
+)
+
+
 @functions_framework.http
 def meeting_api(request: flask.Request) -> flask.Response:
-    try:
-        path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
-        if path == "/dialin":
-            return _dialin(request)
-        if path == "/recording":
-            return _recording(request)
-        if path == "/files":
-            return _files(request)
-        if path == "/invitations":
-            return _invite(request)
-        if path.startswith("/pdfs"):
-            return _pdfs(request, path)
-        if path.startswith(("/polls", "/runs")):
-            return _polls(request, path)
-        if path != "/join":
-            raise errors.NotFound("no such endpoint")
-        if request.method != "POST":
-            return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-        body = http.read_body(request, BODY_LIMIT)
-        req = http.parse(JoinRequest, body)
-        clock = runtime.clock()
-        return http.json_response(join(req, runtime.settings(), clock.now(), clock.wall()))
-    except errors.WebmeetingError as exc:
-        return http.from_error(exc)
-    except Exception as exc:  # noqa: BLE001 - the edge: log it, never show a stack trace
-        return http.internal_error(exc)
+    return ROUTES(request)

@@ -7,7 +7,6 @@ Never sets a cookie; the key is in the URL, so the page sends no Referer.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -16,9 +15,9 @@ import flask
 import functions_framework
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from webmeeting import errors, http
+from webmeeting import http, runtime
 from webmeeting.adapters import mcu_identity
-from webmeeting.services.meetings import MeetingView, resolve_key, resolve_vanity
+from webmeeting.services.meetings import resolve_key, resolve_vanity
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape())
 
@@ -30,7 +29,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Permissions-Policy": "camera=(self), microphone=(self)",
 }
-STORAGE_ORIGIN = os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"  # signed document URLs
+GOOGLE_STORAGE = "https://storage.googleapis.com"  # where signed document URLs point (locally: the emulator)
 ASSET_NAME = re.compile(r"^(vendor/)?[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9]{1,8}){1,3}$")  # pdf.worker.min.mjs
 
 
@@ -40,7 +39,7 @@ def csp() -> str:
     mcus = sorted({f"{u.scheme}://{u.netloc}" for u in (urlsplit(m.url) for m in mcu_identity.registry().values())})
     return (
         "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; "
-        f"connect-src 'self' {' '.join([*mcus, STORAGE_ORIGIN])}; frame-ancestors 'none'; base-uri 'none'"
+        f"connect-src 'self' {' '.join([*mcus, runtime.backends().storage_emulator_host or GOOGLE_STORAGE])}; frame-ancestors 'none'; base-uri 'none'"
     )
 
 
@@ -77,26 +76,35 @@ def _static(name: str) -> flask.Response:
     return flask.Response(path.read_bytes(), headers=headers)
 
 
-def _resolve(path: str) -> MeetingView:
-    parts = [unquote(p) for p in path.split("/") if p]
-    if len(parts) == 2 and parts[0] == "meet":
-        return resolve_key(parts[1])
-    if len(parts) == 3 and parts[0] == "meet":
-        return resolve_vanity(parts[1], parts[2])
-    raise errors.NotFound("no such page")
+def _asset(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    return _static(m.group(1))
+
+
+def _meeting(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    parts = [unquote(p) for p in m.group(1).split("/")]
+    view = resolve_key(parts[0]) if len(parts) == 1 else resolve_vanity(parts[0], parts[1])
+    return _page("meeting.html", 200, view=view)
+
+
+def _error(status: int, code: str, message: str) -> flask.Response:
+    """People get a page; only a wrong method (no browser sends one) gets the JSON error."""
+    if status == 405:
+        return http.error_response(status, code, message)
+    return _page("not_found.html", 500 if status >= 500 else 404)
+
+
+PAGE = {"GET", "HEAD"}
+ROUTES = http.Router(
+    "",
+    [
+        http.route("/assets/(.*)", PAGE, _asset),
+        http.route("/meet/([^/]+(?:/[^/]+)?)/?", PAGE, _meeting),
+        http.route("/.*", PAGE, lambda request, m: _error(404, "not_found", "no such page")),
+    ],
+    render_error=_error,
+)
 
 
 @functions_framework.http
 def meeting_page(request: flask.Request) -> flask.Response:
-    if request.method not in ("GET", "HEAD"):
-        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-    try:
-        if request.path.startswith("/assets/"):
-            return _static(request.path.removeprefix("/assets/"))
-        view = _resolve(request.path)
-    except errors.NotFound:
-        return _page("not_found.html", 404)
-    except Exception as exc:  # noqa: BLE001 - the edge: log, never show a stack trace
-        http.internal_error(exc)
-        return _page("not_found.html", 500)
-    return _page("meeting.html", 200, view=view)
+    return ROUTES(request)

@@ -21,28 +21,6 @@ REPORT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MEETING_ID_RE = re.compile(PBX_MEETING_ID_RE)
 
 
-def _route(path: str) -> tuple[str, str | None]:
-    """(route name, path parameter) for a path under the prefix."""
-    rel = path[len(PREFIX) :] if path.startswith(PREFIX) else path
-    if rel in ("/activate", "/sync", "/reports", "/openapi.json"):
-        return rel.strip("/"), None
-    if m := re.fullmatch(r"/meetings/([^/]+)", rel):
-        return "meetings", m.group(1)
-    if m := re.fullmatch(r"/reports/([^/]+)/ack", rel):
-        return "ack", m.group(1)
-    raise errors.NotFound("no such endpoint")
-
-
-ALLOWED = {
-    "activate": {"POST"},
-    "sync": {"PUT"},
-    "meetings": {"PUT", "DELETE"},
-    "reports": {"GET"},
-    "ack": {"POST"},
-    "openapi.json": {"GET"},
-}
-
-
 def _authenticated(request: flask.Request, body: bytes) -> svc.AuthContext:
     s = runtime.settings()
     headers = {k.lower(): v for k, v in request.headers.items()}
@@ -57,44 +35,8 @@ def _authenticated(request: flask.Request, body: bytes) -> svc.AuthContext:
     )
 
 
-def _handle(request: flask.Request) -> flask.Response:
-    route, param = _route(request.path)
-    if request.method not in ALLOWED[route]:
-        return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-    s = runtime.settings()
-    now = runtime.clock().now()
-    if route == "openapi.json":
-        return http.json_response(pbx_openapi(s.public_base_url))
-    body = http.read_body(request, s.max_body_bytes)
-
-    if route == "activate":
-        req = http.parse(ActivateRequest, body)
-        resp, _created = svc.activate(req, http.client_ip(request, s.trusted_proxy_count), now, s)
-        return http.json_response(resp, 201)
-
-    ctx = _authenticated(request, body)
-    if route == "sync":
-        return http.json_response(svc.sync(ctx, http.parse(SyncRequest, body), now, s)[0])
-    if route == "meetings":
-        if not MEETING_ID_RE.match(param or ""):
-            raise errors.InvalidRequest("pbx_meeting_id must be 1-64 characters of [A-Za-z0-9._~-]")
-        if request.method == "PUT":
-            meeting, created = svc.upsert_meeting(ctx, param or "", http.parse(MeetingRequest, body), now, s)
-            return http.json_response(meeting, 201 if created else 200)
-        _no_body(body)
-        svc.delete_meeting(ctx, param or "", now, s)
-        return flask.Response(status=204)
-    if route == "reports":
-        _no_body(body)
-        status = request.args.get("status", "pending")
-        if set(request.args) - {"status"} or status not in ("pending", "acked"):
-            raise errors.InvalidRequest("the only query parameter is status=pending|acked")
-        return http.json_response(svc.list_reports(ctx, status, now))
-    _no_body(body)  # ack
-    if not REPORT_ID_RE.match(param or ""):
-        raise errors.NotFound("unknown report")
-    svc.ack_report(ctx, param or "", now)
-    return flask.Response(status=204)
+def _body(request: flask.Request) -> bytes:
+    return http.read_body(request, runtime.settings().max_body_bytes)
 
 
 def _no_body(body: bytes) -> None:
@@ -102,11 +44,70 @@ def _no_body(body: bytes) -> None:
         raise errors.InvalidRequest("this request takes no body")
 
 
+def _openapi(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    return http.json_response(pbx_openapi(runtime.settings().public_base_url))
+
+
+def _activate(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s = runtime.settings()
+    req = http.parse(ActivateRequest, _body(request))
+    resp, _created = svc.activate(req, http.client_ip(request, s.trusted_proxy_count), runtime.clock().now(), s)
+    return http.json_response(resp, 201)
+
+
+def _sync(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    body = _body(request)
+    ctx = _authenticated(request, body)
+    return http.json_response(svc.sync(ctx, http.parse(SyncRequest, body), runtime.clock().now(), runtime.settings())[0])
+
+
+def _meeting(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    body = _body(request)
+    ctx = _authenticated(request, body)
+    pbx_meeting_id, now, s = m.group(1), runtime.clock().now(), runtime.settings()
+    if not MEETING_ID_RE.match(pbx_meeting_id):
+        raise errors.InvalidRequest("pbx_meeting_id must be 1-64 characters of [A-Za-z0-9._~-]")
+    if request.method == "PUT":
+        meeting, created = svc.upsert_meeting(ctx, pbx_meeting_id, http.parse(MeetingRequest, body), now, s)
+        return http.json_response(meeting, 201 if created else 200)
+    _no_body(body)
+    svc.delete_meeting(ctx, pbx_meeting_id, now, s)
+    return flask.Response(status=204)
+
+
+def _reports(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    body = _body(request)
+    ctx = _authenticated(request, body)
+    _no_body(body)
+    status = request.args.get("status", "pending")
+    if set(request.args) - {"status"} or status not in ("pending", "acked"):
+        raise errors.InvalidRequest("the only query parameter is status=pending|acked")
+    return http.json_response(svc.list_reports(ctx, status, runtime.clock().now()))
+
+
+def _ack(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    body = _body(request)
+    ctx = _authenticated(request, body)
+    _no_body(body)
+    if not REPORT_ID_RE.match(m.group(1)):
+        raise errors.NotFound("unknown report")
+    svc.ack_report(ctx, m.group(1), runtime.clock().now())
+    return flask.Response(status=204)
+
+
+ROUTES = http.Router(
+    PREFIX,
+    [
+        http.route("/activate", {"POST"}, _activate),
+        http.route("/sync", {"PUT"}, _sync),
+        http.route("/meetings/([^/]+)", {"PUT", "DELETE"}, _meeting),
+        http.route("/reports", {"GET"}, _reports),
+        http.route("/reports/([^/]+)/ack", {"POST"}, _ack),
+        http.route("/openapi.json", {"GET"}, _openapi),
+    ],
+)
+
+
 @functions_framework.http
 def pbx_api(request: flask.Request) -> flask.Response:
-    try:
-        return _handle(request)
-    except errors.WebmeetingError as exc:
-        return http.from_error(exc)
-    except Exception as exc:  # noqa: BLE001 - the edge: log it, never show a stack trace
-        return http.internal_error(exc)
+    return ROUTES(request)

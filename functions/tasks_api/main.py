@@ -21,7 +21,9 @@ that account only) verifies before the request reaches this code.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+import re
+from datetime import datetime
+from typing import Annotated, TypeVar
 
 import flask
 import functions_framework
@@ -32,10 +34,10 @@ from webmeeting.adapters import tasks
 from webmeeting.adapters.tasks import SECRET_HEADER
 from webmeeting.domain import retention as policy
 from webmeeting.services import dialin, dns_checks, invitations, lifecycle, pbx_data, recordings, reports, retention
-from webmeeting.services.pbx_api import tasks_target
 from webmeeting.settings import Settings
 
 PREFIX = "/tasks/v1"
+M = TypeVar("M", bound=BaseModel)
 
 
 class DialInTask(BaseModel):  # also the report task: one meeting session
@@ -93,66 +95,102 @@ def _authenticate(request: flask.Request, s: Settings) -> None:
         raise errors.Unauthenticated("task credentials required")
 
 
+def _task(request: flask.Request, model: type[M], limit: int = 4096) -> tuple[Settings, datetime, M]:
+    """The caller authenticated, the task's body validated (a sweep's may be empty)."""
+    s = runtime.settings()
+    _authenticate(request, s)
+    body = http.read_body(request, limit)
+    return s, runtime.clock().now(), http.parse(model, body or (b"{}" if model is SweepTask else body))
+
+
+def _dialin(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s, now, job = _task(request, DialInTask)
+    return http.json_response({"outcome": dialin.fetch(job.meeting_key, job.session_id, s, now)})
+
+
+def _report(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s, now, job = _task(request, DialInTask)
+    return http.json_response({"outcome": reports.finalize(job.meeting_key, job.session_id, s, now)})
+
+
+def _report_push(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s, now, push = _task(request, ReportPushTask)
+    return http.json_response({"outcome": reports.push(push.report_id, push.attempt, s, now)})
+
+
+def _convert(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s, now, job = _task(request, ConvertTask)
+    return http.json_response({"outcome": recordings.start_conversion(job.recording_id, job.converter, job.attempt, s, now)})
+
+
+def _recordings_sweep(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s, now, _job = _task(request, SweepTask)
+    return http.json_response(recordings.sweep(s, now))
+
+
+def _retention_rule(request: flask.Request, m: re.Match[str]) -> flask.Response:
+    rule = m.group(1)
+    if rule not in policy.BY_NAME:
+        raise errors.NotFound("no such endpoint")
+    s, now, _job = _task(request, SweepTask)
+    if not policy.BY_NAME[rule].swept:
+        raise errors.NotFound(f"rule {rule} is enforced where the data changes, not by a sweep")
+    result = retention.run_rule(rule, s, now)
+    if result["more"]:
+        tasks.enqueue(s.project, "pbx", f"{s.tasks_url}/tasks/v1/retention/{rule}", {})
+    return http.json_response(result)
+
+
+def _retention(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s, _now, _job = _task(request, SweepTask)
+    return http.json_response({"rules": retention.fan_out(s, s.tasks_url)})
+
+
+def _dns_checks(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s, _now, _job = _task(request, SweepTask)
+    return http.json_response({"pbxs": dns_checks.fan_out(s.project, s.tasks_url)})
+
+
+def _dns_check(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    _s, now, job = _task(request, DnsCheckTask, 16384)
+    return http.json_response(dns_checks.check_batch(list(job.pbx_ids), now))
+
+
+def _meeting_purge(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    _s, _now, purge = _task(request, PurgeTask)
+    return http.json_response({"outcome": pbx_data.run_purge(purge.meeting_key)})
+
+
+def _sessions_sweep(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s, now, _job = _task(request, SweepTask)
+    return http.json_response(lifecycle.sweep(s, now))
+
+
+def _mail(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    s, now, task = _task(request, MailTask)
+    return http.json_response({"outcome": invitations.deliver(task.mail_id, task.attempt, s.project, s.tasks_url, now)})
+
+
+POST = {"POST"}
+ROUTES = http.Router(
+    PREFIX,
+    [
+        http.route("/mail", POST, _mail),
+        http.route("/dialin", POST, _dialin),
+        http.route("/report", POST, _report),
+        http.route("/report-push", POST, _report_push),
+        http.route("/sessions-sweep", POST, _sessions_sweep),
+        http.route("/convert", POST, _convert),
+        http.route("/recordings-sweep", POST, _recordings_sweep),
+        http.route("/retention", POST, _retention),
+        http.route("/retention/([a-z_]{1,64})", POST, _retention_rule),
+        http.route("/dns-checks", POST, _dns_checks),
+        http.route("/dns-check", POST, _dns_check),
+        http.route("/meeting-purge", POST, _meeting_purge),
+    ],
+)
+
+
 @functions_framework.http
 def tasks_api(request: flask.Request) -> flask.Response:
-    try:
-        path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else request.path
-        known = ("/mail", "/dialin", "/report", "/report-push", "/sessions-sweep", "/convert", "/recordings-sweep")
-        known += ("/retention", "/dns-checks", "/dns-check", "/meeting-purge")
-        rule = path.removeprefix("/retention/") if path.startswith("/retention/") else None
-        if path not in known and rule not in policy.BY_NAME:
-            raise errors.NotFound("no such endpoint")
-        if request.method != "POST":
-            return http.error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-        s = runtime.settings()
-        _authenticate(request, s)
-        now = runtime.clock().now()
-        if path == "/dialin":
-            job = http.parse(DialInTask, http.read_body(request, 4096))
-            return http.json_response({"outcome": dialin.fetch(job.meeting_key, job.session_id, s, now)})
-        if path == "/report":
-            job = http.parse(DialInTask, http.read_body(request, 4096))
-            return http.json_response({"outcome": reports.finalize(job.meeting_key, job.session_id, s, now)})
-        if path == "/report-push":
-            push = http.parse(ReportPushTask, http.read_body(request, 4096))
-            return http.json_response({"outcome": reports.push(push.report_id, push.attempt, s, now)})
-        if path == "/convert":
-            job = http.parse(ConvertTask, http.read_body(request, 4096))
-            return http.json_response(
-                {"outcome": recordings.start_conversion(job.recording_id, job.converter, job.attempt, s, now)}
-            )
-        if path == "/recordings-sweep":
-            http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
-            return http.json_response(recordings.sweep(s, now))
-        target = tasks_target(s)
-        if rule is not None:
-            if not policy.BY_NAME[rule].swept:
-                raise errors.NotFound(f"rule {rule} is enforced where the data changes, not by a sweep")
-            http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
-            result = retention.run_rule(rule, s, now)
-            if result["more"]:
-                tasks.enqueue(s.project, "pbx", f"{target}/tasks/v1/retention/{rule}", {})
-            return http.json_response(result)
-        if path == "/retention":
-            http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
-            return http.json_response({"rules": retention.fan_out(s, target)})
-        if path == "/dns-checks":
-            http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
-            return http.json_response({"pbxs": dns_checks.fan_out(s.project, target)})
-        if path == "/meeting-purge":
-            purge = http.parse(PurgeTask, http.read_body(request, 4096))
-            return http.json_response({"outcome": pbx_data.run_purge(purge.meeting_key)})
-        if path == "/dns-check":
-            job = http.parse(DnsCheckTask, http.read_body(request, 16384))
-            return http.json_response(dns_checks.check_batch(list(job.pbx_ids), now))
-        if path == "/sessions-sweep":
-            http.parse(SweepTask, http.read_body(request, 4096) or b"{}")
-            return http.json_response(lifecycle.sweep(s, now))
-        task = http.parse(MailTask, http.read_body(request, 4096))
-        target = tasks_target(s)
-        outcome = invitations.deliver(task.mail_id, task.attempt, s.project, target, now)
-        return http.json_response({"outcome": outcome})
-    except errors.WebmeetingError as exc:
-        return http.from_error(exc)
-    except Exception as exc:  # noqa: BLE001 - the edge: log it, never show a stack trace
-        return http.internal_error(exc)
+    return ROUTES(request)

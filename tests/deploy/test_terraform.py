@@ -150,10 +150,14 @@ def _chains() -> list[tuple[str, list[tuple[str, str]]]]:
             if not isinstance(node, ast.Call):
                 continue
             parts: list[tuple[str, str]] = []
-            if isinstance(node.func, ast.Name) and node.func.id == "_where":  # retention's helper: (field, op, value) tuples
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name == "query":  # the store's helper: query(source, (field, op, value)..., order_by=field)
                 for arg in node.args[1:]:
                     if isinstance(arg, ast.Tuple) and all(isinstance(e, ast.Constant) for e in arg.elts[:2]):
                         parts.append((str(arg.elts[0].value), str(arg.elts[1].value)))  # type: ignore[attr-defined]
+                for kw in node.keywords:
+                    if kw.arg == "order_by" and isinstance(kw.value, ast.Constant):
+                        parts.append((str(kw.value.value), "order_by"))
             cur: Any = node
             while isinstance(cur, ast.Call) and isinstance(cur.func, ast.Attribute):
                 if cur.func.attr == "where":

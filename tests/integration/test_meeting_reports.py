@@ -136,7 +136,7 @@ def test_a_finished_meeting_is_reported_mailed_pushed_and_listed_until_acked(
     assert deliveries(platform, "pbx.example.com", rid) == 1
 
     # the day's statistics counted it once, and hold no personal string
-    stats = [fs.data(s) for s in statistics.statistics().stream()]
+    stats = [fs.data(s) for s in fs.statistics().stream()]
     day = [s for s in stats if s.get("meetings")]
     assert sum(s["meetings"] for s in day) == 1 and sum(s["participants"] for s in day) == 2
     text = repr(stats)
@@ -265,21 +265,21 @@ def test_sanitizing_and_admin_redaction(platform: Platform, pbx: PbxClient, org_
 def test_statistics_are_folded_into_months_at_two_months_and_deleted_at_a_year(platform: Platform) -> None:
     day = datetime(2026, 9, 14, tzinfo=UTC)
     for region, meetings in (("eu", 3), ("us", 1)):
-        statistics.statistics().document(f"2026-09-14_{region}").set(
+        fs.statistics().document(f"2026-09-14_{region}").set(
             {"granularity": "day", "period_start": day, "region": region, "meetings": meetings, "participants": 2 * meetings}
         )
-    statistics.statistics().document("2026-09-15_eu").set(
+    fs.statistics().document("2026-09-15_eu").set(
         {"granularity": "day", "period_start": day + timedelta(days=1), "region": "eu", "meetings": 2, "participants": 5}
     )
     assert statistics.anonymize_due(day) == 0  # nothing before it
     assert statistics.anonymize_due(day + timedelta(days=1)) == 2  # the 14th's, both regions
-    docs = {s.id: fs.data(s) for s in statistics.statistics().stream()}
+    docs = {s.id: fs.data(s) for s in fs.statistics().stream()}
     assert set(docs) == {"2026-09_eu", "2026-09_us", "2026-09-15_eu"}
     assert (docs["2026-09_eu"]["meetings"], docs["2026-09_eu"]["granularity"]) == (3, "month")
     assert statistics.anonymize_due(day + timedelta(days=2)) == 1
-    assert fs.data(statistics.statistics().document("2026-09_eu").get())["participants"] == 11
+    assert fs.data(fs.statistics().document("2026-09_eu").get())["participants"] == 11
     assert statistics.anonymize_due(day + timedelta(days=2)) == 0
     month = datetime(2026, 9, 1, tzinfo=UTC)
     assert statistics.delete_due(month) == 0
     assert statistics.delete_due(month + timedelta(seconds=1)) == 2
-    assert list(statistics.statistics().stream()) == []
+    assert list(fs.statistics().stream()) == []

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from infra.pbx_client import PbxClient
-from tests.helpers import assert_error, dump_firestore, ext, meeting
+from tests.helpers import assert_error, dump_firestore, ext, meeting, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,7 @@ def test_delete_removes_the_meeting_and_its_links(synced: PbxClient) -> None:
     assert synced.delete_meeting("m-1").status_code == 204
     assert requests.get(body["url"], timeout=10).status_code == 404
     assert requests.get(body["vanity_url"], timeout=10).status_code == 404
+    wait_for("the deleted meeting's purge task", lambda: not any(k.startswith("meeting_purges/") for k in dump_firestore()))
     before = dump_firestore()
     assert_error(synced.delete_meeting("m-1"), 404, "not_found")
     assert dump_firestore() == before

@@ -15,8 +15,10 @@ import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
-from mcu_vm.room import BROADCAST_COALESCE_S, ERROR_TEXT, MAX_DROPPED, MESSAGE_BURST
+from mcu_vm.room import BROADCAST_COALESCE_S
+from mcu_vm.signalling import MAX_DROPPED, MESSAGE_BURST
 from tests.helpers import join_meeting, quick_links, wait_for
+from webmeeting.domain.signalling import ERROR_TEXT
 
 pytestmark = pytest.mark.integration
 

@@ -6,17 +6,18 @@ per region, named by the converter id); locally the same job code as a process o
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from webmeeting import runtime
 from webmeeting.domain.converters import Converter
+from webmeeting.settings import child_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 # what the converter never gets (production: its Cloud Run job has no such secret either)
-WITHHELD = ("WEBMEETING_SECRET_KEY", "WEBMEETING_JOIN_TOKEN_KEY", "WEBMEETING_SIGNING_KEY_FILE")
+WITHHELD = frozenset({"WEBMEETING_SECRET_KEY", "WEBMEETING_JOIN_TOKEN_KEY", "WEBMEETING_SIGNING_KEY_FILE"})
 
 
 def _args(converter: Converter, rec_id: str, attempt: int) -> list[str]:
@@ -24,14 +25,14 @@ def _args(converter: Converter, rec_id: str, attempt: int) -> list[str]:
 
 
 def run(converter: Converter, rec_id: str, attempt: int, settings: Any) -> None:
-    if os.environ.get("WEBMEETING_CONVERTER_RUNNER") == "local":
+    if runtime.backends().converter_runner == "local":
         _run_local(converter, rec_id, attempt)
     else:
         _run_cloud(converter, rec_id, attempt, settings.project)
 
 
 def _run_local(converter: Converter, rec_id: str, attempt: int) -> None:
-    logs = Path(os.environ.get("WEBMEETING_CONVERTER_LOG_DIR", "/tmp"))  # noqa: S108 - local runs only
+    logs = Path(runtime.backends().converter_log_dir)
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"converter-{converter.id}.log", "ab") as log:
         subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
@@ -41,7 +42,7 @@ def _run_local(converter: Converter, rec_id: str, attempt: int) -> None:
             stdin=subprocess.DEVNULL,
             cwd=ROOT,
             env={
-                **{k: v for k, v in os.environ.items() if k not in WITHHELD},
+                **child_environment(WITHHELD),
                 "PYTHONPATH": str(ROOT),
                 "WEBMEETING_CONVERTER_ID": converter.id,
             },

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,8 @@ import certifi
 import dns.exception
 import dns.resolver
 import urllib3
+
+from webmeeting import runtime
 
 MAX_RESPONSE_BYTES = 256 * 1024  # a dial-in answer is a few hundred bytes
 CONNECT_TIMEOUT_S = 3.0
@@ -56,10 +57,9 @@ class Policy:
 
     @classmethod
     def from_env(cls) -> Policy:
-        scheme = os.environ.get("WEBMEETING_PBX_SCHEME", "https")
-        port = int(os.environ.get("WEBMEETING_PBX_PORT", "") or (443 if scheme == "https" else 80))
-        allow = frozenset(a.strip() for a in os.environ.get("WEBMEETING_EGRESS_ALLOW", "").split(",") if a.strip())
-        return cls(scheme, port, allow, os.environ.get("WEBMEETING_DNS_SERVER", ""))
+        b = runtime.backends()
+        port = b.pbx_port or (443 if b.pbx_scheme == "https" else 80)
+        return cls(b.pbx_scheme, port, frozenset(b.egress_allow), b.dns_server)
 
 
 def is_public(address: str) -> bool:

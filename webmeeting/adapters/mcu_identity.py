@@ -21,16 +21,17 @@ import os
 import threading
 from typing import Any
 
-from webmeeting import errors
+from webmeeting import errors, runtime
 from webmeeting.domain.mcu import RegisteredMcu, parse_registry
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[float, dict[str, RegisteredMcu]]] = {}
 
 
-def registry(env: dict[str, str] | None = None) -> dict[str, RegisteredMcu]:
-    env = dict(os.environ) if env is None else env
-    path = env.get("WEBMEETING_MCUS_FILE", "")
+def registry() -> dict[str, RegisteredMcu]:
+    """The MCUs this portal knows (``WEBMEETING_MCUS``, or the file ``WEBMEETING_MCUS_FILE``,
+    re-read when it changes)."""
+    path = runtime.backends().mcus_file
     if path:
         try:
             mtime = os.stat(path).st_mtime
@@ -43,7 +44,7 @@ def registry(env: dict[str, str] | None = None) -> dict[str, RegisteredMcu]:
                     cached = (mtime, parse_registry(fh.read()))
                 _cache[path] = cached
             return cached[1]
-    return parse_registry(env.get("WEBMEETING_MCUS", "{}"))
+    return parse_registry(runtime.backends().mcus_json)
 
 
 def secret_digest(secret: str) -> str:

@@ -3,10 +3,11 @@ starttls | tls), _USER, _PASSWORD (production: from Secret Manager), _FROM."""
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from email.message import EmailMessage
+
+from webmeeting import runtime
 
 TIMEOUT_S = 15
 
@@ -16,13 +17,12 @@ class MailNotSent(Exception):
 
 
 def sender() -> str:
-    return os.environ.get("WEBMEETING_SMTP_FROM", "WebMeeting <no-reply@webmeeting.local>")
+    return runtime.backends().smtp_from
 
 
 def send(message: EmailMessage) -> None:
-    host = os.environ.get("WEBMEETING_SMTP_HOST", "127.0.0.1")
-    port = int(os.environ.get("WEBMEETING_SMTP_PORT", "25"))
-    mode = os.environ.get("WEBMEETING_SMTP_TLS", "none")
+    b = runtime.backends()
+    host, port, mode = b.smtp_host, b.smtp_port, b.smtp_tls
     try:
         if mode == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT_S, context=ssl.create_default_context())
@@ -31,9 +31,8 @@ def send(message: EmailMessage) -> None:
         with smtp:
             if mode == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
-            user = os.environ.get("WEBMEETING_SMTP_USER")
-            if user:
-                smtp.login(user, os.environ.get("WEBMEETING_SMTP_PASSWORD", ""))
+            if b.smtp_user:
+                smtp.login(b.smtp_user, b.smtp_password)
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
         raise MailNotSent(str(exc)) from exc

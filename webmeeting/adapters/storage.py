@@ -17,6 +17,8 @@ from typing import Any
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[attr-defined]
 
+from webmeeting import runtime
+
 _client: storage.Client | None = None
 _signer: Any = None
 _lock = threading.Lock()
@@ -26,8 +28,8 @@ def client() -> storage.Client:
     global _client
     with _lock:
         if _client is None:
-            project = os.environ.get("GOOGLE_CLOUD_PROJECT")
-            if os.environ.get("STORAGE_EMULATOR_HOST"):
+            project = runtime.backends().project or None
+            if runtime.backends().storage_emulator_host:
                 _client = storage.Client(project=project, credentials=AnonymousCredentials())
             else:
                 _client = storage.Client(project=project)
@@ -75,10 +77,10 @@ def exists(bucket_name: str, object_name: str) -> bool:
 def signed_url(bucket_name: str, object_name: str, ttl: timedelta) -> str:
     blob = bucket(bucket_name).blob(object_name)
     kwargs: dict[str, Any] = {"version": "v4", "expiration": ttl, "method": "GET"}
-    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    emulator = runtime.backends().storage_emulator_host
     if emulator:
         kwargs["api_access_endpoint"] = emulator
-    key_file = os.environ.get("WEBMEETING_SIGNING_KEY_FILE")
+    key_file = runtime.backends().signing_key_file
     if key_file:
         from google.oauth2 import service_account
 

@@ -8,7 +8,6 @@ production tasks carry an OIDC token of ``WEBMEETING_TASKS_SERVICE_ACCOUNT``.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +16,8 @@ import grpc
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.protobuf import timestamp_pb2
+
+from webmeeting import runtime
 
 LOCATION = "europe-west3"
 SECRET_HEADER = "X-Webmeeting-Task-Secret"  # noqa: S105 - a header name, not a secret
@@ -29,7 +30,7 @@ def client() -> tasks_v2.CloudTasksClient:
     global _client
     with _lock:
         if _client is None:
-            emulator = os.environ.get("WEBMEETING_TASKS_EMULATOR_HOST")
+            emulator = runtime.backends().tasks_emulator_host
             if emulator:
                 transport = CloudTasksGrpcTransport(channel=grpc.insecure_channel(emulator))
                 _client = tasks_v2.CloudTasksClient(transport=transport)
@@ -59,8 +60,8 @@ def enqueue(project: str, queue: str, url: str, payload: dict[str, Any], *, at: 
         "headers": headers,
         "body": json.dumps(payload).encode(),
     }
-    secret = os.environ.get("WEBMEETING_TASKS_SECRET")
-    account = os.environ.get("WEBMEETING_TASKS_SERVICE_ACCOUNT")
+    secret = runtime.backends().tasks_secret
+    account = runtime.backends().tasks_service_account
     if account:
         request["oidc_token"] = tasks_v2.OidcToken(service_account_email=account, audience=url)
     elif secret:

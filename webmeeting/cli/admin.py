@@ -1,21 +1,37 @@
 """Operator CLI: ``python -m webmeeting.cli.admin --help``.
 
-Talks to Firestore with the operator's credentials (locally: the emulator named by
-FIRESTORE_EMULATOR_HOST, see .local/endpoints.json).
+``--local``: against the platform ``make run`` started (it reads ``.local/endpoints.json`` and
+``.local/settings.json``; no environment variables needed). Without it: production, with the
+operator's Google credentials and the portal's settings in the environment
+(``GOOGLE_CLOUD_PROJECT``, ``WEBMEETING_PUBLIC_BASE_URL``, ``WEBMEETING_CONVERTERS``, ...).
+
+Every failure is one line on stderr saying what to do, with a non-zero exit; never a traceback.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from webmeeting import errors
+from webmeeting import errors, runtime
+from webmeeting.adapters import firestore as fs
 from webmeeting.services import licenses as svc
+from webmeeting.services import mcus as mcu_svc
+from webmeeting.services import pbx_data, privacy
+from webmeeting.services import recordings as rec_svc
+from webmeeting.services import reports as rep_svc
+from webmeeting.settings import MissingSetting
 
-app = typer.Typer(help="webmeeting administration", no_args_is_help=True)
+LOCAL_STATE = Path(__file__).resolve().parents[2] / ".local"
+
+app = typer.Typer(help="webmeeting administration", no_args_is_help=True, pretty_exceptions_enable=False)
 lic_app = typer.Typer(help="the license registry", no_args_is_help=True)
 app.add_typer(lic_app, name="licenses")
 mcu_app = typer.Typer(help="the MCU registry", no_args_is_help=True)
@@ -34,14 +50,41 @@ rep_app = typer.Typer(help="meeting reports (personal data partially redacted)",
 app.add_typer(rep_app, name="reports")
 
 
+class Unusable(Exception):
+    """The CLI cannot run as asked: its message says what to do."""
+
+
 def console() -> Console:
     """A console sized to the terminal at call time (COLUMNS honoured)."""
     return Console()
 
 
 def _fail(exc: errors.WebmeetingError) -> None:
-    console().print(f"[red]error:[/red] {exc.message}")
+    Console(stderr=True).print(f"[red]error:[/red] {exc.message}")
     raise typer.Exit(1)
+
+
+def local_environment(state: Path = LOCAL_STATE) -> dict[str, str]:
+    """The environment of the running local platform's functions."""
+    if not (state / "endpoints.json").exists() or not (state / "settings.json").exists():
+        raise Unusable(f"no local platform is running ({state}/endpoints.json is missing): start it with `make run`")
+    env: dict[str, str] = json.loads((state / "settings.json").read_text())
+    return env
+
+
+@app.callback()
+def main(
+    local: bool = typer.Option(False, "--local", help="act on the platform `make run` started (reads .local/)"),
+) -> None:
+    """webmeeting administration."""
+    if local:
+        runtime.use_environment(local_environment())
+        fs.reset_client()
+    elif not runtime.backends().project:
+        raise Unusable(
+            "GOOGLE_CLOUD_PROJECT is not set: set it (and your credentials) for production, "
+            "or act on the local platform with --local (after `make run`)"
+        )
 
 
 @lic_app.command("add")
@@ -112,8 +155,6 @@ def unbind(fqdn: str) -> None:
 @mcu_app.command("list")
 def mcus_list() -> None:
     """MCUs with status, load and how many PBXs have each as their default."""
-    from webmeeting.services import mcus as mcu_svc
-
     counts = mcu_svc.assigned_pbx_counts()
     table = Table()
     table.add_column("id", no_wrap=True)
@@ -137,8 +178,6 @@ def mcus_list() -> None:
 @mcu_app.command("deprecate")
 def mcus_deprecate(mcu_id: str) -> None:
     """Take no new PBXs or meetings on this MCU: PBXs move at their next sync, joins at once."""
-    from webmeeting.services import mcus as mcu_svc
-
     try:
         mcu_svc.set_status(mcu_id, "deprecated")
     except errors.WebmeetingError as exc:
@@ -149,8 +188,6 @@ def mcus_deprecate(mcu_id: str) -> None:
 @mcu_app.command("restore")
 def mcus_restore(mcu_id: str) -> None:
     """Make a deprecated MCU active again."""
-    from webmeeting.services import mcus as mcu_svc
-
     try:
         mcu_svc.set_status(mcu_id, "active")
     except errors.WebmeetingError as exc:
@@ -166,10 +203,6 @@ def reports_list(
 ) -> None:
     """Recent meeting reports as support staff may see them: names and emails partially
     redacted until the report is sanitized (then they are gone)."""
-    import json
-
-    from webmeeting.services import reports as rep_svc
-
     rows = list(rep_svc.for_admin(pbx or None, limit))
     if as_json:
         for r in rows:
@@ -192,12 +225,11 @@ def reports_list(
 @rec_app.command("list")
 def recordings_list(status: str = typer.Option("", help="only recordings in this state")) -> None:
     """Recordings with their state, converter, attempts and last error."""
-    from webmeeting.services import recordings as rec_svc
 
     table = Table()
     for name in ("id", "status", "converter", "attempts", "created", "error"):
         table.add_column(name, overflow="fold")
-    for snap in rec_svc.recordings().stream():
+    for snap in fs.recordings().stream():
         d = snap.to_dict() or {}
         if status and d.get("status") != status:
             continue
@@ -215,8 +247,6 @@ def recordings_list(status: str = typer.Option("", help="only recordings in this
 @rec_app.command("retry")
 def recordings_retry(recording_id: str, converter: str = typer.Option("", help="convert on this converter")) -> None:
     """Convert a failed recording again, on a chosen converter (or the usual choice)."""
-    from webmeeting import runtime
-    from webmeeting.services import recordings as rec_svc
 
     try:
         chosen = rec_svc.admin_retry(recording_id, converter or None, runtime.settings())
@@ -228,9 +258,6 @@ def recordings_retry(recording_id: str, converter: str = typer.Option("", help="
 @conv_app.command("list")
 def converters_list() -> None:
     """Configured converters, whether they take work, and the fallback for failed conversions."""
-    from webmeeting import runtime
-    from webmeeting.adapters import firestore as fs
-    from webmeeting.services import recordings as rec_svc
 
     s = runtime.settings()
     fallback = fs.data(rec_svc.config().get()).get("fallback")
@@ -245,8 +272,6 @@ def converters_list() -> None:
 @conv_app.command("fallback")
 def converters_fallback(converter: str = typer.Argument(..., help="converter id, or 'none'")) -> None:
     """The converter a failed conversion is retried on."""
-    from webmeeting import runtime
-    from webmeeting.services import recordings as rec_svc
 
     try:
         rec_svc.set_fallback(None if converter == "none" else converter, runtime.settings())
@@ -258,8 +283,6 @@ def converters_fallback(converter: str = typer.Argument(..., help="converter id,
 @conv_app.command("disable")
 def converters_disable(converter: str) -> None:
     """Take a converter out of the choice (maintenance, an outage in its region)."""
-    from webmeeting import runtime
-    from webmeeting.services import recordings as rec_svc
 
     try:
         rec_svc.set_available(converter, False, runtime.settings())
@@ -270,8 +293,6 @@ def converters_disable(converter: str) -> None:
 
 @conv_app.command("enable")
 def converters_enable(converter: str) -> None:
-    from webmeeting import runtime
-    from webmeeting.services import recordings as rec_svc
 
     try:
         rec_svc.set_available(converter, True, runtime.settings())
@@ -286,12 +307,8 @@ def privacy_export(
     email: str = typer.Option("", help="everything held about this email address"),
 ) -> None:
     """Everything the platform holds about a PBX or an email address, as JSON on stdout."""
-    import json
-
-    from webmeeting.services import privacy
-
     if bool(pbx) == bool(email):
-        console().print("[red]error:[/red] give --pbx or --email")
+        Console(stderr=True).print("[red]error:[/red] give --pbx or --email")
         raise typer.Exit(2)
     try:
         data = privacy.export_pbx(pbx) if pbx else privacy.export_email(email)
@@ -304,18 +321,28 @@ def privacy_export(
 def privacy_erase(email: str = typer.Option(..., help="the address to erase")) -> None:
     """Erase an email address from invitations, reports and unsent mails; list the PBXs that
     hold it as an extension's email (erase it there: the next sync removes it here)."""
-    import json
-
-    from webmeeting.services import privacy
-
     typer.echo(json.dumps(privacy.erase_email(email), indent=2))
+
+
+@pbx_app.command("list")
+def pbx_list(as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table")) -> None:
+    """Activated PBXs: id, FQDN, license, last sync, default MCU."""
+    rows = pbx_data.listing()
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r, default=str))
+        return
+    table = Table()
+    for name in ("id", "fqdn", "license", "last sync", "mcu"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], r["pbx_fqdn"], r["license_key"], str(r["last_sync_at"] or "never")[:19], r["mcu_id"] or "-")
+    console().print(table)
 
 
 @pbx_app.command("delete")
 def pbx_delete(pbx_id: str, yes: bool = typer.Option(False, "--yes", help="no confirmation")) -> None:
     """Delete a PBX and everything held about it (manual deletion)."""
-    from webmeeting.services import privacy
-
     if not yes:
         typer.confirm(f"delete PBX {pbx_id} and all its data?", abort=True)
     try:
@@ -328,8 +355,6 @@ def pbx_delete(pbx_id: str, yes: bool = typer.Option(False, "--yes", help="no co
 @retention_app.command("report")
 def retention_report(pbx: str = typer.Option(..., help="the PBX")) -> None:
     """What is held for a PBX and when each item expires."""
-    from webmeeting import runtime
-    from webmeeting.services import privacy
 
     try:
         rows = privacy.retention_report(pbx, runtime.clock().now())
@@ -344,5 +369,42 @@ def retention_report(pbx: str = typer.Option(..., help="the PBX")) -> None:
     console().print(table)
 
 
+def run(argv: list[str] | None = None) -> int:
+    """The CLI as a process runs it: a failure is one line on stderr and exit status 1."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else "see --help")
+        return 0
+    except click.ClickException as exc:
+        where = exc.ctx.command_path if getattr(exc, "ctx", None) else "python -m webmeeting.cli.admin"  # type: ignore[attr-defined]
+        Console(stderr=True).print(f"[red]error:[/red] {exc.format_message()} (see {where} --help)", highlight=False)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        Console(stderr=True).print("[red]error:[/red] aborted: nothing was changed", highlight=False)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        Console(stderr=True).print(f"[red]error:[/red] {_explain(exc)}", markup=True, highlight=False)
+        return 1
+    return 0
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, Unusable):
+        return str(exc)
+    if isinstance(exc, MissingSetting):
+        return f"{exc}; against the local platform run with --local (after `make run`)"
+    if isinstance(exc, errors.WebmeetingError):
+        return exc.message
+    name = type(exc).__name__
+    if name in ("ServiceUnavailable", "RetryError", "DeadlineExceeded") or isinstance(exc, ConnectionError):
+        return "Firestore did not answer: is the platform running (`make run`), or are your credentials for this project?"
+    if name in ("DefaultCredentialsError", "PermissionDenied", "Forbidden", "Unauthenticated"):
+        return f"{name}: log in with `gcloud auth application-default login` as an operator of the project"
+    return f"{name}: {str(exc).splitlines()[0] if str(exc) else 'unexpected failure'}"
+
+
 if __name__ == "__main__":
-    app()
+    sys.exit(run())

@@ -8,7 +8,6 @@ Durations are defaults; each can be changed with ``WEBMEETING_RETENTION_<RULE>_S
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -172,16 +171,14 @@ RULES: tuple[Rule, ...] = (
 BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
 
 
-def durations(env: Mapping[str, str] | None = None) -> dict[str, timedelta]:
-    """Each timed rule's duration: the table's default or ``WEBMEETING_RETENTION_<NAME>_S``."""
-    env = os.environ if env is None else env
-    out = {}
-    for rule in RULES:
-        if rule.duration is None:
-            continue
-        raw = env.get(f"WEBMEETING_RETENTION_{rule.name.upper()}_S")
-        out[rule.name] = timedelta(seconds=float(raw)) if raw else rule.duration
-    return out
+def durations(overrides: Mapping[str, float]) -> dict[str, timedelta]:
+    """Each timed rule's duration: the table's default or its override in seconds
+    (``Backends.retention_s``, from ``WEBMEETING_RETENTION_<NAME>_S``)."""
+    return {
+        rule.name: timedelta(seconds=overrides[rule.name]) if rule.name in overrides else rule.duration
+        for rule in RULES
+        if rule.duration is not None
+    }
 
 
 def markdown_table() -> str:

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webmeeting import crypto
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import pbx_http, tasks
-from webmeeting.services.sessions import sessions
 from webmeeting.settings import Settings
 
 log = logging.getLogger("webmeeting.dialin")
@@ -36,7 +35,7 @@ def fetch(meeting_key: str, session_id: str, settings: Settings, now: datetime) 
     """Ask the PBX for the meeting's dial-in data and keep it with the session.
     Returns ok | unavailable | skipped. A PBX that does not answer leaves the data empty."""
     meeting = fs.data(fs.meetings().document(meeting_key).get())
-    session_ref = sessions().document(meeting_key)
+    session_ref = fs.sessions().document(meeting_key)
     session = fs.data(session_ref.get())
     if not meeting or session.get("session_id") != session_id or "dialin" in session:
         return "skipped"
@@ -58,7 +57,7 @@ def fetch(meeting_key: str, session_id: str, settings: Settings, now: datetime) 
 
 def for_organizer(meeting_key: str) -> dict[str, Any]:
     """The session's dial-in data (status pending until the PBX has been asked)."""
-    dialin = fs.data(sessions().document(meeting_key).get()).get("dialin")
+    dialin = fs.data(fs.sessions().document(meeting_key).get()).get("dialin")
     if not dialin:
         return {"status": "pending", "conference_number": None, "dial_in": []}
     return {k: dialin[k] for k in ("status", "conference_number", "dial_in")}

@@ -9,8 +9,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from google.cloud import firestore
-
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import pbx_http, tasks
 
@@ -28,7 +26,7 @@ def check(pbx_id: str, now: datetime) -> str:
     try:
         pbx_http.resolve(pbx["pbx_fqdn"])
     except pbx_http.PbxUnreachable as exc:
-        update: dict[str, Any] = {"dns_last_failure_at": now, "dns_failures": firestore.Increment(1)}
+        update: dict[str, Any] = {"dns_last_failure_at": now, "dns_failures": fs.increment(1)}
         if pbx.get("dns_failing_since") is None:
             update["dns_failing_since"] = now
             update["dns_meetings_purged"] = False

@@ -9,18 +9,15 @@ that are no longer active are deleted too (the policy's extra check).
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
+from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import storage
-from webmeeting.domain.files import MAX_FILE_BYTES, classify
-from webmeeting.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from webmeeting.services.sessions import sessions
+from webmeeting.domain.files import classify
+from webmeeting.errors import Conflict, InvalidRequest, NotFound
 from webmeeting.tokens import JoinClaims
 
 log = logging.getLogger("webmeeting.files")
@@ -30,19 +27,15 @@ LEFTOVER_BATCH = 100  # leftovers examined per upload
 
 
 def bucket_name() -> str:
-    return os.environ.get("WEBMEETING_FILES_BUCKET", "webmeeting-files")
+    return runtime.settings().files_bucket
 
 
 def max_bytes() -> int:
-    return int(os.environ.get("WEBMEETING_FILE_MAX_BYTES", str(MAX_FILE_BYTES)))
-
-
-def files() -> firestore.CollectionReference:
-    return fs.client().collection("files")
+    return runtime.settings().file_max_bytes
 
 
 def _active_session(meeting_key: str) -> str | None:
-    session = fs.data(sessions().document(meeting_key).get())
+    session = fs.data(fs.sessions().document(meeting_key).get())
     return session.get("session_id") if session.get("count", 0) > 0 else None
 
 
@@ -57,7 +50,7 @@ def upload(claims: JoinClaims, ext: str, data: bytes, now: datetime) -> dict[str
         raise Conflict("files can be shared only while the meeting is running")
     delete_leftovers()
     file_id = secrets.token_urlsafe(24)  # 192 random bits: the object's name
-    number = len(list(files().where(filter=firestore.FieldFilter("meeting_key", "==", claims.meeting_key)).stream())) + 1
+    number = len(list(fs.query(fs.files(), ("meeting_key", "==", claims.meeting_key)).stream())) + 1
     label = f"shared-file-{number}.{kind.ext}"
     storage.put(bucket_name(), f"files/{file_id}", data, kind.content_type, label)
     doc = {
@@ -70,7 +63,7 @@ def upload(claims: JoinClaims, ext: str, data: bytes, now: datetime) -> dict[str
         "shared_by": claims.participant_id,
         "created_at": now,
     }
-    files().document(file_id).set(doc)
+    fs.files().document(file_id).set(doc)
     return {"id": file_id, "label": label, "size": len(data), "content_type": kind.content_type}
 
 
@@ -78,7 +71,7 @@ def listing(claims: JoinClaims) -> list[dict[str, Any]]:
     session_id = _active_session(claims.meeting_key)
     if session_id is None:
         return []
-    query = files().where(filter=firestore.FieldFilter("meeting_key", "==", claims.meeting_key))
+    query = fs.query(fs.files(), ("meeting_key", "==", claims.meeting_key))
     out = []
     for snap in query.stream():
         d = fs.data(snap)
@@ -99,7 +92,7 @@ def listing(claims: JoinClaims) -> list[dict[str, Any]]:
 def delete_session_files(meeting_key: str, session_id: str | None = None) -> int:
     """Delete the files of a meeting's ended session (all of the meeting's when ``session_id`` is None)."""
     deleted = 0
-    for snap in files().where(filter=firestore.FieldFilter("meeting_key", "==", meeting_key)).stream():
+    for snap in fs.query(fs.files(), ("meeting_key", "==", meeting_key)).stream():
         d = fs.data(snap)
         if session_id is None or d["session_id"] == session_id:
             storage.delete(bucket_name(), d["object"])
@@ -111,7 +104,7 @@ def delete_session_files(meeting_key: str, session_id: str | None = None) -> int
 def delete_leftovers() -> int:
     """Files whose session is no longer the meeting's active one (a missed end, a crashed MCU)."""
     deleted = 0
-    for snap in files().order_by("created_at").limit(LEFTOVER_BATCH).stream():
+    for snap in fs.query(fs.files(), order_by="created_at", limit=LEFTOVER_BATCH).stream():
         d = fs.data(snap)
         if _active_session(d["meeting_key"]) != d["session_id"]:
             storage.delete(bucket_name(), d["object"])
@@ -125,14 +118,9 @@ def delete_leftovers() -> int:
 # --- PDF share: the organizer's documents, kept with the meeting -------------------------------
 
 
-def pdfs() -> firestore.CollectionReference:
-    return fs.client().collection("pdfs")
-
-
 def share_pdf(claims: JoinClaims, data: bytes, now: datetime) -> dict[str, Any]:
     """The organizer shares a PDF; it stays until the meeting or its extension is deleted."""
-    if claims.role != "organizer":
-        raise Forbidden("only the organizer shares documents", code="organizer_only")
+    claims.require_organizer("only the organizer shares documents")
     try:
         classify("document.pdf", data, max_bytes())
     except ValueError as exc:
@@ -143,10 +131,10 @@ def share_pdf(claims: JoinClaims, data: bytes, now: datetime) -> dict[str, Any]:
     if not meeting:
         raise Conflict("the meeting no longer exists")
     pdf_id = secrets.token_urlsafe(24)
-    number = len(list(pdfs().where(filter=firestore.FieldFilter("meeting_key", "==", claims.meeting_key)).stream())) + 1
+    number = len(list(fs.query(fs.pdfs(), ("meeting_key", "==", claims.meeting_key)).stream())) + 1
     label = f"shared-document-{number}.pdf"
     storage.put(bucket_name(), f"pdfs/{pdf_id}", data, "application/pdf", label)
-    pdfs().document(pdf_id).set(
+    fs.pdfs().document(pdf_id).set(
         {
             "meeting_key": claims.meeting_key,
             "pbx_id": meeting["pbx_id"],
@@ -161,7 +149,7 @@ def share_pdf(claims: JoinClaims, data: bytes, now: datetime) -> dict[str, Any]:
 
 
 def list_pdfs(claims: JoinClaims) -> list[dict[str, Any]]:
-    query = pdfs().where(filter=firestore.FieldFilter("meeting_key", "==", claims.meeting_key))
+    query = fs.query(fs.pdfs(), ("meeting_key", "==", claims.meeting_key))
     out = [
         {
             "id": s.id,
@@ -175,9 +163,8 @@ def list_pdfs(claims: JoinClaims) -> list[dict[str, Any]]:
 
 
 def unshare_pdf(claims: JoinClaims, pdf_id: str) -> None:
-    if claims.role != "organizer":
-        raise Forbidden("only the organizer removes documents", code="organizer_only")
-    ref = pdfs().document(pdf_id)
+    claims.require_organizer("only the organizer removes documents")
+    ref = fs.pdfs().document(pdf_id)
     d = fs.data(ref.get())
     if not d or d["meeting_key"] != claims.meeting_key:
         raise NotFound("no such document")
@@ -188,7 +175,7 @@ def unshare_pdf(claims: JoinClaims, pdf_id: str) -> None:
 def delete_meeting_pdfs(meeting_key: str) -> int:
     """The meeting is gone (deleted by the PBX, or with its extension or PBX): its documents go."""
     count = 0
-    for snap in pdfs().where(filter=firestore.FieldFilter("meeting_key", "==", meeting_key)).stream():
+    for snap in fs.query(fs.pdfs(), ("meeting_key", "==", meeting_key)).stream():
         storage.delete(bucket_name(), fs.data(snap)["object"])
         snap.reference.delete()
         count += 1

@@ -14,22 +14,21 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
 from webmeeting import mail as composer
+from webmeeting import runtime, tokens
 from webmeeting.adapters import firestore as fs
-from webmeeting.adapters import smtp, tasks
+from webmeeting.adapters import smtp, storage, tasks
 from webmeeting.domain.invitations import plan_mails
+from webmeeting.domain.people import display_name
+from webmeeting.errors import NotFound, RateLimited
+from webmeeting.links import meeting_url
+from webmeeting.settings import Settings
 
 log = logging.getLogger("webmeeting.invitations")
 
 QUEUE = "mail"
 GIVE_UP_AFTER = timedelta(days=3)  # an undeliverable mail is marked failed (and logged) after this
 RECORD_DAYS = 7  # how long a mail's (scrubbed) record stays
-
-
-def mails() -> firestore.CollectionReference:
-    return fs.client().collection("mails")
 
 
 def snapshot(meeting_key: str, meeting: dict[str, Any], organizer_name: str, url: str, now: datetime) -> dict[str, Any]:
@@ -61,7 +60,7 @@ def outbox(
     for planned in plan_mails(old, new):
         mail_id = secrets.token_hex(16)
         writer.set(
-            mails().document(mail_id),
+            fs.mails().document(mail_id),
             {
                 "status": "pending",
                 "kind": planned.kind,
@@ -87,36 +86,33 @@ def enqueue(project: str, target: str, mail_ids: list[str], at: datetime | None 
             log.exception("could not enqueue mail %s", mail_id)
 
 
-def queue_mail(tx: firestore.Transaction, kind: str, email: str, name: str, now: datetime, **fields: Any) -> str:
+def queue_mail(tx: fs.Transaction, kind: str, email: str, name: str, now: datetime, **fields: Any) -> str:
     """One mail into the outbox, in the caller's transaction (sent by its task after the commit).
     ``fields``: what the mail is composed from when it is sent (a report id, a recording id, ...)."""
     mail_id = secrets.token_hex(16)
     doc = {"status": "pending", "kind": kind, "email": email, "name": name, **fields}
     doc.update({"created_at": now, "attempts": 0, "expire_at": now + timedelta(days=RECORD_DAYS)})
-    tx.create(mails().document(mail_id), doc)
+    tx.create(fs.mails().document(mail_id), doc)
     return mail_id
 
 
-def report_mail(tx: firestore.Transaction, report_id: str, email: str, name: str, pbx_id: str, now: datetime) -> str:
+def report_mail(tx: fs.Transaction, report_id: str, email: str, name: str, pbx_id: str, now: datetime) -> str:
     """The organizer's report mail, into the outbox in the report's own transaction."""
     return queue_mail(tx, "report", email, name, now, report_id=report_id, pbx_id=pbx_id)
 
 
-def recording_mail(tx: firestore.Transaction, recording_id: str, email: str, name: str, pbx_id: str, now: datetime) -> str:
+def recording_mail(tx: fs.Transaction, recording_id: str, email: str, name: str, pbx_id: str, now: datetime) -> str:
     """The organizer's "your recording is ready" mail; the link is signed when it is sent."""
     return queue_mail(tx, "recording", email, name, now, recording_id=recording_id, pbx_id=pbx_id)
 
 
-def ops_mail(tx: firestore.Transaction, email: str, subject: str, text: str, now: datetime) -> str:
+def ops_mail(tx: fs.Transaction, email: str, subject: str, text: str, now: datetime) -> str:
     """A note to the development team (no personal data in it)."""
     return queue_mail(tx, "ops", email, "webmeeting operations", now, subject=subject, text=text)
 
 
 def _recording_message(data: dict[str, Any], mail_id: str) -> Any:
-    from webmeeting import runtime
-    from webmeeting.adapters import storage
-
-    rec = fs.data(fs.client().collection("recordings").document(data["recording_id"]).get())
+    rec = fs.data(fs.recordings().document(data["recording_id"]).get())
     if rec.get("status") != "ready":
         return None  # deleted (or its PBX's data) before the mail could go
     s = runtime.settings()
@@ -142,32 +138,18 @@ def _message(data: dict[str, Any], mail_id: str) -> Any:
 
 
 SEND_LEASE = timedelta(seconds=60)  # a claimed mail whose sender vanished can be claimed again after this
+SENDING = fs.Lease(busy="sending", duration=SEND_LEASE)
 
 
 def _claim(ref: Any, now: datetime) -> dict[str, Any] | str:
     """Take the mail for sending (a transaction: two deliveries of one task cannot both send)."""
-
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> dict[str, Any] | str:
-        snap = ref.get(transaction=tx)
-        if not snap.exists:
-            return "unknown"
-        data = fs.data(snap)
-        status = data["status"]
-        if status == "sending" and data.get("lease_until") and data["lease_until"] < now:
-            status = "pending"
-        if status != "pending":
-            return "already_sent" if status == "sent" else str(status)
-        tx.update(ref, {"status": "sending", "lease_until": now + SEND_LEASE})
-        return data
-
-    result: dict[str, Any] | str = run(fs.client().transaction())
-    return result
+    claimed = fs.claim(ref, SENDING, now)
+    return "already_sent" if claimed == "sent" else claimed
 
 
 def deliver(mail_id: str, attempt: int, project: str, target: str, now: datetime) -> str:
     """Send one mail; returns what happened: sent | already_sent | sending | retry_scheduled | failed | unknown."""
-    ref = mails().document(mail_id)
+    ref = fs.mails().document(mail_id)
     claimed = _claim(ref, now)
     if isinstance(claimed, str):
         return claimed
@@ -202,8 +184,6 @@ def invite_quota(
 ) -> tuple[int, datetime]:
     """(the organizer's count in the current window after sending ``wanted``, that window's
     start), or RateLimited when the meeting's or the organizer's bound would be passed."""
-    from webmeeting.errors import RateLimited
-
     if window_start is None or now - window_start >= INVITE_WINDOW:
         used, window_start = 0, now
     if sent_from_meeting + wanted > MEETING_INVITES_MAX:
@@ -213,26 +193,22 @@ def invite_quota(
     return used + wanted, window_start
 
 
-def invite_from_meeting(meeting_key: str, role: str, people: list[dict[str, str]], settings: Any, now: datetime) -> int:
+def invite_from_meeting(claims: tokens.JoinClaims, people: list[dict[str, str]], settings: Settings, now: datetime) -> int:
     """The organizer invites people from inside the meeting: they join the meeting's
     participants and get an invitation (people already on the list get nothing). Bounded per
     meeting (``MEETING_INVITES_MAX``) and per organizer and hour (``ORGANIZER_INVITES_PER_HOUR``);
     over a bound nothing is sent or stored (429). Returns how many were invited."""
-    from webmeeting.errors import Forbidden, NotFound
-    from webmeeting.services.pbx_api import meeting_url, tasks_target
-
-    if role != "organizer":
-        raise Forbidden("only the organizer invites people", code="organizer_only")
+    claims.require_organizer("only the organizer invites people")
+    meeting_key = claims.meeting_key
     ref = fs.meetings().document(meeting_key)
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> list[str]:
+    def run(tx: fs.Transaction) -> list[str]:
         meeting = fs.data(ref.get(transaction=tx))
         if not meeting:
             raise NotFound("no such meeting")
         ext_ref = fs.extensions(meeting["pbx_id"]).document(meeting["organizer"])
         ext = fs.data(ext_ref.get(transaction=tx))
-        organizer = " ".join(p for p in (ext.get("first_name"), ext.get("last_name")) if p) or "The organizer"
+        organizer = display_name(ext)
         current = {
             "name": meeting.get("name") or f"{organizer}'s meeting",
             "comments": meeting.get("comments", ""),
@@ -262,15 +238,11 @@ def invite_from_meeting(meeting_key: str, role: str, people: list[dict[str, str]
         )
         if ext:
             writer.update(ext_ref, {"invites_used": used, "invites_window": window})
-        for op, target, fields in writer.ops:
-            if op == "set":
-                tx.set(target, fields or {})
-            else:
-                tx.update(target, fields or {})
+        writer.apply(tx)
         return ids
 
-    ids: list[str] = run(fs.client().transaction())
-    enqueue(settings.project, tasks_target(settings), ids)
+    ids = fs.transactional(run)
+    enqueue(settings.project, settings.tasks_url, ids)
     return len(ids)
 
 
@@ -282,7 +254,7 @@ def sweep(project: str, target: str, now: datetime) -> int:
     "sending" past the lease (the sender vanished). Queries pending/sending mails only."""
     requeued = []
     for status in ("pending", "sending"):
-        for snap in mails().where(filter=firestore.FieldFilter("status", "==", status)).stream():
+        for snap in fs.query(fs.mails(), ("status", "==", status)).stream():
             d = fs.data(snap)
             if (
                 status == "pending"

@@ -14,9 +14,9 @@ from webmeeting.domain.api import JoinRequest, JoinResponse
 from webmeeting.domain.licenses import license_problem
 from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.errors import Forbidden, LicenseInvalid, Unavailable
-from webmeeting.services.mcus import all_mcus, confirm_failure
+from webmeeting.services.licenses import load_license
+from webmeeting.services.mcus import all_mcus, confirm_failure, pbx_location
 from webmeeting.services.meetings import resolve_key
-from webmeeting.services.pbx_api import load_license, pbx_location
 from webmeeting.services.sessions import move_session, occupancy
 from webmeeting.settings import Settings
 

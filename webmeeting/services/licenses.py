@@ -1,4 +1,4 @@
-"""The license registry (the "ERP"): add, list, revoke, unbind an FQDN."""
+"""The license registry (the "ERP"): loading a license, add, list, revoke, unbind an FQDN."""
 
 from __future__ import annotations
 
@@ -7,15 +7,43 @@ import string
 from datetime import datetime
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain.licenses import License
-from webmeeting.errors import Conflict, NotFound
-from webmeeting.services.pbx_api import license_from_doc
+from webmeeting.errors import Conflict, NotFound, WriteConflict
 from webmeeting.services.pbx_data import purge_pbx
 
 _ALPHABET = string.ascii_uppercase + string.digits
+
+
+def license_from_doc(key: str, data: dict[str, Any]) -> License:
+    return License(
+        key=key,
+        edition=data["edition"],
+        expires_at=data["expires_at"],
+        max_participants=data["max_participants"],
+        recording=data["recording"],
+        revoked=data.get("revoked", False),
+        bound_fqdn=data.get("bound_fqdn"),
+        bound_pbx_id=data.get("bound_pbx_id"),
+    )
+
+
+def load_license(key: str, transaction: Any = None) -> License | None:
+    """The license ``key`` (None if unknown), read in ``transaction`` when given."""
+    snap = fs.licenses().document(key).get(transaction=transaction) if key else None
+    return license_from_doc(key, fs.data(snap)) if snap is not None and snap.exists else None
+
+
+def _fields(*, edition: str, expires_at: datetime, max_participants: int, recording: bool) -> dict[str, Any]:
+    return {
+        "edition": edition,
+        "expires_at": expires_at,
+        "max_participants": max_participants,
+        "recording": recording,
+        "revoked": False,
+        "bound_fqdn": None,
+        "bound_pbx_id": None,
+    }
 
 
 def new_license_key(prefix: str = "WM") -> str:
@@ -32,18 +60,10 @@ def add_license(
     key: str | None = None,
 ) -> License:
     key = key or new_license_key()
-    data: dict[str, Any] = {
-        "edition": edition,
-        "expires_at": expires_at,
-        "max_participants": max_participants,
-        "recording": recording,
-        "revoked": False,
-        "bound_fqdn": None,
-        "bound_pbx_id": None,
-    }
+    data = _fields(edition=edition, expires_at=expires_at, max_participants=max_participants, recording=recording)
     try:
-        fs.licenses().document(key).create(data)
-    except gexc.AlreadyExists as exc:  # anything else is not a conflict: it propagates as itself
+        fs.create(fs.licenses().document(key), data)
+    except WriteConflict as exc:  # anything else is not a conflict: it propagates as itself
         raise Conflict(f"license {key} already exists") from exc
     return license_from_doc(key, data)
 
@@ -68,10 +88,10 @@ def unbind_fqdn(fqdn: str) -> str:
         raise NotFound(f"{fqdn} is not bound to any license")
     pbx_id, key = snap.get("pbx_id"), snap.get("license_key")
     purge_pbx(pbx_id)
-    batch = fs.client().batch()
-    batch.delete(fq_ref)
-    batch.update(fs.licenses().document(key), {"bound_fqdn": None, "bound_pbx_id": None})
-    batch.commit()
+    writer = fs.Writer()
+    writer.delete(fq_ref)
+    writer.update(fs.licenses().document(key), {"bound_fqdn": None, "bound_pbx_id": None})
+    writer.commit()
     return str(pbx_id)
 
 
@@ -80,17 +100,7 @@ def seed_licenses(keys: list[str], *, edition: str, expires_at: datetime, max_pa
     for key in keys:
         ref = fs.licenses().document(key)
         if not ref.get().exists:
-            ref.set(
-                {
-                    "edition": edition,
-                    "expires_at": expires_at,
-                    "max_participants": max_participants,
-                    "recording": recording,
-                    "revoked": False,
-                    "bound_fqdn": None,
-                    "bound_pbx_id": None,
-                }
-            )
+            ref.set(_fields(edition=edition, expires_at=expires_at, max_participants=max_participants, recording=recording))
 
 
-__all__ = ["add_license", "list_licenses", "revoke_license", "unbind_fqdn", "seed_licenses"]
+__all__ = ["license_from_doc", "load_license", "add_license", "list_licenses", "revoke_license", "unbind_fqdn", "seed_licenses"]

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from google.cloud import firestore
-
 from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
 from webmeeting.services import files, invitations, pbx_data, reports, statistics
 from webmeeting.services.dialin import enqueue_dialin
-from webmeeting.services.mcus import mcus
-from webmeeting.services.pbx_api import enqueue_purge, tasks_target
-from webmeeting.services.sessions import Recorded, close_mcu, sessions
+from webmeeting.services.sessions import Recorded, close_mcu
 from webmeeting.settings import Settings
 
 
 def after(recorded: Recorded, settings: Settings) -> None:
     for meeting_key, session_id in recorded.started:
-        enqueue_dialin(settings.project, tasks_target(settings), meeting_key, session_id)
+        enqueue_dialin(settings.project, settings.tasks_url, meeting_key, session_id)
     for meeting_key, session_id in recorded.ended:  # the counter reached 0
         files.delete_session_files(meeting_key, session_id)
         reports.enqueue_finalize(settings, meeting_key, session_id)
@@ -33,7 +29,7 @@ def sweep(settings: Settings, now: datetime) -> dict[str, int]:
     wall = runtime.clock().wall()
     stale = timedelta(seconds=settings.mcu_stale_s)
     closed = 0
-    for snap in mcus().stream():
+    for snap in fs.mcus().stream():
         d = fs.data(snap)
         last = d.get("last_heartbeat_at")
         if last is not None and wall - last <= stale:
@@ -44,13 +40,13 @@ def sweep(settings: Settings, now: datetime) -> dict[str, int]:
             after(recorded, settings)
     finalized = 0
     grace = timedelta(seconds=settings.session_grace_s)
-    query = sessions().where(filter=firestore.FieldFilter("finalized", "==", False))
+    query = fs.query(fs.sessions(), ("finalized", "==", False))
     for snap in query.stream():
         d = fs.data(snap)
         if int(d.get("count", 0)) == 0 and d.get("ended_at") and wall - d["ended_at"] > grace:
             finalized += reports.finalize(snap.id, d["session_id"], settings, now) == "made"
-    mails = invitations.sweep(settings.project, tasks_target(settings), now)
+    mails = invitations.sweep(settings.project, settings.tasks_url, now)
     purges = pbx_data.lost_purges(now)
     for key in purges:  # a deleted meeting's purge task was lost: queue it again
-        enqueue_purge(settings, key)
+        pbx_data.enqueue_purge(settings, key)
     return {"closed_connections": closed, "reports": finalized, "mails_requeued": mails, "purges_requeued": len(purges)}

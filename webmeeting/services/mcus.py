@@ -10,23 +10,20 @@ from datetime import timedelta
 from typing import Any
 
 import requests
-from google.cloud import firestore
 
 from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
-from webmeeting.domain.mcu import Mcu
+from webmeeting.domain.api import McuInfo
+from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.errors import InvalidRequest, NotFound
+from webmeeting.settings import Settings
 
 PROBE_TIMEOUT_S = 1.5  # a reported-dead MCU that does not answer this fast is taken as dead
 
 
-def mcus() -> firestore.CollectionReference:
-    return fs.client().collection("mcus")
-
-
 def record_heartbeat(mcu_id: str, body: dict[str, Any]) -> None:
     now = runtime.clock().wall()
-    ref = mcus().document(mcu_id)
+    ref = fs.mcus().document(mcu_id)
     snap = ref.get()
     status = fs.data(snap).get("status", "active") if snap.exists else "active"  # deprecation is an admin's call
     ref.set(
@@ -65,7 +62,27 @@ def mcu_from_doc(mcu_id: str, d: dict[str, Any]) -> Mcu:
 
 
 def all_mcus() -> list[Mcu]:
-    return [mcu_from_doc(s.id, fs.data(s)) for s in mcus().stream()]
+    return [mcu_from_doc(s.id, fs.data(s)) for s in fs.mcus().stream()]
+
+
+def mcu_info(mcu: Mcu | None) -> McuInfo | None:
+    return McuInfo(id=mcu.id, region=mcu.region, url=mcu.url) if mcu else None
+
+
+def closest_mcu(where: Location) -> Mcu | None:
+    """The PBX's default (Automatic) MCU, or None while no MCU can take it."""
+    try:
+        return choose_mcu(where, all_mcus())
+    except NoMcuAvailable:
+        return None
+
+
+def pbx_location(pbx: dict[str, Any], settings: Settings) -> Location:
+    """Where the PBX is (GeoIP at activation), or the configured default."""
+    loc = pbx.get("location") or {}
+    if "latitude" in loc and "longitude" in loc:
+        return Location(float(loc["latitude"]), float(loc["longitude"]))
+    return Location(*settings.default_location)
 
 
 def health_url(ws_url: str) -> str:
@@ -82,7 +99,7 @@ def confirm_failure(mcu: Mcu) -> bool:
     except requests.RequestException:
         ok = False
     if not ok:
-        mcus().document(mcu.id).update({"unreachable_at": runtime.clock().wall()})
+        fs.mcus().document(mcu.id).update({"unreachable_at": runtime.clock().wall()})
     return not ok
 
 
@@ -90,7 +107,7 @@ def set_status(mcu_id: str, status: str) -> None:
     """Admin: ``deprecated`` (takes no new PBXs or sessions) or ``active``."""
     if status not in ("active", "deprecated"):
         raise InvalidRequest("status is active or deprecated")
-    ref = mcus().document(mcu_id)
+    ref = fs.mcus().document(mcu_id)
     if not ref.get().exists:
         raise NotFound(f"no MCU {mcu_id}")
     ref.update({"status": status})

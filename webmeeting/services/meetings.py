@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from webmeeting.adapters import firestore as fs
+from webmeeting.domain.people import display_name
 from webmeeting.errors import NotFound
-from webmeeting.services.pbx_api import vanity_link_id
+from webmeeting.links import vanity_link_id
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -23,10 +24,6 @@ class MeetingView:
     meeting: dict[str, Any]
 
 
-def _display_name(ext: dict[str, Any]) -> str:
-    return " ".join(p for p in (ext.get("first_name"), ext.get("last_name")) if p) or ext.get("number", "")
-
-
 def resolve_key(key: str) -> MeetingView:
     """The meeting behind ``key`` while it, its PBX and its enabled organizer exist."""
     if not KEY_RE.match(key):
@@ -39,7 +36,7 @@ def resolve_key(key: str) -> MeetingView:
     if not ext_snap.exists or not ext_snap.get("enabled"):
         raise NotFound("no such meeting")
     ext = fs.data(ext_snap)
-    organizer = _display_name(ext)
+    organizer = display_name(ext, ext.get("number", ""))
     title = m.get("name") or f"{organizer}'s meeting"
     return MeetingView(key, m.get("kind", "scheduled"), title, organizer, m["pbx_id"], m)
 

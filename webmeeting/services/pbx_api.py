@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
-
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from webmeeting import crypto
 from webmeeting.adapters import firestore as fs
-from webmeeting.adapters import geoip, tasks
+from webmeeting.adapters import geoip
 from webmeeting.domain import signing
 from webmeeting.domain.api import (
     ActivateRequest,
     ActivateResponse,
     ExtensionResult,
     LicenseInfo,
-    McuInfo,
     MeetingRequest,
     MeetingResponse,
     Report,
@@ -36,59 +29,19 @@ from webmeeting.domain.api import (
     SyncResponse,
 )
 from webmeeting.domain.licenses import License, license_problem
-from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
+from webmeeting.domain.mcu import Location
+from webmeeting.domain.people import display_name
 from webmeeting.domain.sync import ManifestEntry, normalize_vanity, plan_sync, shard_of
-from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated
+from webmeeting.errors import Conflict, InvalidRequest, IpMismatch, LicenseInvalid, NotFound, Unauthenticated, WriteConflict
+from webmeeting.links import meeting_url, organizer_url, slugify, vanity_link_id, vanity_url
 from webmeeting.services import files, invitations, pbx_data, polls
-from webmeeting.services.mcus import all_mcus
+from webmeeting.services.licenses import load_license
+from webmeeting.services.mcus import closest_mcu, mcu_info, pbx_location
 from webmeeting.settings import Settings
 
 log = logging.getLogger("webmeeting.pbx_api")
 
 MAX_SLUG_ATTEMPTS = 20  # vanity slug candidates tried before falling back to a random suffix
-
-
-# --- licenses ---------------------------------------------------------------------------------
-
-
-def license_from_doc(key: str, data: dict[str, Any]) -> License:
-    return License(
-        key=key,
-        edition=data["edition"],
-        expires_at=data["expires_at"],
-        max_participants=data["max_participants"],
-        recording=data["recording"],
-        revoked=data.get("revoked", False),
-        bound_fqdn=data.get("bound_fqdn"),
-        bound_pbx_id=data.get("bound_pbx_id"),
-    )
-
-
-def load_license(key: str, transaction: Any = None) -> License | None:
-    snap = fs.licenses().document(key).get(transaction=transaction)
-    return license_from_doc(key, fs.data(snap)) if snap.exists else None
-
-
-# --- MCUs -------------------------------------------------------------------------------------
-
-
-def mcu_info(mcu: Mcu | None) -> McuInfo | None:
-    return McuInfo(id=mcu.id, region=mcu.region, url=mcu.url) if mcu else None
-
-
-def closest_mcu(where: Location) -> Mcu | None:
-    """The PBX's default (Automatic) MCU, or None while no MCU can take it."""
-    try:
-        return choose_mcu(where, all_mcus())
-    except NoMcuAvailable:
-        return None
-
-
-def pbx_location(pbx: dict[str, Any], settings: Settings) -> Location:
-    loc = pbx.get("location") or {}
-    if "latitude" in loc and "longitude" in loc:
-        return Location(float(loc["latitude"]), float(loc["longitude"]))
-    return Location(*settings.default_location)
 
 
 # --- activation -------------------------------------------------------------------------------
@@ -99,10 +52,8 @@ def activate(req: ActivateRequest, source_ip: str, now: datetime, settings: Sett
     secret = crypto.new_api_secret()
     located = geoip.locate(source_ip, settings.geoip_db or None, Location(*settings.default_location))
     mcu = closest_mcu(located.location)
-    db = fs.client()
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> tuple[str, License, bool]:
+    def run(tx: fs.Transaction) -> tuple[str, License, bool]:
         lic = load_license(req.license_key, tx)
         problem = license_problem(lic, now)
         if problem or lic is None:
@@ -140,7 +91,7 @@ def activate(req: ActivateRequest, source_ip: str, now: datetime, settings: Sett
         tx.update(fs.licenses().document(req.license_key), {"bound_fqdn": req.pbx_fqdn, "bound_pbx_id": pbx_id})
         return pbx_id, lic, created
 
-    pbx_id, lic, created = run(db.transaction())
+    pbx_id, lic, created = fs.transactional(run)
     resp = ActivateResponse(
         pbx_id=pbx_id,
         api_secret=secret,
@@ -213,34 +164,16 @@ def authenticate(
 def _commit(writer: fs.Writer) -> None:
     try:
         writer.commit()
-    except (gexc.AlreadyExists, gexc.Conflict) as exc:
+    except WriteConflict as exc:
         raise Unauthenticated("nonce already used") from exc
 
 
-# --- URLs -------------------------------------------------------------------------------------
-
-
-def meeting_url(settings: Settings, key: str) -> str:
-    return f"{settings.public_base_url}/meet/{key}"
-
-
-def organizer_url(settings: Settings, key: str) -> str:
-    """The organizer's link: the secret rides in the fragment, which browsers never send."""
-    return f"{meeting_url(settings, key)}#organizer={crypto.organizer_secret(settings.secret_key, key)}"
-
-
-def vanity_url(settings: Settings, vanity: str, slug: str) -> str:
-    return f"{settings.public_base_url}/meet/{quote(vanity, safe='')}/{slug}"
-
-
-def vanity_link_id(vanity: str, slug: str) -> str:
-    return hashlib.sha256(f"{vanity.casefold()}\n{slug}".encode()).hexdigest()
-
-
-def slugify(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40].strip("-")
-    return slug or "meeting"
+def _claimed(fn: Any) -> Any:
+    """Run a use case's transaction; its nonce created by someone else first is a replay."""
+    try:
+        return fs.transactional(fn)
+    except WriteConflict as exc:
+        raise Unauthenticated("nonce already used") from exc
 
 
 # --- sync -------------------------------------------------------------------------------------
@@ -262,13 +195,7 @@ def _delete_meeting_writes(writer: fs.Writer, snap: Any) -> None:
 
 
 def pending_reports_count(pbx_id: str) -> int:
-    query = (
-        fs.reports()
-        .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
-        .where(filter=firestore.FieldFilter("status", "==", "pending"))
-    )
-    result: Any = query.count().get()  # type: ignore[call-arg]  # the stub misdeclares get()
-    return int(result[0][0].value)
+    return fs.count(fs.query(fs.reports(), ("pbx_id", "==", pbx_id), ("status", "==", "pending")))
 
 
 def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) -> tuple[SyncResponse, fs.Writer]:
@@ -305,20 +232,10 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
         )
     gone_meetings: list[str] = []
     for number in plan.deletions:
-        owned = (
-            fs.meetings()
-            .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
-            .where(filter=firestore.FieldFilter("organizer", "==", number))
-        )
-        for snap in owned.stream():
+        for snap in fs.query(fs.meetings(), ("pbx_id", "==", pbx_id), ("organizer", "==", number)).stream():
             _delete_meeting_writes(writer, snap)
             gone_meetings.append(snap.id)
-        pending = (
-            fs.reports()
-            .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
-            .where(filter=firestore.FieldFilter("organizer", "==", number))
-        )
-        for snap in pending.stream():
+        for snap in fs.query(fs.reports(), ("pbx_id", "==", pbx_id), ("organizer", "==", number)).stream():
             writer.delete(snap.reference)
         writer.delete(ext_col.document(number))
     # last: the manifest, then the PBX's bookkeeping and the nonce (one batch when small)
@@ -356,24 +273,7 @@ def sync(ctx: AuthContext, req: SyncRequest, now: datetime, settings: Settings) 
 
 
 def _meeting_query(pbx_id: str, pbx_meeting_id: str) -> Any:
-    return (
-        fs.meetings()
-        .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
-        .where(filter=firestore.FieldFilter("pbx_meeting_id", "==", pbx_meeting_id))
-        .limit(1)
-    )
-
-
-def _tx_apply(tx: firestore.Transaction, writer: fs.Writer) -> None:
-    for op, ref, fields in writer.ops:
-        if op == "set":
-            tx.set(ref, fields or {})
-        elif op == "create":
-            tx.create(ref, fields or {})
-        elif op == "update":
-            tx.update(ref, fields or {})
-        else:
-            tx.delete(ref)
+    return fs.query(fs.meetings(), ("pbx_id", "==", pbx_id), ("pbx_meeting_id", "==", pbx_meeting_id), limit=1)
 
 
 def upsert_meeting(
@@ -381,8 +281,7 @@ def upsert_meeting(
 ) -> tuple[MeetingResponse, bool]:
     pbx_id = ctx.pbx_id
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> tuple[str, str | None, str | None, bool, list[str]]:
+    def run(tx: fs.Transaction) -> tuple[str, str | None, str | None, bool, list[str]]:
         existing = list(_meeting_query(pbx_id, pbx_meeting_id).get(transaction=tx))
         ext = fs.extensions(pbx_id).document(req.organizer).get(transaction=tx)
         if not ext.exists or not ext.get("enabled"):
@@ -427,18 +326,15 @@ def upsert_meeting(
             "updated_at": now,
         }
         writer.set(fs.meetings().document(key), data)
-        shown = invitations.snapshot(key, data, _person(fs.data(ext)), meeting_url(settings, key), now)
+        shown = invitations.snapshot(key, data, display_name(fs.data(ext)), meeting_url(settings, key), now)
         mail_ids = invitations.outbox(writer, key, pbx_id, old, data, shown, now)
         writer.update(fs.pbxs().document(pbx_id), {"last_contact_at": now})
         ctx.claim(writer)
-        _tx_apply(tx, writer)
+        writer.apply(tx)
         return key, vanity, slug, old is None, mail_ids
 
-    try:
-        key, vanity, slug, created, mail_ids = run(fs.client().transaction())
-    except (gexc.AlreadyExists, gexc.Conflict) as exc:
-        raise Unauthenticated("nonce already used") from exc
-    invitations.enqueue(settings.project, tasks_target(settings), mail_ids)
+    key, vanity, slug, created, mail_ids = _claimed(run)
+    invitations.enqueue(settings.project, settings.tasks_url, mail_ids)
     return (
         MeetingResponse(
             meeting_key=key,
@@ -453,8 +349,7 @@ def upsert_meeting(
 def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime, settings: Settings) -> None:
     """Delete the meeting and all that hangs on it; invited participants get a cancellation."""
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> tuple[list[str], str]:
+    def run(tx: fs.Transaction) -> tuple[list[str], str]:
         existing = list(_meeting_query(ctx.pbx_id, pbx_meeting_id).get(transaction=tx))
         if not existing:
             raise NotFound("unknown meeting")
@@ -462,53 +357,28 @@ def delete_meeting(ctx: AuthContext, pbx_meeting_id: str, now: datetime, setting
         ext = fs.extensions(ctx.pbx_id).document(old["organizer"]).get(transaction=tx)
         writer = fs.Writer()
         _delete_meeting_writes(writer, existing[0])
-        shown = invitations.snapshot(existing[0].id, old, _person(fs.data(ext)), meeting_url(settings, existing[0].id), now)
+        shown = invitations.snapshot(existing[0].id, old, display_name(fs.data(ext)), meeting_url(settings, existing[0].id), now)
         mail_ids = invitations.outbox(writer, existing[0].id, ctx.pbx_id, old, None, shown, now)
         writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
-        writer.set(pbx_data.purges().document(existing[0].id), {"at": now, "pbx_id": ctx.pbx_id})  # the rest: a retried task
+        writer.set(fs.meeting_purges().document(existing[0].id), {"at": now, "pbx_id": ctx.pbx_id})  # the rest: a retried task
         ctx.claim(writer)
-        _tx_apply(tx, writer)
+        writer.apply(tx)
         return mail_ids, existing[0].id
 
-    try:
-        mail_ids, deleted_key = run(fs.client().transaction())
-    except (gexc.AlreadyExists, gexc.Conflict) as exc:
-        raise Unauthenticated("nonce already used") from exc
-    invitations.enqueue(settings.project, tasks_target(settings), mail_ids)
+    mail_ids, deleted_key = _claimed(run)
+    invitations.enqueue(settings.project, settings.tasks_url, mail_ids)
     files.delete_meeting_pdfs(deleted_key)
-    enqueue_purge(settings, deleted_key)
-
-
-def enqueue_purge(settings: Settings, meeting_key: str) -> None:
-    """Queue the purge of a deleted meeting's remains; a lost task is found by the sweep."""
-    try:
-        tasks.enqueue(settings.project, "pbx", f"{tasks_target(settings)}/tasks/v1/meeting-purge", {"meeting_key": meeting_key})
-    except Exception:  # noqa: BLE001 - the marker stays; sessions-sweep queues it again
-        log.exception("could not enqueue a meeting purge")
-
-
-def _person(ext: dict[str, Any]) -> str:
-    return " ".join(p for p in (ext.get("first_name"), ext.get("last_name")) if p) or "The organizer"
+    pbx_data.enqueue_purge(settings, deleted_key)
 
 
 BINDING_CONFLICT = "this license or this PBX FQDN is bound elsewhere; an admin can unbind it"
-
-
-def tasks_target(settings: Settings) -> str:
-    """Base URL Cloud Tasks calls our task handlers at: the internal tasks function's own URL
-    (never the public load balancer, which does not route /tasks)."""
-    return settings.require("tasks_target")
 
 
 # --- reports ----------------------------------------------------------------------------------
 
 
 def list_reports(ctx: AuthContext, status: str, now: datetime) -> ReportsResponse:
-    query = (
-        fs.reports()
-        .where(filter=firestore.FieldFilter("pbx_id", "==", ctx.pbx_id))
-        .where(filter=firestore.FieldFilter("status", "==", status))
-    )
+    query = fs.query(fs.reports(), ("pbx_id", "==", ctx.pbx_id), ("status", "==", status))
     reports = [Report.model_validate(fs.data(snap)["report"] | {"id": snap.id}) for snap in query.stream()]
     writer = fs.Writer()
     writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
@@ -518,8 +388,7 @@ def list_reports(ctx: AuthContext, status: str, now: datetime) -> ReportsRespons
 
 
 def ack_report(ctx: AuthContext, report_id: str, now: datetime) -> None:
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> None:
+    def run(tx: fs.Transaction) -> None:
         snap = fs.reports().document(report_id).get(transaction=tx)
         if not snap.exists or snap.get("pbx_id") != ctx.pbx_id:
             raise NotFound("unknown report")
@@ -527,9 +396,6 @@ def ack_report(ctx: AuthContext, report_id: str, now: datetime) -> None:
         writer.update(snap.reference, {"status": "acked", "acked_at": now})
         writer.update(fs.pbxs().document(ctx.pbx_id), {"last_contact_at": now})
         ctx.claim(writer)
-        _tx_apply(tx, writer)
+        writer.apply(tx)
 
-    try:
-        run(fs.client().transaction())
-    except (gexc.AlreadyExists, gexc.Conflict) as exc:
-        raise Unauthenticated("nonce already used") from exc
+    _claimed(run)

@@ -3,32 +3,32 @@ its meeting data (the portal's per-meeting data: DNS failing for 14 days)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
+from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
+from webmeeting.adapters import storage, tasks
+from webmeeting.services import files
+from webmeeting.settings import Settings
+
+log = logging.getLogger("webmeeting.pbx_data")
 
 
 def _where(collection: Any, field: str, value: Any) -> Any:
-    return collection.where(filter=firestore.FieldFilter(field, "==", value)).stream()
+    """Every document of ``collection`` whose ``field`` equals ``value``."""
+    return fs.query(collection, (field, "==", value)).stream()
 
 
 PURGE_LOST_AFTER = timedelta(minutes=5)  # a purge marker this old lost its task: the sweep runs it
-
-
-def purges() -> firestore.CollectionReference:
-    """Markers of deleted meetings whose remains are yet to go: written in the deleting
-    transaction, removed by the purge task (``run_purge``) once everything is gone."""
-    return fs.client().collection("meeting_purges")
 
 
 def run_purge(meeting_key: str) -> str:
     """What a deleted meeting left (session, events, recordings, files, poll runs, delivered
     mails; undelivered mails such as its cancellations go out first and leave by their own rule).
     Idempotent: a retried task finds less, then nothing."""
-    ref = purges().document(meeting_key)
+    ref = fs.meeting_purges().document(meeting_key)
     if not ref.get().exists:
         return "done"
     writer = fs.Writer()
@@ -39,7 +39,7 @@ def run_purge(meeting_key: str) -> str:
 
 
 def lost_purges(now: datetime) -> list[str]:
-    query = purges().where(filter=firestore.FieldFilter("at", "<", now - PURGE_LOST_AFTER))
+    query = fs.query(fs.meeting_purges(), ("at", "<", now - PURGE_LOST_AFTER))
     return [snap.id for snap in query.stream()]
 
 
@@ -50,29 +50,20 @@ def purge_meeting(
     its session, participant events, recordings (and their objects), mails, poll runs.
     ``keep_meeting``: only what hangs on it (a Quick Meeting is its extension's, synced data).
     ``keep_undelivered_mail``: pending mails stay (a cancellation on its way)."""
-    from webmeeting import runtime
-    from webmeeting.adapters import storage
-    from webmeeting.services.files import delete_meeting_pdfs, delete_session_files
-
-    delete_meeting_pdfs(meeting_key)
-    delete_session_files(meeting_key)
+    files.delete_meeting_pdfs(meeting_key)
+    files.delete_session_files(meeting_key)
     s = runtime.settings()
-    client = fs.client()
-    for rec in _where(client.collection("recordings"), "meeting_key", meeting_key):
-        d = fs.data(rec)
-        if d.get("output_object"):
-            storage.delete(s.recordings_bucket, d["output_object"])
-        for track in d.get("tracks", []):
-            storage.delete(s.raw_bucket, track["object"])
+    for rec in _where(fs.recordings(), "meeting_key", meeting_key):
+        delete_recording_objects(fs.data(rec), s)
         writer.delete(rec.reference)
-    for col in ("participant_events", "mails"):
-        for snap in _where(client.collection(col), "meeting_key", meeting_key):
-            if col == "mails" and keep_undelivered_mail and fs.data(snap).get("status") in ("pending", "sending"):
-                continue
+    for snap in _where(fs.participant_events(), "meeting_key", meeting_key):
+        writer.delete(snap.reference)
+    for snap in _where(fs.mails(), "meeting_key", meeting_key):
+        if not (keep_undelivered_mail and fs.data(snap).get("status") in ("pending", "sending")):
             writer.delete(snap.reference)
-    for run in _where(client.collection("poll_runs"), "meeting_key", meeting_key):
-        client.recursive_delete(run.reference)
-    writer.delete(client.collection("sessions").document(meeting_key))
+    for run in _where(fs.poll_runs(), "meeting_key", meeting_key):
+        fs.recursive_delete(run.reference)
+    writer.delete(fs.sessions().document(meeting_key))
     if keep_meeting:
         return
     meeting = fs.data(fs.meetings().document(meeting_key).get())
@@ -99,11 +90,11 @@ def purge_pbx(pbx_id: str) -> int:
     the registry, unbound). Idempotent. Returns the number of PBX-level documents deleted."""
     purge_meetings(pbx_id, everything=True)
     writer = fs.Writer()
-    for poll in _where(fs.client().collection("polls"), "pbx_id", pbx_id):
-        for run in _where(fs.client().collection("poll_runs"), "poll_id", poll.id):
-            fs.client().recursive_delete(run.reference)
+    for poll in _where(fs.polls(), "pbx_id", pbx_id):
+        for run in _where(fs.poll_runs(), "poll_id", poll.id):
+            fs.recursive_delete(run.reference)
         writer.delete(poll.reference)
-    for col in (fs.reports(), fs.vanity_links(), fs.nonces(), fs.client().collection("mails")):
+    for col in (fs.reports(), fs.vanity_links(), fs.nonces(), fs.mails()):
         for snap in _where(col, "pbx_id", pbx_id):
             writer.delete(snap.reference)
     for sub in (fs.extensions(pbx_id), fs.manifest(pbx_id)):
@@ -123,3 +114,27 @@ def purge_pbx(pbx_id: str) -> int:
     count = len(writer)
     writer.commit()
     return count
+
+
+def delete_recording_objects(rec: dict[str, Any], settings: Settings, *, raw_only: bool = False) -> None:
+    """A recording's objects in Storage: the MP4 (unless ``raw_only``) and the raw tracks.
+    Called before its record is deleted, so an interrupted deletion finds the record again."""
+    if rec.get("output_object") and not raw_only:
+        storage.delete(settings.recordings_bucket, rec["output_object"])
+    for track in rec.get("tracks", []):
+        storage.delete(settings.raw_bucket, track["object"])
+
+
+def enqueue_purge(settings: Settings, meeting_key: str) -> None:
+    """Queue the purge of a deleted meeting's remains; a lost task is found by the sweep."""
+    try:
+        tasks.enqueue(settings.project, "pbx", f"{settings.tasks_url}/tasks/v1/meeting-purge", {"meeting_key": meeting_key})
+    except Exception:  # noqa: BLE001 - the marker stays; sessions-sweep queues it again
+        log.exception("could not enqueue a meeting purge")
+
+
+def listing() -> list[dict[str, Any]]:
+    """The activated PBXs as operators see them (no secrets), by FQDN."""
+    fields = ("pbx_fqdn", "license_key", "last_sync_at", "last_contact_at", "mcu_id", "country")
+    rows = [{"id": snap.id, **{f: fs.data(snap).get(f) for f in fields}} for snap in fs.pbxs().stream()]
+    return sorted(rows, key=lambda r: str(r["pbx_fqdn"]))

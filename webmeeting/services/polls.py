@@ -10,28 +10,16 @@ from datetime import datetime
 from typing import Any
 
 from fpdf import FPDF
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain.polls import PollDraft, tally
-from webmeeting.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from webmeeting.services.sessions import sessions
+from webmeeting.errors import Conflict, InvalidRequest, NotFound, WriteConflict
 from webmeeting.tokens import JoinClaims
-
-
-def polls() -> firestore.CollectionReference:
-    return fs.client().collection("polls")
-
-
-def runs() -> firestore.CollectionReference:
-    return fs.client().collection("poll_runs")
 
 
 def _owner(claims: JoinClaims) -> tuple[str, str]:
     """(pbx_id, extension) of the meeting's organizer; only an organizer may manage polls."""
-    if claims.role != "organizer":
-        raise Forbidden("polls are managed by the organizer", code="organizer_only")
+    claims.require_organizer("polls are managed by the organizer")
     meeting = fs.data(fs.meetings().document(claims.meeting_key).get())
     if not meeting:
         raise NotFound("no such meeting")
@@ -40,7 +28,7 @@ def _owner(claims: JoinClaims) -> tuple[str, str]:
 
 def _own_poll(claims: JoinClaims, poll_id: str) -> tuple[Any, dict[str, Any]]:
     pbx_id, ext = _owner(claims)
-    ref = polls().document(poll_id)
+    ref = fs.polls().document(poll_id)
     poll = fs.data(ref.get())
     if not poll or poll["pbx_id"] != pbx_id or poll["organizer"] != ext:
         raise NotFound("no such poll")
@@ -49,11 +37,7 @@ def _own_poll(claims: JoinClaims, poll_id: str) -> tuple[Any, dict[str, Any]]:
 
 def list_polls(claims: JoinClaims) -> list[dict[str, Any]]:
     pbx_id, ext = _owner(claims)
-    query = (
-        polls()
-        .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
-        .where(filter=firestore.FieldFilter("organizer", "==", ext))
-    )
+    query = fs.query(fs.polls(), ("pbx_id", "==", pbx_id), ("organizer", "==", ext))
     return sorted(({"id": s.id, **_public(fs.data(s))} for s in query.stream()), key=lambda p: str(p["question"]))
 
 
@@ -64,7 +48,7 @@ def _public(poll: dict[str, Any]) -> dict[str, Any]:
 def create(claims: JoinClaims, draft: PollDraft, now: datetime) -> dict[str, Any]:
     pbx_id, ext = _owner(claims)
     poll_id = secrets.token_urlsafe(12)
-    polls().document(poll_id).set(
+    fs.polls().document(poll_id).set(
         {"pbx_id": pbx_id, "organizer": ext, **draft.model_dump(), "created_at": now, "updated_at": now}
     )
     return {"id": poll_id, **draft.model_dump()}
@@ -82,18 +66,14 @@ def delete(claims: JoinClaims, poll_id: str) -> None:
 
 
 def _delete_poll(ref: Any) -> None:
-    for run in runs().where(filter=firestore.FieldFilter("poll_id", "==", ref.id)).stream():
-        fs.client().recursive_delete(run.reference)
+    for run in fs.query(fs.poll_runs(), ("poll_id", "==", ref.id)).stream():
+        fs.recursive_delete(run.reference)
     ref.delete()
 
 
 def delete_for_extension(pbx_id: str, ext: str) -> int:
     """The extension is gone from its PBX: its polls go too."""
-    query = (
-        polls()
-        .where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
-        .where(filter=firestore.FieldFilter("organizer", "==", ext))
-    )
+    query = fs.query(fs.polls(), ("pbx_id", "==", pbx_id), ("organizer", "==", ext))
     count = 0
     for snap in query.stream():
         _delete_poll(snap.reference)
@@ -104,11 +84,11 @@ def delete_for_extension(pbx_id: str, ext: str) -> int:
 def run(claims: JoinClaims, poll_id: str, now: datetime) -> dict[str, Any]:
     """Start the poll in the meeting's running session (a snapshot: later edits do not change it)."""
     _, poll = _own_poll(claims, poll_id)
-    session = fs.data(sessions().document(claims.meeting_key).get())
+    session = fs.data(fs.sessions().document(claims.meeting_key).get())
     if not session.get("count"):
         raise Conflict("a poll can be run only while the meeting is running")
     run_id = secrets.token_urlsafe(12)
-    runs().document(run_id).set(
+    fs.poll_runs().document(run_id).set(
         {
             "poll_id": poll_id,
             "meeting_key": claims.meeting_key,
@@ -122,7 +102,7 @@ def run(claims: JoinClaims, poll_id: str, now: datetime) -> dict[str, Any]:
 
 
 def _session_run(claims: JoinClaims, run_id: str) -> tuple[Any, dict[str, Any]]:
-    ref = runs().document(run_id)
+    ref = fs.poll_runs().document(run_id)
     data = fs.data(ref.get())
     if not data or data["meeting_key"] != claims.meeting_key:
         raise NotFound("no such poll in this meeting")
@@ -134,21 +114,21 @@ def vote(claims: JoinClaims, run_id: str, option: int, now: datetime) -> None:
     if option >= len(data["options"]):
         raise InvalidRequest(f"option must be 0-{len(data['options']) - 1}")
     try:
-        ref.collection("votes").document(claims.participant_id).create({"option": option, "at": now})
-    except gexc.AlreadyExists as exc:
+        fs.create(fs.votes(run_id).document(claims.participant_id), {"option": option, "at": now})
+    except WriteConflict as exc:
         raise Conflict("you have already voted in this poll") from exc
 
 
 def results(claims: JoinClaims) -> list[dict[str, Any]]:
     """Every poll run in the meeting's current session, with live results and one's own vote."""
-    session = fs.data(sessions().document(claims.meeting_key).get())
-    query = runs().where(filter=firestore.FieldFilter("meeting_key", "==", claims.meeting_key))
+    session = fs.data(fs.sessions().document(claims.meeting_key).get())
+    query = fs.query(fs.poll_runs(), ("meeting_key", "==", claims.meeting_key))
     out = []
     for snap in query.stream():
         d = fs.data(snap)
         if d["session_id"] != session.get("session_id"):
             continue
-        votes = {v.id: int(fs.data(v)["option"]) for v in snap.reference.collection("votes").stream()}
+        votes = {v.id: int(fs.data(v)["option"]) for v in fs.votes(snap.id).stream()}
         out.append(
             {
                 "run_id": snap.id,
@@ -166,7 +146,7 @@ def report_pdf(claims: JoinClaims, run_id: str) -> bytes:
     """The organizer's PDF of a poll run's results."""
     _owner(claims)
     ref, d = _session_run(claims, run_id)
-    votes = [int(fs.data(v)["option"]) for v in ref.collection("votes").stream()]
+    votes = [int(fs.data(v)["option"]) for v in fs.votes(run_id).stream()]
     pdf = FPDF()
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
+from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain import retention as policy
 from webmeeting.errors import NotFound
@@ -16,8 +15,8 @@ from webmeeting.services.pbx_data import purge_pbx
 SECRET_FIELDS = {"secret_enc"}
 
 
-def _where(col: Any, field: str, op: str, value: Any) -> list[Any]:
-    return list(col.where(filter=firestore.FieldFilter(field, op, value)).stream())
+def _all(q: Any) -> list[Any]:
+    return list(q.stream())
 
 
 def _doc(snap: Any) -> dict[str, Any]:
@@ -30,8 +29,7 @@ def export_pbx(pbx_id: str) -> dict[str, Any]:
     if not snap.exists:
         raise NotFound(f"no PBX {pbx_id}")
     pbx = _doc(snap)
-    client = fs.client()
-    meetings = _where(fs.meetings(), "pbx_id", "==", pbx_id)
+    meetings = _all(fs.query(fs.meetings(), ("pbx_id", "==", pbx_id)))
     keys = [m.id for m in meetings]
     per_meeting: dict[str, list[dict[str, Any]]] = {
         "sessions": [],
@@ -41,20 +39,25 @@ def export_pbx(pbx_id: str) -> dict[str, Any]:
         "pdfs": [],
     }
     for key in keys:
-        s = client.collection("sessions").document(key).get()
+        s = fs.sessions().document(key).get()
         if s.exists:
             per_meeting["sessions"].append(_doc(s))
-        for name in ("participant_events", "recordings", "files", "pdfs"):
-            per_meeting[name] += [_doc(x) for x in _where(client.collection(name), "meeting_key", "==", key)]
+        for name, col in (
+            ("participant_events", fs.participant_events),
+            ("recordings", fs.recordings),
+            ("files", fs.files),
+            ("pdfs", fs.pdfs),
+        ):
+            per_meeting[name] += [_doc(x) for x in _all(fs.query(col(), ("meeting_key", "==", key)))]
     return {
         "pbx": pbx,
         "fqdn_binding": fs.data(fs.fqdns().document(pbx.get("pbx_fqdn", "-")).get()),
         "extensions": [_doc(x) for x in fs.extensions(pbx_id).stream()],
         "meetings": [_doc(m) for m in meetings],
         **per_meeting,
-        "polls": [_doc(x) for x in _where(client.collection("polls"), "pbx_id", "==", pbx_id)],
-        "reports": [_doc(x) for x in _where(fs.reports(), "pbx_id", "==", pbx_id)],
-        "mails": [_doc(x) for x in _where(client.collection("mails"), "pbx_id", "==", pbx_id)],
+        "polls": [_doc(x) for x in _all(fs.query(fs.polls(), ("pbx_id", "==", pbx_id)))],
+        "reports": [_doc(x) for x in _all(fs.query(fs.reports(), ("pbx_id", "==", pbx_id)))],
+        "mails": [_doc(x) for x in _all(fs.query(fs.mails(), ("pbx_id", "==", pbx_id)))],
     }
 
 
@@ -62,17 +65,16 @@ def export_email(email: str) -> dict[str, Any]:
     """Everything held about one email address: as a PBX user (extension), as an invitee, in
     meeting reports, in mails not yet sent."""
     email = email.strip().lower()
-    client = fs.client()
     extensions = [
         {"pbx_id": x.reference.parent.parent.id, **_doc(x)}
-        for x in client.collection_group("extensions").where(filter=firestore.FieldFilter("email", "==", email)).stream()
+        for x in fs.query(fs.group("extensions"), ("email", "==", email)).stream()
     ]
     return {
         "email": email,
         "extensions": extensions,
-        "meetings": [_doc(m) for m in _where(fs.meetings(), "invitee_emails", "array_contains", email)],
-        "reports": [_doc(r) for r in _where(fs.reports(), "emails", "array_contains", email)],
-        "mails": [_doc(m) for m in _where(client.collection("mails"), "email", "==", email)],
+        "meetings": [_doc(m) for m in _all(fs.query(fs.meetings(), ("invitee_emails", "array_contains", email)))],
+        "reports": [_doc(r) for r in _all(fs.query(fs.reports(), ("emails", "array_contains", email)))],
+        "mails": [_doc(m) for m in _all(fs.query(fs.mails(), ("email", "==", email)))],
     }
 
 
@@ -85,15 +87,15 @@ def erase_email(email: str) -> dict[str, Any]:
     writer = fs.Writer()
     for m in found["meetings"]:
         people = [{**p, "email": None} if (p.get("email") or "").lower() == email else p for p in m.get("participants", [])]
-        writer.update(fs.meetings().document(m["id"]), {"participants": people, "invitee_emails": firestore.ArrayRemove([email])})
+        writer.update(fs.meetings().document(m["id"]), {"participants": people, "invitee_emails": fs.array_remove([email])})
     for r in found["reports"]:
         report = dict(r["report"])
         report["participants"] = [
             {**p, "email": None} if (p.get("email") or "").lower() == email else p for p in report.get("participants", [])
         ]
-        writer.update(fs.reports().document(r["id"]), {"report": report, "emails": firestore.ArrayRemove([email])})
+        writer.update(fs.reports().document(r["id"]), {"report": report, "emails": fs.array_remove([email])})
     for mail in found["mails"]:
-        writer.delete(fs.client().collection("mails").document(mail["id"]))
+        writer.delete(fs.mails().document(mail["id"]))
     writer.commit()
     return {
         "meetings": len(found["meetings"]),
@@ -116,7 +118,7 @@ def retention_report(pbx_id: str, now: datetime) -> list[dict[str, Any]]:
     if not snap.exists:
         raise NotFound(f"no PBX {pbx_id}")
     pbx = fs.data(snap)
-    d = policy.durations()
+    d = policy.durations(dict(runtime.backends().retention_s))
     rows: list[dict[str, Any]] = []
     until = pbx["last_contact_at"] + d["pbx_no_contact"]
     why = "no contact for 60 days"
@@ -134,7 +136,7 @@ def retention_report(pbx_id: str, now: datetime) -> list[dict[str, Any]]:
                 "rule": "DNS failing for 14 days",
             }
         )
-    for m in _where(fs.meetings(), "pbx_id", "==", pbx_id):
+    for m in _all(fs.query(fs.meetings(), ("pbx_id", "==", pbx_id))):
         md = fs.data(m)
         if md.get("kind") != "scheduled":
             continue
@@ -155,7 +157,7 @@ def retention_report(pbx_id: str, now: datetime) -> list[dict[str, Any]]:
                     "rule": "participant_emails",
                 }
             )
-        for rec in _where(fs.client().collection("recordings"), "meeting_key", "==", m.id):
+        for rec in _all(fs.query(fs.recordings(), ("meeting_key", "==", m.id))):
             rows.append(
                 {
                     "item": f"{label}: recording {rec.id[:8]}",
@@ -163,7 +165,7 @@ def retention_report(pbx_id: str, now: datetime) -> list[dict[str, Any]]:
                     "rule": "recordings",
                 }
             )
-    for r in _where(fs.reports(), "pbx_id", "==", pbx_id):
+    for r in _all(fs.query(fs.reports(), ("pbx_id", "==", pbx_id))):
         rd = fs.data(r)
         stage = int(rd.get("sanitized", 0))
         if stage < 2:

@@ -16,19 +16,17 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
 from webmeeting import runtime, tokens
 from webmeeting.adapters import converter_runner, tasks
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain import converters as conv
 from webmeeting.domain.api import RecordingUploaded
 from webmeeting.domain.licenses import license_problem
+from webmeeting.domain.people import display_name
 from webmeeting.errors import Conflict, Forbidden, InvalidRequest, LicenseInvalid, NotFound
 from webmeeting.services import invitations
-from webmeeting.services.mcus import mcus
-from webmeeting.services.pbx_api import load_license, tasks_target
-from webmeeting.services.sessions import sessions
+from webmeeting.services.licenses import load_license
+from webmeeting.services.pbx_data import delete_recording_objects
 from webmeeting.settings import Settings
 
 log = logging.getLogger("webmeeting.recordings")
@@ -37,12 +35,15 @@ QUEUE = "pbx"
 MAX_ATTEMPTS = 8  # then the recording stays failed (raw files kept until retention) and ops know
 
 
-def recordings() -> firestore.CollectionReference:
-    return fs.client().collection("recordings")
+def config() -> fs.Document:
+    """The admins' converter settings: a fallback converter, disabled converters."""
+    return fs.config("converters")
 
 
-def config() -> firestore.DocumentReference:
-    return fs.client().collection("config").document("converters")
+def raw_deleted(rec_id: str, rec: dict[str, Any], settings: Settings) -> None:
+    """A ready recording's raw tracks go (the MP4 stays until retention)."""
+    delete_recording_objects(rec, settings, raw_only=True)
+    fs.recordings().document(rec_id).update({"raw_deleted": True})
 
 
 # --- start / stop (the organizer's page) ---------------------------------------------------------
@@ -56,8 +57,7 @@ def _grant(settings: Settings, meeting_key: str, rec_id: str, action: str, mcu_i
 def start(claims: tokens.JoinClaims, settings: Settings, now: datetime) -> dict[str, Any]:
     """Organizer only, license permitting, in a running session; a second start returns the
     recording already running. Returns {recording_id, grant} for the page to hand to the MCU."""
-    if claims.role != "organizer":
-        raise Forbidden("only the organizer records", code="organizer_only")
+    claims.require_organizer("only the organizer records")
     meeting = fs.data(fs.meetings().document(claims.meeting_key).get())
     if not meeting:
         raise NotFound("no such meeting")
@@ -68,10 +68,9 @@ def start(claims: tokens.JoinClaims, settings: Settings, now: datetime) -> dict[
         raise LicenseInvalid(f"this meeting's {problem or 'license unknown'}")
     if not lic.recording:
         raise Forbidden("this meeting's license does not include recording", code="recording_not_licensed")
-    s_ref = sessions().document(claims.meeting_key)
+    s_ref = fs.sessions().document(claims.meeting_key)
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> str:
+    def run(tx: fs.Transaction) -> str:
         session = fs.data(s_ref.get(transaction=tx))
         if int(session.get("count", 0)) == 0:
             raise Conflict("the meeting is not running")
@@ -79,7 +78,7 @@ def start(claims: tokens.JoinClaims, settings: Settings, now: datetime) -> dict[
             return str(session["recording_id"])
         rec_id = secrets.token_hex(16)
         tx.create(
-            recordings().document(rec_id),
+            fs.recordings().document(rec_id),
             {
                 "status": "recording",
                 "meeting_key": claims.meeting_key,
@@ -96,14 +95,13 @@ def start(claims: tokens.JoinClaims, settings: Settings, now: datetime) -> dict[
         tx.update(s_ref, {"recording_id": rec_id})
         return rec_id
 
-    rec_id = run(fs.client().transaction())
+    rec_id = fs.transactional(run)
     return {"recording_id": rec_id, "grant": _grant(settings, claims.meeting_key, rec_id, "start", claims.mcu_id)}
 
 
 def stop(claims: tokens.JoinClaims, settings: Settings) -> dict[str, Any]:
-    if claims.role != "organizer":
-        raise Forbidden("only the organizer records", code="organizer_only")
-    s_ref = sessions().document(claims.meeting_key)
+    claims.require_organizer("only the organizer records")
+    s_ref = fs.sessions().document(claims.meeting_key)
     session = fs.data(s_ref.get())
     rec_id = session.get("recording_id")
     if not rec_id:
@@ -117,10 +115,9 @@ def stop(claims: tokens.JoinClaims, settings: Settings) -> dict[str, Any]:
 
 def uploaded(mcu_id: str, report: RecordingUploaded, settings: Settings, now: datetime) -> str:
     """Idempotent: a repeated report (the MCU did not see our answer) changes nothing."""
-    ref = recordings().document(report.recording_id)
+    ref = fs.recordings().document(report.recording_id)
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> str:
+    def run(tx: fs.Transaction) -> str:
         snap = ref.get(transaction=tx)
         if not snap.exists:
             raise NotFound("unknown recording")
@@ -129,7 +126,7 @@ def uploaded(mcu_id: str, report: RecordingUploaded, settings: Settings, now: da
             raise InvalidRequest("this recording belongs to another meeting or MCU")
         if d["status"] != "recording":
             return "known"
-        s_ref = sessions().document(d["meeting_key"])
+        s_ref = fs.sessions().document(d["meeting_key"])
         session = fs.data(s_ref.get(transaction=tx))  # (every read before the first write)
         tx.update(
             ref,
@@ -145,7 +142,7 @@ def uploaded(mcu_id: str, report: RecordingUploaded, settings: Settings, now: da
             tx.update(s_ref, {"recording_id": None})  # the MCU stopped it (the room emptied)
         return "stored"
 
-    outcome = run(fs.client().transaction())
+    outcome = fs.transactional(run)
     if outcome == "stored":
         dispatch(report.recording_id, settings, attempt=1)
     return outcome
@@ -160,17 +157,17 @@ def available_converters(settings: Settings) -> list[conv.Converter]:
 
 
 def _region_of(mcu_id: str) -> str:
-    return str(fs.data(mcus().document(mcu_id).get()).get("region", ""))
+    return str(fs.data(fs.mcus().document(mcu_id).get()).get("region", ""))
 
 
 def dispatch(rec_id: str, settings: Settings, *, attempt: int, failed: str | None = None, at: datetime | None = None) -> str:
     """Choose the converter and queue the conversion task; returns the converter's id."""
-    d = fs.data(recordings().document(rec_id).get())
+    d = fs.data(fs.recordings().document(rec_id).get())
     fallback = fs.data(config().get()).get("fallback")
     chosen = conv.choose(available_converters(settings), _region_of(d.get("mcu_id", "")), failed=failed, fallback=fallback)
     body = {"recording_id": rec_id, "converter": chosen.id, "attempt": attempt}
     try:
-        tasks.enqueue(settings.project, QUEUE, f"{tasks_target(settings)}/tasks/v1/convert", body, at=at)
+        tasks.enqueue(settings.project, QUEUE, f"{settings.tasks_url}/tasks/v1/convert", body, at=at)
     except Exception:  # noqa: BLE001 - the minute sweep dispatches what is left waiting
         log.exception("could not enqueue the conversion of %s", rec_id)
     return chosen.id
@@ -179,7 +176,7 @@ def dispatch(rec_id: str, settings: Settings, *, attempt: int, failed: str | Non
 def start_conversion(rec_id: str, converter_id: str, attempt: int, settings: Settings, now: datetime) -> str:
     """The conversion task: start the converter job unless the recording is already done or
     being converted under a live lease."""
-    ref = recordings().document(rec_id)
+    ref = fs.recordings().document(rec_id)
     d = fs.data(ref.get())
     if not d:
         return "unknown"
@@ -201,63 +198,48 @@ def start_conversion(rec_id: str, converter_id: str, attempt: int, settings: Set
 
 def claim(rec_id: str, execution: str, settings: Settings) -> dict[str, Any] | str:
     """Take the recording for converting: its document, or why not (ready | converting | unknown)."""
-    ref = recordings().document(rec_id)
+    ref = fs.recordings().document(rec_id)
     wall = runtime.clock().wall()
+    lease = fs.Lease(busy="converting", duration=timedelta(seconds=settings.convert_lease_s), claimable=("uploaded", "failed"))
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> dict[str, Any] | str:
-        snap = ref.get(transaction=tx)
-        if not snap.exists:
-            return "unknown"
-        d = fs.data(snap)
-        if d["status"] == "ready":
-            return d  # done before: the caller only cleans up
-        if d["status"] == "converting" and d.get("lease_until") and d["lease_until"] > wall and d.get("execution") != execution:
-            return "converting"
-        if d["status"] not in ("uploaded", "failed", "converting"):
-            return str(d["status"])
-        if not d.get("output_object"):  # chosen once: a rerun overwrites the same object, never adds one
-            d["output_object"] = f"recordings/{secrets.token_hex(16)}.mp4"
-        update = {
-            "status": "converting",
+    def extra(d: dict[str, Any]) -> dict[str, Any]:
+        return {
             "execution": execution,
-            "lease_until": wall + timedelta(seconds=settings.convert_lease_s),
             "attempts": int(d.get("attempts", 0)) + 1,
-            "output_object": d["output_object"],
+            # chosen once: a rerun overwrites the same object, never adds one
+            "output_object": d.get("output_object") or f"recordings/{secrets.token_hex(16)}.mp4",
             "converting_since": wall,
         }
-        tx.update(ref, update)
-        return d | update
 
-    result: dict[str, Any] | str = run(fs.client().transaction())
-    return result
+    claimed = fs.claim(ref, lease, wall, extra=extra, mine=lambda d: d.get("execution") == execution)
+    if claimed == "ready":
+        return fs.data(ref.get())  # done before: the caller only cleans up
+    return claimed
 
 
 def renew(rec_id: str, execution: str, settings: Settings) -> bool:
     """Extend the lease while converting; False when it was taken away."""
-    ref = recordings().document(rec_id)
+    ref = fs.recordings().document(rec_id)
     wall = runtime.clock().wall()
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> bool:
+    def run(tx: fs.Transaction) -> bool:
         d = fs.data(ref.get(transaction=tx))
         if d.get("status") != "converting" or d.get("execution") != execution:
             return False
         tx.update(ref, {"lease_until": wall + timedelta(seconds=settings.convert_lease_s)})
         return True
 
-    ok: bool = run(fs.client().transaction())
+    ok: bool = fs.transactional(run)
     return ok
 
 
 def mark_ready(rec_id: str, execution: str, size: int, duration_s: float, settings: Settings, now: datetime) -> bool:
     """The MP4 is in the recordings bucket: ready, and the organizer's mail into the outbox,
     in one transaction. False if another execution finished first."""
-    ref = recordings().document(rec_id)
+    ref = fs.recordings().document(rec_id)
     mail_ids: list[str] = []
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> bool:
+    def run(tx: fs.Transaction) -> bool:
         d = fs.data(ref.get(transaction=tx))
         if d.get("status") == "ready":
             return False
@@ -275,23 +257,22 @@ def mark_ready(rec_id: str, execution: str, size: int, duration_s: float, settin
             },
         )
         if ext.get("email"):
-            name = " ".join(p for p in (ext.get("first_name"), ext.get("last_name")) if p) or d["organizer"]
+            name = display_name(ext, d["organizer"])
             mail_ids.append(invitations.recording_mail(tx, rec_id, ext["email"], name, d["pbx_id"], now))
         return True
 
-    done: bool = run(fs.client().transaction())
-    invitations.enqueue(settings.project, tasks_target(settings), mail_ids)
+    done: bool = fs.transactional(run)
+    invitations.enqueue(settings.project, settings.tasks_url, mail_ids)
     return done
 
 
 def mark_failed(rec_id: str, execution: str, reason: str, settings: Settings, now: datetime) -> str:
     """A conversion failed: recorded with the reason, the development team told, retried with
     backoff on the fallback converter (or another one). Returns retry_scheduled | gave_up | stale."""
-    ref = recordings().document(rec_id)
+    ref = fs.recordings().document(rec_id)
     mail_ids: list[str] = []
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> dict[str, Any] | None:
+    def run(tx: fs.Transaction) -> dict[str, Any] | None:
         d = fs.data(ref.get(transaction=tx))
         if d.get("status") != "converting" or d.get("execution") != execution:
             return None
@@ -301,13 +282,13 @@ def mark_failed(rec_id: str, execution: str, reason: str, settings: Settings, no
             mail_ids.append(invitations.ops_mail(tx, settings.ops_email, subject, _ops_text(rec_id, d, reason), now))
         return d
 
-    d = run(fs.client().transaction())
+    d = fs.transactional(run)
     if d is None:
         return "stale"
     log.error(
         "conversion of recording %s on %s failed (attempt %s): %s", rec_id, d.get("dispatched_to"), d.get("attempts"), reason
     )
-    invitations.enqueue(settings.project, tasks_target(settings), mail_ids)
+    invitations.enqueue(settings.project, settings.tasks_url, mail_ids)
     attempts = int(d.get("attempts", 1))
     if attempts >= MAX_ATTEMPTS:
         log.error("recording %s: giving up after %d attempts; raw tracks kept", rec_id, attempts)
@@ -334,33 +315,29 @@ def sweep(settings: Settings, now: datetime) -> dict[str, int]:
     lost are dispatched again."""
     wall = runtime.clock().wall()
     failed = 0
-    query = recordings().where(filter=firestore.FieldFilter("status", "==", "converting"))
+    query = fs.query(fs.recordings(), ("status", "==", "converting"))
     for snap in query.stream():
         d = fs.data(snap)
         if d.get("lease_until") and d["lease_until"] < wall:
             failed += mark_failed(snap.id, d.get("execution", ""), "the converter stopped responding", settings, now) != "stale"
     redispatched = 0
     stuck = wall - timedelta(minutes=2)
-    for snap in recordings().where(filter=firestore.FieldFilter("status", "==", "uploaded")).stream():
+    for snap in fs.query(fs.recordings(), ("status", "==", "uploaded")).stream():
         d = fs.data(snap)
         if (d.get("dispatched_at") or d.get("uploaded_at") or now) < stuck:
             dispatch(snap.id, settings, attempt=int(d.get("attempts", 0)) + 1)
             redispatched += 1
     cleaned = 0
-    for snap in recordings().where(filter=firestore.FieldFilter("raw_deleted", "==", False)).stream():
+    for snap in fs.query(fs.recordings(), ("raw_deleted", "==", False)).stream():
         d = fs.data(snap)
         if d.get("status") == "ready" and d.get("ready_at") and d["ready_at"] < now - timedelta(minutes=2):
-            from webmeeting.adapters import storage
-
-            for track in d.get("tracks", []):
-                storage.delete(settings.raw_bucket, track["object"])
-            snap.reference.update({"raw_deleted": True})
+            raw_deleted(snap.id, d, settings)
             cleaned += 1
     return {"conversions_failed": failed, "redispatched": redispatched, "raw_cleaned": cleaned}
 
 
 def admin_retry(rec_id: str, converter_id: str | None, settings: Settings) -> str:
-    d = fs.data(recordings().document(rec_id).get())
+    d = fs.data(fs.recordings().document(rec_id).get())
     if not d:
         raise NotFound("unknown recording")
     if d["status"] not in ("failed", "uploaded"):
@@ -372,7 +349,7 @@ def admin_retry(rec_id: str, converter_id: str | None, settings: Settings) -> st
     tasks.enqueue(
         settings.project,
         QUEUE,
-        f"{tasks_target(settings)}/tasks/v1/convert",
+        f"{settings.tasks_url}/tasks/v1/convert",
         {"recording_id": rec_id, "converter": converter_id, "attempt": int(d.get("attempts", 0)) + 1},
     )
     return converter_id
@@ -387,5 +364,5 @@ def set_fallback(converter_id: str | None, settings: Settings) -> None:
 def set_available(converter_id: str, available: bool, settings: Settings) -> None:
     if converter_id not in {c.id for c in conv.parse(settings.converters)}:
         raise InvalidRequest(f"unknown converter {converter_id!r}")
-    op = firestore.ArrayRemove([converter_id]) if available else firestore.ArrayUnion([converter_id])
+    op = fs.array_remove([converter_id]) if available else fs.array_union([converter_id])
     config().set({"disabled": op}, merge=True)

@@ -17,23 +17,21 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
 from webmeeting import crypto, runtime
 from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import pbx_http, tasks
 from webmeeting.domain import attendance
 from webmeeting.domain import reports as rules
 from webmeeting.domain.api import Report
+from webmeeting.domain.people import display_name
 from webmeeting.services import invitations, statistics
-from webmeeting.services.mcus import mcus
-from webmeeting.services.sessions import events, sessions
 from webmeeting.settings import Settings
 
 log = logging.getLogger("webmeeting.reports")
 
 QUEUE = "pbx"
 PUSH_LEASE = timedelta(seconds=60)
+PUSHING = fs.Lease(busy="pushing", duration=PUSH_LEASE, prefix="push.")
 PUSH_GIVE_UP_AFTER = timedelta(days=14)  # a PBX silent this long keeps the report for GET /reports only
 RETENTION = timedelta(days=365)  # the production safety net (TTL): historical data at most a year
 
@@ -44,9 +42,8 @@ def report_id(meeting_key: str, session_id: str) -> str:
 
 
 def _events(session_id: str) -> list[attendance.Event]:
-    query = events().where(filter=firestore.FieldFilter("session_id", "==", session_id))
     out = []
-    for snap in query.stream():
+    for snap in fs.query(fs.participant_events(), ("session_id", "==", session_id)).stream():
         d = fs.data(snap)
         out.append(attendance.Event(snap.id, d["type"], d["participant_id"], d["mcu_id"], d["at"], d.get("name"), d.get("role")))
     return out
@@ -57,7 +54,7 @@ def _dead_mcu_cutoffs() -> dict[str, datetime]:
     stale = timedelta(seconds=runtime.settings().mcu_stale_s)
     wall = runtime.clock().wall()
     out = {}
-    for snap in mcus().stream():
+    for snap in fs.mcus().stream():
         last = fs.data(snap).get("last_heartbeat_at")
         if last is not None and wall - last > stale:
             out[snap.id] = last
@@ -67,7 +64,7 @@ def _dead_mcu_cutoffs() -> dict[str, datetime]:
 def finalize(meeting_key: str, session_id: str, settings: Settings, now: datetime) -> str:
     """Make the session's report if the session is over. Returns running | waiting | made |
     exists | no_meeting | empty."""
-    session = fs.data(sessions().document(meeting_key).get())
+    session = fs.data(fs.sessions().document(meeting_key).get())
     current = session.get("session_id") == session_id
     if current and int(session.get("count", 0)) > 0:
         return "running"  # people came back: a later end schedules another finalize
@@ -91,7 +88,7 @@ def finalize(meeting_key: str, session_id: str, settings: Settings, now: datetim
         _mark_finalized(meeting_key, session_id)
         return "empty"
     extension = fs.data(fs.extensions(meeting["pbx_id"]).document(meeting["organizer"]).get())
-    organizer_name = " ".join(p for p in (extension.get("first_name"), extension.get("last_name")) if p) or meeting["organizer"]
+    organizer_name = display_name(extension, meeting["organizer"])
     organizer_email = extension.get("email")
     invitees = [rules.Invitee(p.get("name") or "", p.get("email") or "") for p in meeting.get("participants", [])]
     built = rules.build(
@@ -118,11 +115,10 @@ def finalize(meeting_key: str, session_id: str, settings: Settings, now: datetim
     }
     mail_ids: list[str] = []
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> bool:
+    def run(tx: fs.Transaction) -> bool:
         if ref.get(transaction=tx).exists:
             return False
-        s_ref = sessions().document(meeting_key)
+        s_ref = fs.sessions().document(meeting_key)
         s_now = fs.data(s_ref.get(transaction=tx))
         if s_now.get("session_id") == session_id and int(s_now.get("count", 0)) == 0:
             tx.update(s_ref, {"finalized": True})
@@ -133,9 +129,9 @@ def finalize(meeting_key: str, session_id: str, settings: Settings, now: datetim
         statistics.add_meeting(tx, built["report"], region)
         return True
 
-    if not run(fs.client().transaction()):
+    if not fs.transactional(run):
         return "exists"
-    invitations.enqueue(settings.project, _target(settings), mail_ids)
+    invitations.enqueue(settings.project, settings.tasks_url, mail_ids)
     _enqueue_push(settings, rid)
     return "made"
 
@@ -143,27 +139,20 @@ def finalize(meeting_key: str, session_id: str, settings: Settings, now: datetim
 def _region(mcu_id: str | None, evs: list[attendance.Event]) -> str:
     mcu_id = mcu_id or (evs[0].mcu_id if evs else None)
     if mcu_id:
-        region = fs.data(mcus().document(mcu_id).get()).get("region")
+        region = fs.data(fs.mcus().document(mcu_id).get()).get("region")
         if region:
             return str(region)
     return "unknown"
 
 
 def _mark_finalized(meeting_key: str, session_id: str) -> None:
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> None:
-        ref = sessions().document(meeting_key)
+    def run(tx: fs.Transaction) -> None:
+        ref = fs.sessions().document(meeting_key)
         d = fs.data(ref.get(transaction=tx))
         if d.get("session_id") == session_id and int(d.get("count", 0)) == 0:
             tx.update(ref, {"finalized": True})
 
-    run(fs.client().transaction())
-
-
-def _target(settings: Settings) -> str:
-    from webmeeting.services.pbx_api import tasks_target  # the portal's task URL; imported late (cycle)
-
-    return tasks_target(settings)
+    fs.transactional(run)
 
 
 def enqueue_finalize(settings: Settings, meeting_key: str, session_id: str) -> None:
@@ -172,7 +161,7 @@ def enqueue_finalize(settings: Settings, meeting_key: str, session_id: str) -> N
         tasks.enqueue(
             settings.project,
             QUEUE,
-            f"{_target(settings)}/tasks/v1/report",
+            f"{settings.tasks_url}/tasks/v1/report",
             {"meeting_key": meeting_key, "session_id": session_id},
             at=at,
         )
@@ -183,7 +172,7 @@ def enqueue_finalize(settings: Settings, meeting_key: str, session_id: str) -> N
 def _enqueue_push(settings: Settings, rid: str, at: datetime | None = None, attempt: int = 1) -> None:
     try:
         tasks.enqueue(
-            settings.project, QUEUE, f"{_target(settings)}/tasks/v1/report-push", {"report_id": rid, "attempt": attempt}, at=at
+            settings.project, QUEUE, f"{settings.tasks_url}/tasks/v1/report-push", {"report_id": rid, "attempt": attempt}, at=at
         )
     except Exception:  # noqa: BLE001 - stays pending; the sweep re-enqueues it
         log.exception("could not enqueue the push of report %s", rid)
@@ -193,8 +182,8 @@ def _enqueue_delivery(settings: Settings, rid: str, doc: dict[str, Any]) -> None
     """A retried finalize: make sure what the first run committed also got its tasks."""
     if doc.get("push", {}).get("status") == "pending":
         _enqueue_push(settings, rid)
-    pending = invitations.mails().where(filter=firestore.FieldFilter("report_id", "==", rid)).stream()
-    invitations.enqueue(settings.project, _target(settings), [s.id for s in pending if fs.data(s).get("status") == "pending"])
+    pending = fs.query(fs.mails(), ("report_id", "==", rid)).stream()
+    invitations.enqueue(settings.project, settings.tasks_url, [s.id for s in pending if fs.data(s).get("status") == "pending"])
 
 
 # --- the push to the PBX ----------------------------------------------------------------------
@@ -205,31 +194,11 @@ def contract_body(rid: str, doc: dict[str, Any]) -> bytes:
     return json.dumps(report.model_dump(mode="json"), separators=(",", ":")).encode()
 
 
-def _claim_push(ref: Any, now: datetime) -> dict[str, Any] | str:
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> dict[str, Any] | str:
-        snap = ref.get(transaction=tx)
-        if not snap.exists:
-            return "unknown"
-        d = fs.data(snap)
-        push = d.get("push", {})
-        status = push.get("status", "pending")
-        if status == "pushing" and push.get("lease_until") and push["lease_until"] < now:
-            status = "pending"
-        if status != "pending":
-            return str(status)
-        tx.update(ref, {"push.status": "pushing", "push.lease_until": now + PUSH_LEASE})
-        return d
-
-    result: dict[str, Any] | str = run(fs.client().transaction())
-    return result
-
-
 def push(rid: str, attempt: int, settings: Settings, now: datetime) -> str:
     """POST the report to its PBX; returns delivered | retry_scheduled | gave_up | unknown |
     pushing | delivered (already)."""
     ref = fs.reports().document(rid)
-    claimed = _claim_push(ref, runtime.clock().wall())
+    claimed = fs.claim(ref, PUSHING, runtime.clock().wall())
     if isinstance(claimed, str):
         return claimed
     doc = claimed
@@ -260,12 +229,7 @@ def sanitize_due(created_before: datetime, stage: int, batch: int = 200) -> int:
     2-month pass, 2: the yearly one). Queries only what is due; returns how many changed."""
     done = 0
     while True:
-        query = (
-            fs.reports()
-            .where(filter=firestore.FieldFilter("sanitized", "in", list(range(stage))))
-            .where(filter=firestore.FieldFilter("created_at", "<", created_before))
-            .limit(batch)
-        )
+        query = fs.query(fs.reports(), ("sanitized", "in", list(range(stage))), ("created_at", "<", created_before), limit=batch)
         snaps = list(query.stream())
         if not snaps:
             return done
@@ -286,10 +250,12 @@ def sanitized_fields(doc: dict[str, Any], stage: int) -> dict[str, Any]:
 
 def for_admin(pbx_id: str | None = None, limit: int = 50) -> Iterator[dict[str, Any]]:
     """Reports as support staff see them: personal data partially redacted until sanitized."""
-    query: Any = fs.reports()
-    if pbx_id:
-        query = query.where(filter=firestore.FieldFilter("pbx_id", "==", pbx_id))
-    for snap in query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit).stream():
+    query = (
+        fs.query(fs.reports(), ("pbx_id", "==", pbx_id), order_by="created_at", descending=True, limit=limit)
+        if pbx_id
+        else fs.query(fs.reports(), order_by="created_at", descending=True, limit=limit)
+    )
+    for snap in query.stream():
         d = fs.data(snap)
         report = d["report"] if d.get("sanitized") else rules.redacted(d["report"])
         yield {

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-
+from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
-from webmeeting.adapters import storage, tasks
+from webmeeting.adapters import tasks
 from webmeeting.domain import retention as policy
 from webmeeting.services import files, reports, statistics
-from webmeeting.services.pbx_data import purge_meetings, purge_pbx
+from webmeeting.services.pbx_data import delete_recording_objects, purge_meetings, purge_pbx
 from webmeeting.settings import Settings
 
 log = logging.getLogger("webmeeting.retention")
@@ -28,32 +27,20 @@ log = logging.getLogger("webmeeting.retention")
 BATCH = 200
 
 
-def _due(query: Any, limit: int) -> list[Any]:
-    return list(query.limit(limit).stream())
-
-
-def _where(col: Any, *filters: tuple[str, str, Any]) -> Any:
-    q = col
-    for field, op, value in filters:
-        q = q.where(filter=firestore.FieldFilter(field, op, value))
-    return q
+def _due(query: Any) -> list[Any]:
+    return list(query.stream())
 
 
 def sweep_recordings(now: datetime, d: timedelta, settings: Settings, limit: int) -> int:
-    col = fs.client().collection("recordings")
-    snaps = _due(_where(col, ("created_at", "<", now - d)), limit)
+    snaps = _due(fs.query(fs.recordings(), ("created_at", "<", now - d), limit=limit))
     for snap in snaps:
-        rec = fs.data(snap)
-        if rec.get("output_object"):
-            storage.delete(settings.recordings_bucket, rec["output_object"])
-        for track in rec.get("tracks", []):
-            storage.delete(settings.raw_bucket, track["object"])
+        delete_recording_objects(fs.data(snap), settings)
         snap.reference.delete()  # after its objects: an interrupted run finds the record again
     return len(snaps)
 
 
 def sweep_meeting_names(now: datetime, d: timedelta, settings: Settings, limit: int) -> int:
-    snaps = _due(_where(fs.meetings(), ("names_cleared", "==", False), ("scheduled_start", "<", now - d)), limit)
+    snaps = _due(fs.query(fs.meetings(), ("names_cleared", "==", False), ("scheduled_start", "<", now - d), limit=limit))
     writer = fs.Writer()
     for snap in snaps:
         m = fs.data(snap)
@@ -67,7 +54,7 @@ def sweep_meeting_names(now: datetime, d: timedelta, settings: Settings, limit: 
 
 
 def sweep_participant_emails(now: datetime, d: timedelta, settings: Settings, limit: int) -> int:
-    snaps = _due(_where(fs.meetings(), ("emails_cleared", "==", False), ("ends_at", "<", now - d)), limit)
+    snaps = _due(fs.query(fs.meetings(), ("emails_cleared", "==", False), ("ends_at", "<", now - d), limit=limit))
     writer = fs.Writer()
     for snap in snaps:
         people = [{**p, "email": None} for p in fs.data(snap).get("participants", [])]
@@ -76,9 +63,9 @@ def sweep_participant_emails(now: datetime, d: timedelta, settings: Settings, li
     return len(snaps)
 
 
-def _delete_older(collection: str, field: str) -> Callable[[datetime, timedelta, Settings, int], int]:
+def _delete_older(collection: Callable[[], fs.Collection], field: str) -> Callable[[datetime, timedelta, Settings, int], int]:
     def sweep(now: datetime, d: timedelta, settings: Settings, limit: int) -> int:
-        snaps = _due(_where(fs.client().collection(collection), (field, "<", now - d)), limit)
+        snaps = _due(fs.query(collection(), (field, "<", now - d), limit=limit))
         writer = fs.Writer()
         for snap in snaps:
             writer.delete(snap.reference)
@@ -108,7 +95,7 @@ def sweep_statistics_delete(now: datetime, d: timedelta, settings: Settings, lim
 
 
 def sweep_pbx_no_contact(now: datetime, d: timedelta, settings: Settings, limit: int) -> int:
-    snaps = _due(_where(fs.pbxs(), ("last_contact_at", "<", now - d)), limit)
+    snaps = _due(fs.query(fs.pbxs(), ("last_contact_at", "<", now - d), limit=limit))
     for snap in snaps:
         log.info("PBX %s silent since %s: deleting all its data", snap.id, fs.data(snap).get("last_contact_at"))
         purge_pbx(snap.id)
@@ -116,7 +103,7 @@ def sweep_pbx_no_contact(now: datetime, d: timedelta, settings: Settings, limit:
 
 
 def sweep_pbx_dns_meetings(now: datetime, d: timedelta, settings: Settings, limit: int) -> int:
-    snaps = _due(_where(fs.pbxs(), ("dns_meetings_purged", "==", False), ("dns_failing_since", "<", now - d)), limit)
+    snaps = _due(fs.query(fs.pbxs(), ("dns_meetings_purged", "==", False), ("dns_failing_since", "<", now - d), limit=limit))
     for snap in snaps:
         log.info("PBX %s unresolvable since %s: deleting its meetings", snap.id, fs.data(snap).get("dns_failing_since"))
         purge_meetings(snap.id)
@@ -125,7 +112,7 @@ def sweep_pbx_dns_meetings(now: datetime, d: timedelta, settings: Settings, limi
 
 
 def sweep_pbx_dns(now: datetime, d: timedelta, settings: Settings, limit: int) -> int:
-    snaps = _due(_where(fs.pbxs(), ("dns_failing_since", "<", now - d)), limit)
+    snaps = _due(fs.query(fs.pbxs(), ("dns_failing_since", "<", now - d), limit=limit))
     for snap in snaps:
         log.info("PBX %s unresolvable since %s: deleting all its data", snap.id, fs.data(snap).get("dns_failing_since"))
         purge_pbx(snap.id)
@@ -136,8 +123,8 @@ SWEEPS: dict[str, Callable[[datetime, timedelta, Settings, int], int]] = {
     "recordings": sweep_recordings,
     "meeting_names": sweep_meeting_names,
     "participant_emails": sweep_participant_emails,
-    "participant_events": _delete_older("participant_events", "at"),
-    "mails": _delete_older("mails", "created_at"),
+    "participant_events": _delete_older(fs.participant_events, "at"),
+    "mails": _delete_older(fs.mails, "created_at"),
     "shared_files": sweep_shared_files,
     "reports_sanitize": sweep_reports(1),
     "reports_sanitize_yearly": sweep_reports(2),
@@ -152,7 +139,7 @@ SWEEPS: dict[str, Callable[[datetime, timedelta, Settings, int], int]] = {
 def run_rule(name: str, settings: Settings, now: datetime, limit: int = BATCH) -> dict[str, Any]:
     """One batch of one rule; ``more`` when the batch was full (the caller runs it again)."""
     rule = policy.BY_NAME[name]
-    duration = policy.durations().get(name, timedelta(0))
+    duration = policy.durations(dict(runtime.backends().retention_s)).get(name, timedelta(0))
     done = SWEEPS[name](now, duration, settings, limit)
     if done:
         log.info("retention %s: %d items (%s)", name, done, rule.data)

@@ -28,23 +28,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-
 from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
 from webmeeting.domain.api import McuEvent
+from webmeeting.errors import WriteConflict
 
 PARTICIPANT_DATA_DAYS = 7  # policy: participant names and IPs kept up to 7 days after the meeting
 PRUNE_AFTER = timedelta(hours=6)  # "off" registers older than this are dropped from the session
-
-
-def sessions() -> firestore.CollectionReference:
-    return fs.client().collection("sessions")
-
-
-def events() -> firestore.CollectionReference:
-    return fs.client().collection("participant_events")
 
 
 @dataclass
@@ -79,12 +69,10 @@ def record_events(batch: Iterable[McuEvent], mcu_id: str, now: datetime) -> Reco
 
 
 def _record(ev: McuEvent, mcu_id: str, now: datetime, grace: timedelta) -> tuple[bool, tuple[str, str, str] | None]:
-    db = fs.client()
-    ev_ref = events().document(ev.id)
-    s_ref = sessions().document(ev.meeting_key)
+    ev_ref = fs.participant_events().document(ev.id)
+    s_ref = fs.sessions().document(ev.meeting_key)
 
-    @firestore.transactional
-    def run(tx: firestore.Transaction) -> tuple[bool, tuple[str, str, str] | None]:
+    def run(tx: fs.Transaction) -> tuple[bool, tuple[str, str, str] | None]:
         if ev_ref.get(transaction=tx).exists:
             return False, None
         session: dict[str, Any] = fs.data(s_ref.get(transaction=tx))
@@ -150,9 +138,8 @@ def _record(ev: McuEvent, mcu_id: str, now: datetime, grace: timedelta) -> tuple
         return True, change
 
     try:
-        result: tuple[bool, tuple[str, str, str] | None] = run(db.transaction())
-        return result
-    except (gexc.AlreadyExists, gexc.Conflict):
+        return fs.transactional(run)
+    except WriteConflict:
         return False, None  # the same event, stored concurrently
 
 
@@ -193,7 +180,7 @@ def lost_connections(
 def on_mcu(mcu_id: str) -> Iterable[Any]:
     """Sessions with someone connected through ``mcu_id`` (an array-contains query: cost is
     proportional to those sessions, not to all)."""
-    return sessions().where(filter=firestore.FieldFilter("on_mcus", "array_contains", mcu_id)).stream()
+    return fs.query(fs.sessions(), ("on_mcus", "array_contains", mcu_id)).stream()
 
 
 def reconcile_live(mcu_id: str, live: Mapping[str, list[str]], snapshot_at: datetime, now: datetime) -> Recorded:
@@ -214,7 +201,7 @@ def close_mcu(mcu_id: str, last_seen: datetime, now: datetime) -> Recorded:
 
 def move_session(meeting_key: str, mcu_id: str) -> None:
     """The session continues on another MCU (its own died): later joiners follow."""
-    sessions().document(meeting_key).set({"mcu_id": mcu_id}, merge=True)
+    fs.sessions().document(meeting_key).set({"mcu_id": mcu_id}, merge=True)
 
 
 @dataclass(frozen=True)
@@ -226,7 +213,7 @@ class Occupancy:
 
 
 def occupancy(meeting_key: str) -> Occupancy:
-    d = fs.data(sessions().document(meeting_key).get())
+    d = fs.data(fs.sessions().document(meeting_key).get())
     count = int(d.get("count", 0))
     present = frozenset(_on(d.get("conns") or {}))
     return Occupancy(count, d.get("mcu_id") if count > 0 else None, frozenset(d.get("seen") or []), present)

@@ -1,0 +1,236 @@
+"""The signalling contract between the meeting page and the MCU: every message, both ways,
+defined once.
+
+The MCU validates every message a browser sends against ``ClientMessage`` (size, type, range)
+and builds every message it sends from ``ServerMessage``'s models. The page is built against the
+same names: ``functions/meeting_page/assets/signalling.js`` is generated from this module
+(``make signalling``; a test keeps it current), and ``docs/signalling.schema.json`` is the JSON
+Schema of both directions.
+
+Browser -> MCU: ``join`` (first, always; the key must be the token's), ``publish`` (its audio and
+video, sendonly), ``subscribe_answer``, ``mute``, ``record`` (organizer, with the portal's
+grant), ``leave``. MCU -> browser: ``joined``, ``publish_answer``, ``subscribe_offer``,
+``participant_joined`` / ``participant_updated`` / ``participant_left``, ``recording`` (to
+everyone), ``error`` (a stable code and a fixed text, never an exception's).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+MAX_SDP_CHARS = 60_000  # an SDP is a few KiB; the socket's frame limit is 64 KiB
+MAX_TOKEN_CHARS = 4096
+PARTICIPANT_ID = r"^[A-Za-z0-9_-]{8,64}$"
+Role = Literal["organizer", "participant"]
+
+# the only texts an error message carries, by code: fixed, never an exception's
+ERROR_TEXT: dict[str, str] = {
+    "invalid_request": "the message is not valid here",
+    "unauthenticated": "the token is missing, invalid, expired or for another meeting or MCU",
+    "meeting_full": "this meeting has reached its participant limit",
+    "forbidden": "only the organizer may do this",
+    "rate_limited": "too many messages; slow down",
+    "invalid_sdp": "the session description was refused",
+    "too_many_tracks": "a publish carries at most one audio and one video track",
+}
+ErrorCode = Literal[
+    "invalid_request", "unauthenticated", "meeting_full", "forbidden", "rate_limited", "invalid_sdp", "too_many_tracks"
+]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+Sdp = Annotated[str, Field(min_length=1, max_length=MAX_SDP_CHARS)]
+
+
+# --- browser -> MCU -------------------------------------------------------------------------------
+
+
+class Join(_Message):
+    type: Literal["join"]
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
+    meeting_key: str = Field(max_length=64)
+
+
+class Publish(_Message):
+    type: Literal["publish"]
+    sdp: Sdp
+
+
+class SubscribeAnswer(_Message):
+    type: Literal["subscribe_answer"]
+    publisher_id: str = Field(pattern=PARTICIPANT_ID)
+    sdp: Sdp
+
+
+class Mute(_Message):
+    """What the sender's own tracks are now (each absent: unchanged)."""
+
+    type: Literal["mute"]
+    audio: bool | None = None
+    video: bool | None = None
+
+
+class Record(_Message):
+    type: Literal["record"]
+    action: Literal["start", "stop"]
+    grant: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
+
+
+class Leave(_Message):
+    type: Literal["leave"]
+
+
+ClientMessage = Annotated[Join | Publish | SubscribeAnswer | Mute | Record | Leave, Field(discriminator="type")]
+_CLIENT: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+class InvalidMessage(ValueError):
+    """A browser's message that is not in the contract (its details are not echoed back)."""
+
+
+def parse_client(data: Any) -> ClientMessage:
+    """A browser's message (already decoded JSON), or ``InvalidMessage``."""
+    try:
+        return _CLIENT.validate_python(data)
+    except ValidationError as exc:
+        raise InvalidMessage("not a message of the contract") from exc
+
+
+# --- MCU -> browser -------------------------------------------------------------------------------
+
+
+class ParticipantInfo(_Message):
+    id: str
+    name: str
+    role: Role
+    audio: bool
+    video: bool
+
+
+class Joined(_Message):
+    type: Literal["joined"] = "joined"
+    participant_id: str
+    role: Role
+    participants: list[ParticipantInfo]
+    ice_servers: list[dict[str, Any]]
+    recording: bool
+
+
+class PublishAnswer(_Message):
+    type: Literal["publish_answer"] = "publish_answer"
+    sdp: str
+
+
+class SubscribeOffer(_Message):
+    type: Literal["subscribe_offer"] = "subscribe_offer"
+    publisher_id: str
+    name: str
+    sdp: str
+
+
+class ParticipantJoined(_Message):
+    type: Literal["participant_joined"] = "participant_joined"
+    participant: ParticipantInfo
+
+
+class ParticipantUpdated(_Message):
+    type: Literal["participant_updated"] = "participant_updated"
+    participant: ParticipantInfo
+
+
+class ParticipantLeft(_Message):
+    type: Literal["participant_left"] = "participant_left"
+    participant_id: str
+
+
+class RecordingState(_Message):
+    type: Literal["recording"] = "recording"
+    active: bool
+
+
+class Error(_Message):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+
+
+ServerMessage = Annotated[
+    Joined | PublishAnswer | SubscribeOffer | ParticipantJoined | ParticipantUpdated | ParticipantLeft | RecordingState | Error,
+    Field(discriminator="type"),
+]
+
+
+def error(code: ErrorCode) -> Error:
+    return Error(code=code, message=ERROR_TEXT[code])
+
+
+def wire(message: BaseModel) -> dict[str, Any]:
+    """A message as it goes over the socket."""
+    return message.model_dump(mode="json")
+
+
+# --- what the page and the docs are built from --------------------------------------------------------
+
+CLIENT_TYPES = (Join, Publish, SubscribeAnswer, Mute, Record, Leave)
+SERVER_TYPES = (
+    Joined,
+    PublishAnswer,
+    SubscribeOffer,
+    ParticipantJoined,
+    ParticipantUpdated,
+    ParticipantLeft,
+    RecordingState,
+    Error,
+)
+
+
+def _type_name(model: type[BaseModel]) -> str:
+    return str(model.model_fields["type"].annotation.__args__[0])  # type: ignore[union-attr]
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of both directions (``docs/signalling.schema.json``)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "webmeeting signalling (page <-> MCU)",
+        "client_to_mcu": TypeAdapter(ClientMessage).json_schema(),
+        "mcu_to_client": TypeAdapter(ServerMessage).json_schema(),
+        "error_text": ERROR_TEXT,
+    }
+
+
+def page_module() -> str:
+    """The ES module the page imports: message type names and their fields, from the models."""
+
+    def table(models: tuple[type[BaseModel], ...]) -> dict[str, list[str]]:
+        return {_type_name(m): [f for f in m.model_fields if f != "type"] for m in models}
+
+    client, server = table(CLIENT_TYPES), table(SERVER_TYPES)
+    lines = [
+        "// Generated from webmeeting/domain/signalling.py by `make signalling`: do not edit.",
+        "// The message types of the page <-> MCU signalling, and each message's fields.",
+        "",
+        f"export const SEND = Object.freeze({json.dumps({k: k for k in client}, indent=2)});",
+        "",
+        f"export const RECEIVE = Object.freeze({json.dumps({k: k for k in server}, indent=2)});",
+        "",
+        f"export const FIELDS = Object.freeze({json.dumps(client | server, indent=2)});",
+        "",
+        f"export const ERROR_TEXT = Object.freeze({json.dumps(ERROR_TEXT, indent=2)});",
+        "",
+        "/** A message to the MCU: its type must be one of SEND, its fields exactly the contract's. */",
+        "export function message(type, fields = {}) {",
+        "  if (!(type in SEND)) throw new Error(`not a signalling message: ${type}`);",
+        "  const extra = Object.keys(fields).filter((f) => !FIELDS[type].includes(f));",
+        "  if (extra.length) throw new Error(`${type} has no field ${extra.join(', ')}`);",
+        "  return JSON.stringify({ type, ...fields });",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)
