@@ -9,7 +9,7 @@ PAGE := functions/meeting_page
 APT_PACKAGES := default-jre-headless chromium iproute2 ffmpeg
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
-.PHONY: run test unit service lint system venv clean openapi retention-doc package terraform-data bench demo
+.PHONY: run test unit service lint system venv clean openapi retention-doc signalling package terraform-data bench demo
 
 CHECKOV_VENV := .venv-checkov
 
@@ -72,6 +72,9 @@ package: venv
 
 terraform-data: venv
 	$(PY) -m infra.terraform_data
+
+signalling: venv
+	$(PY) -m infra.signalling_doc
 
 retention-doc: venv
 	$(PY) -m infra.retention_doc > docs/retention.md

@@ -15,7 +15,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -29,7 +28,14 @@ from webmeeting.services import recordings as rec_svc
 from webmeeting.services import reports as rep_svc
 from webmeeting.settings import MissingSetting
 
-LOCAL_STATE = Path(__file__).resolve().parents[2] / ".local"
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def local_state() -> Path:
+    """The running local platform's state: ``.local/`` of the checkout the CLI runs from."""
+    here = Path.cwd() / ".local"
+    return here if here.exists() else CHECKOUT / ".local"
+
 
 app = typer.Typer(help="webmeeting administration", no_args_is_help=True, pretty_exceptions_enable=False)
 lic_app = typer.Typer(help="the license registry", no_args_is_help=True)
@@ -60,12 +66,13 @@ def console() -> Console:
 
 
 def _fail(exc: errors.WebmeetingError) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {exc.message}")
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc.message}")
     raise typer.Exit(1)
 
 
-def local_environment(state: Path = LOCAL_STATE) -> dict[str, str]:
+def local_environment(state: Path | None = None) -> dict[str, str]:
     """The environment of the running local platform's functions."""
+    state = state or local_state()
     if not (state / "endpoints.json").exists() or not (state / "settings.json").exists():
         raise Unusable(f"no local platform is running ({state}/endpoints.json is missing): start it with `make run`")
     env: dict[str, str] = json.loads((state / "settings.json").read_text())
@@ -308,7 +315,7 @@ def privacy_export(
 ) -> None:
     """Everything the platform holds about a PBX or an email address, as JSON on stdout."""
     if bool(pbx) == bool(email):
-        Console(stderr=True).print("[red]error:[/red] give --pbx or --email")
+        Console(stderr=True, soft_wrap=True).print("[red]error:[/red] give --pbx or --email")
         raise typer.Exit(2)
     try:
         data = privacy.export_pbx(pbx) if pbx else privacy.export_email(email)
@@ -372,23 +379,26 @@ def retention_report(pbx: str = typer.Option(..., help="the PBX")) -> None:
 def run(argv: list[str] | None = None) -> int:
     """The CLI as a process runs it: a failure is one line on stderr and exit status 1."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # a command's typer.Exit comes back as its code
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        typer.echo(exc.ctx.get_help() if exc.ctx else "see --help")
-        return 0
-    except click.ClickException as exc:
-        where = exc.ctx.command_path if getattr(exc, "ctx", None) else "python -m webmeeting.cli.admin"  # type: ignore[attr-defined]
-        Console(stderr=True).print(f"[red]error:[/red] {exc.format_message()} (see {where} --help)", highlight=False)
-        return exc.exit_code
-    except click.exceptions.Abort:
-        Console(stderr=True).print("[red]error:[/red] aborted: nothing was changed", highlight=False)
+    except typer.Abort:
+        Console(stderr=True, soft_wrap=True).print("[red]error:[/red] aborted: nothing was changed", highlight=False)
         return 1
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-        Console(stderr=True).print(f"[red]error:[/red] {_explain(exc)}", markup=True, highlight=False)
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            return 0
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):  # a usage error
+            where = ctx.command_path if ctx is not None else "python -m webmeeting.cli.admin"
+            Console(stderr=True, soft_wrap=True).print(
+                f"[red]error:[/red] {exc.format_message()} (see {where} --help)", highlight=False
+            )
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {_explain(exc)}", markup=True, highlight=False)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _explain(exc: BaseException) -> str:

@@ -1,0 +1,165 @@
+// The connection to the meeting: the join through the portal, the MCU's signalling socket, one
+// publish connection, one subscribe connection per remote participant, and reconnection after
+// network drops (failing over when the portal confirms our MCU is dead).
+
+import { $ } from "./dom.js";
+import { attach, render, videoOf } from "./grid.js";
+import { RECEIVE, SEND, message } from "./signalling.js";
+
+const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000]; // then 8 s until it works
+const FATAL = new Set(["not_found", "license_invalid", "meeting_full", "invalid_request"]);
+
+export function createConnection(ctx, portal, hooks) {
+  let ws = null;
+  let iceServers = [];
+  let attempts = 0;
+  let reconnectTimer = null;
+
+  function setState(text) { $("connection-state").textContent = text; }
+
+  function send(type, fields) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(message(type, fields)); }
+
+  function waitForIce(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { if (pc.iceGatheringState === "complete") { pc.removeEventListener("icegatheringstatechange", done); resolve(); } };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 3000); // send what we have: the MCU does not trickle
+    });
+  }
+
+  async function publish() {
+    const pc = new RTCPeerConnection({ iceServers });
+    ctx.pubPc = pc;
+    for (const track of ctx.localStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [ctx.localStream] });
+    pc.onconnectionstatechange = () => {
+      if (ctx.pubPc === pc && pc.connectionState === "failed") { ctx.failedMcu = ctx.mcuId; reconnect("media connection failed"); }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIce(pc);
+    send(SEND.publish, { sdp: pc.localDescription.sdp });
+  }
+
+  async function subscribe(msg) {
+    const old = ctx.subs.get(msg.publisher_id);
+    if (old) old.pc.close();
+    const pc = new RTCPeerConnection({ iceServers });
+    const stream = new MediaStream();
+    ctx.subs.set(msg.publisher_id, { pc, stream });
+    pc.ontrack = (e) => {
+      stream.addTrack(e.track);
+      const video = videoOf(msg.publisher_id);
+      if (video) attach(video, stream, e.track.kind === "video");
+    };
+    await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await waitForIce(pc);
+    send(SEND.subscribe_answer, { publisher_id: msg.publisher_id, sdp: pc.localDescription.sdp });
+  }
+
+  function dropSubscription(id) {
+    const sub = ctx.subs.get(id);
+    if (sub) { sub.pc.close(); ctx.subs.delete(id); }
+  }
+
+  async function onMessage(event) {
+    const msg = JSON.parse(event.data);
+    switch (msg.type) {
+      case RECEIVE.joined:
+        attempts = 0;
+        ctx.me = msg.participant_id;
+        iceServers = msg.ice_servers || [];
+        ctx.people.clear();
+        for (const p of msg.participants) ctx.people.set(p.id, p);
+        render(ctx);
+        setState("connected");
+        hooks.onRecording(Boolean(msg.recording));
+        await publish();
+        hooks.onJoined();
+        break;
+      case RECEIVE.recording:
+        hooks.onRecording(Boolean(msg.active));
+        break;
+      case RECEIVE.publish_answer:
+        await ctx.pubPc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+        break;
+      case RECEIVE.subscribe_offer:
+        await subscribe(msg);
+        break;
+      case RECEIVE.participant_joined:
+      case RECEIVE.participant_updated:
+        ctx.people.set(msg.participant.id, msg.participant);
+        render(ctx);
+        break;
+      case RECEIVE.participant_left:
+        ctx.people.delete(msg.participant_id);
+        dropSubscription(msg.participant_id);
+        render(ctx);
+        break;
+      case RECEIVE.error:
+        setState(msg.message);
+        if (FATAL.has(msg.code)) stop(msg.message);
+        break;
+    }
+  }
+
+  function teardown() {
+    if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
+    if (ctx.pubPc) { ctx.pubPc.close(); ctx.pubPc = null; }
+    for (const id of [...ctx.subs.keys()]) dropSubscription(id);
+  }
+
+  function reconnect(why) {
+    if (ctx.leaving || reconnectTimer) return;
+    teardown();
+    setState(`reconnecting (${why})`);
+    const delay = RECONNECT_DELAYS_MS[Math.min(attempts, RECONNECT_DELAYS_MS.length - 1)];
+    attempts += 1;
+    reconnectTimer = setTimeout(() => { reconnectTimer = null; connect(); }, delay);
+  }
+
+  async function connect() {
+    let resp;
+    try {
+      resp = await portal.join({ failed_mcu_id: ctx.failedMcu });
+    } catch (e) {
+      return reconnect("portal unreachable");
+    }
+    const body = await resp.json().catch(() => ({}));
+    if (!resp.ok) {
+      const err = body.error || { code: "unknown", message: `error ${resp.status}` };
+      if (FATAL.has(err.code)) return stop(err.message);
+      return reconnect(err.message);
+    }
+    ctx.rejoinSecret = body.rejoin_secret;
+    ctx.me = body.participant_id;
+    ctx.mcuId = body.mcu_id;
+    ctx.token = body.token;
+    ctx.tokenAt = Date.now();
+    ctx.role = body.role;
+    hooks.onRole(ctx.role);
+    ctx.failedMcu = null;
+    ws = new WebSocket(body.mcu_url);
+    ws.onopen = () => ws.send(message(SEND.join, { token: body.token, meeting_key: ctx.meetingKey }));
+    ws.onmessage = (e) => onMessage(e).catch((err) => reconnect(String(err)));
+    ws.onclose = () => { ctx.failedMcu = ctx.mcuId; reconnect("connection lost"); };
+  }
+
+  function stop(reason) {
+    ctx.leaving = true;
+    teardown();
+    ctx.people.clear();
+    render(ctx);
+    $("meeting").hidden = true;
+    $("left-screen").hidden = false;
+    $("left-reason").textContent = reason || "";
+  }
+
+  function leave() { send(SEND.leave); stop("You left the meeting."); }
+
+  function online() { if (!ctx.leaving && !ws) reconnect("network back"); }
+
+  function restart() { attempts = 0; return connect(); }
+
+  return { send, restart, leave, online };
+}

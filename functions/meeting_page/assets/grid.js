@@ -1,0 +1,51 @@
+// The media grid and the people list: one tile per remote participant, their stream attached.
+
+import { $ } from "./dom.js";
+
+// (Re)attach a participant's stream; re-assigning when the video track arrives makes the
+// element pick it up even if it started with the audio track alone.
+export function attach(video, stream, force) {
+  if (!force && video.srcObject === stream) return;
+  video.srcObject = stream;
+  video.play().catch(() => {}); // autoplay may still need the join click's gesture
+}
+
+export function videoOf(participantId) {
+  return document.querySelector(`video[data-participant-id="${CSS.escape(participantId)}"]`);
+}
+
+export function render(ctx) {
+  $("participant-count").textContent = String(ctx.people.size);
+  const list = $("people");
+  list.replaceChildren();
+  for (const p of ctx.people.values()) {
+    const li = document.createElement("li");
+    li.textContent = p.name + (p.id === ctx.me ? " (you)" : "") + (p.role === "organizer" ? " · organizer" : "")
+      + (p.audio === false ? " · muted" : "");
+    li.dataset.participantId = p.id;
+    list.append(li);
+  }
+  for (const p of ctx.people.values()) {
+    if (p.id === ctx.me) continue;
+    let video = videoOf(p.id);
+    if (!video) {
+      const tile = document.createElement("div");
+      tile.className = "tile";
+      video = document.createElement("video");
+      video.autoplay = true;
+      video.playsInline = true;
+      video.dataset.participantId = p.id;
+      const label = document.createElement("span");
+      label.className = "label";
+      tile.append(video, label);
+      $("grid").append(tile);
+      const sub = ctx.subs.get(p.id);
+      if (sub) attach(video, sub.stream, true);
+    }
+    video.parentElement.querySelector(".label").textContent = p.name;
+    video.parentElement.classList.toggle("video-off", p.video === false);
+  }
+  for (const video of document.querySelectorAll("video[data-participant-id]")) {
+    if (!ctx.people.has(video.dataset.participantId)) video.parentElement.remove();
+  }
+}

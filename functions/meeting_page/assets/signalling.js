@@ -1,0 +1,94 @@
+// Generated from webmeeting/domain/signalling.py by `make signalling`: do not edit.
+// The message types of the page <-> MCU signalling, and each message's fields.
+
+export const SEND = Object.freeze({
+  "join": "join",
+  "publish": "publish",
+  "subscribe_answer": "subscribe_answer",
+  "mute": "mute",
+  "record": "record",
+  "leave": "leave"
+});
+
+export const RECEIVE = Object.freeze({
+  "joined": "joined",
+  "publish_answer": "publish_answer",
+  "subscribe_offer": "subscribe_offer",
+  "participant_joined": "participant_joined",
+  "participant_updated": "participant_updated",
+  "participant_left": "participant_left",
+  "recording": "recording",
+  "error": "error"
+});
+
+export const FIELDS = Object.freeze({
+  "join": [
+    "token",
+    "meeting_key"
+  ],
+  "publish": [
+    "sdp"
+  ],
+  "subscribe_answer": [
+    "publisher_id",
+    "sdp"
+  ],
+  "mute": [
+    "audio",
+    "video"
+  ],
+  "record": [
+    "action",
+    "grant"
+  ],
+  "leave": [],
+  "joined": [
+    "participant_id",
+    "role",
+    "participants",
+    "ice_servers",
+    "recording"
+  ],
+  "publish_answer": [
+    "sdp"
+  ],
+  "subscribe_offer": [
+    "publisher_id",
+    "name",
+    "sdp"
+  ],
+  "participant_joined": [
+    "participant"
+  ],
+  "participant_updated": [
+    "participant"
+  ],
+  "participant_left": [
+    "participant_id"
+  ],
+  "recording": [
+    "active"
+  ],
+  "error": [
+    "code",
+    "message"
+  ]
+});
+
+export const ERROR_TEXT = Object.freeze({
+  "invalid_request": "the message is not valid here",
+  "unauthenticated": "the token is missing, invalid, expired or for another meeting or MCU",
+  "meeting_full": "this meeting has reached its participant limit",
+  "forbidden": "only the organizer may do this",
+  "rate_limited": "too many messages; slow down",
+  "invalid_sdp": "the session description was refused",
+  "too_many_tracks": "a publish carries at most one audio and one video track"
+});
+
+/** A message to the MCU: its type must be one of SEND, its fields exactly the contract's. */
+export function message(type, fields = {}) {
+  if (!(type in SEND)) throw new Error(`not a signalling message: ${type}`);
+  const extra = Object.keys(fields).filter((f) => !FIELDS[type].includes(f));
+  if (extra.length) throw new Error(`${type} has no field ${extra.join(', ')}`);
+  return JSON.stringify({ type, ...fields });
+}
