@@ -8,11 +8,13 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+
+from webmeeting.domain import signalling as contract
 
 
 @dataclass
@@ -62,7 +64,7 @@ class McuClient:
         self.token = token
         assert mcu_url
         self.ws = await self.session.ws_connect(mcu_url, max_msg_size=1 << 20)
-        await self.ws.send_json({"type": "join", "token": token, "meeting_key": self.meeting_key})
+        await self.ws.send_json(contract.wire(contract.Join(type="join", token=token, meeting_key=self.meeting_key)))
         self.joined = await self.ws.receive_json(timeout=10)
         if self.joined.get("type") != "joined":
             raise RuntimeError(f"MCU refused: {self.joined}")
@@ -84,7 +86,7 @@ class McuClient:
                 )
         await pc.setLocalDescription(await pc.createOffer())
         self._answer = asyncio.get_running_loop().create_future()
-        await self.ws.send_json({"type": "publish", "sdp": pc.localDescription.sdp})
+        await self.ws.send_json(contract.wire(contract.Publish(type="publish", sdp=pc.localDescription.sdp)))
         answer = await asyncio.wait_for(self._answer, 10)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
@@ -117,7 +119,8 @@ class McuClient:
         for t in pc.getTransceivers():
             if t._codecs:
                 rec.codecs.add(t._codecs[0].mimeType)
-        await self.ws.send_json({"type": "subscribe_answer", "publisher_id": pub_id, "sdp": pc.localDescription.sdp})
+        answer = contract.SubscribeAnswer(type="subscribe_answer", publisher_id=pub_id, sdp=pc.localDescription.sdp)
+        await self.ws.send_json(contract.wire(answer))
         if self.on_subscribed:
             self.on_subscribed(pub_id)
 
@@ -140,7 +143,7 @@ class McuClient:
             t.cancel()
         if self.ws is not None:
             with contextlib.suppress(Exception):
-                await self.ws.send_json({"type": "leave"})
+                await self.ws.send_json(contract.wire(contract.Leave(type="leave")))
             await self.ws.close()
         for pc in [self.pub_pc, *self.subs.values()]:
             if pc is not None:
@@ -149,7 +152,7 @@ class McuClient:
             await self.session.close()
 
 
-async def record(client: McuClient, action: str) -> dict[str, Any]:
+async def record(client: McuClient, action: Literal["start", "stop"]) -> dict[str, Any]:
     """The organizer page's recording button: ask the portal, hand its grant to the MCU."""
     assert client.session and client.ws
     async with client.session.post(
@@ -158,7 +161,7 @@ async def record(client: McuClient, action: str) -> dict[str, Any]:
         body: dict[str, Any] = await resp.json()
         if resp.status != 200:
             raise RuntimeError(f"recording {action} refused: {resp.status} {body}")
-    await client.ws.send_json({"type": "record", "action": action, "grant": body["grant"]})
+    await client.ws.send_json(contract.wire(contract.Record(type="record", action=action, grant=body["grant"])))
     return body
 
 

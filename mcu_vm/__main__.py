@@ -29,6 +29,7 @@ from mcu_vm.signalling import CLIENT_IP_HEADER, CLOSE_UNAUTHENTICATED
 from mcu_vm.worker import serve
 from webmeeting import tokens
 from webmeeting.domain import signalling as contract
+from webmeeting.domain.api import McuHeartbeat
 
 log = logging.getLogger("mcu.supervisor")
 
@@ -107,20 +108,20 @@ class Supervisor:
         s = self.settings
         while True:
             statuses = await self.worker_status()
-            beat: dict[str, object] = {
-                "id": s.mcu_id,
-                "region": s.region,
-                "url": s.public_url,
-                "capacity": s.capacity,
-                "load": sum(int(st.get("participants", 0)) for st in statuses),
-                "latitude": s.latitude,
-                "longitude": s.longitude,
-                "workers": len(self.ports),
-            }
-            if len(statuses) == len(self.ports):  # a full picture only: who is connected, for reconciliation
-                beat["live"] = {k: v for st in statuses for k, v in st.get("live", {}).items()}
-                beat["live_at"] = min(str(st["live_at"]) for st in statuses)
-            await self.portal.post("/api/mcu/v1/heartbeat", beat)
+            full = len(statuses) == len(self.ports)  # a full picture only: who is connected, for reconciliation
+            beat = McuHeartbeat(
+                id=s.mcu_id,
+                region=s.region,
+                url=s.public_url,
+                capacity=s.capacity,
+                load=sum(int(st.get("participants", 0)) for st in statuses),
+                latitude=s.latitude,
+                longitude=s.longitude,
+                workers=len(self.ports),
+                live={k: v for st in statuses for k, v in st.get("live", {}).items()} if full else None,
+                live_at=min(datetime.fromisoformat(str(st["live_at"])) for st in statuses) if full and statuses else None,
+            )
+            await self.portal.post("/api/mcu/v1/heartbeat", beat.model_dump(mode="json", exclude_none=True))
             await asyncio.sleep(s.heartbeat_s)
 
     async def relay(self, request: web.Request) -> web.WebSocketResponse:

@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from webmeeting.domain.api import McuEvent
+
 log = logging.getLogger("mcu.portal")
 
 EVENT_BATCH = 100
@@ -81,17 +83,16 @@ class PortalClient:
 
     def event(self, type_: str, meeting_key: str, participant_id: str, **fields: Any) -> None:
         """Queue a participant event (joined | left | reconnected) with an id and server time."""
-        self._events.append(
-            {
-                "id": uuid.uuid4().hex,
-                "type": type_,
-                "meeting_key": meeting_key,
-                "participant_id": participant_id,
-                "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                "mcu_id": self.mcu_id,
-                **fields,
-            }
+        event = McuEvent(
+            id=uuid.uuid4().hex,
+            type=type_,  # type: ignore[arg-type]
+            meeting_key=meeting_key,
+            participant_id=participant_id,
+            at=datetime.now(UTC),
+            mcu_id=self.mcu_id,
+            **fields,
         )
+        self._events.append(event.model_dump(mode="json", exclude_none=True))
         self._wake.set()
         if self._task is None:
             self._task = asyncio.ensure_future(self._deliver())

@@ -10,10 +10,13 @@ Every failure is one line on stderr saying what to do, with a non-zero exit; nev
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -70,6 +73,24 @@ def _fail(exc: errors.WebmeetingError) -> None:
     raise typer.Exit(1)
 
 
+def one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """The project's errors as one line and exit status 1 (also under typer's test runner)."""
+
+    @functools.wraps(command)
+    def run_command(*args: Any, **kwargs: Any) -> None:
+        if not runtime.backends().project:
+            raise Unusable(
+                "GOOGLE_CLOUD_PROJECT is not set: set it (and your credentials) for production, "
+                "or act on the local platform with --local (after `make run`)"
+            )
+        try:
+            command(*args, **kwargs)
+        except errors.WebmeetingError as exc:
+            _fail(exc)
+
+    return run_command
+
+
 def local_environment(state: Path | None = None) -> dict[str, str]:
     """The environment of the running local platform's functions."""
     state = state or local_state()
@@ -87,14 +108,10 @@ def main(
     if local:
         runtime.use_environment(local_environment())
         fs.reset_client()
-    elif not runtime.backends().project:
-        raise Unusable(
-            "GOOGLE_CLOUD_PROJECT is not set: set it (and your credentials) for production, "
-            "or act on the local platform with --local (after `make run`)"
-        )
 
 
 @lic_app.command("add")
+@one_line_errors
 def add(
     edition: str = typer.Option("professional", help="edition name"),
     days: int = typer.Option(365, min=1, help="valid for this many days from now"),
@@ -103,20 +120,18 @@ def add(
     key: str = typer.Option("", help="use this key instead of a generated one"),
 ) -> None:
     """Add a license; prints its key."""
-    try:
-        lic = svc.add_license(
-            edition=edition,
-            expires_at=datetime.now(UTC) + timedelta(days=days),
-            max_participants=max_participants,
-            recording=recording,
-            key=key or None,
-        )
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    lic = svc.add_license(
+        edition=edition,
+        expires_at=datetime.now(UTC) + timedelta(days=days),
+        max_participants=max_participants,
+        recording=recording,
+        key=key or None,
+    )
     console().print(lic.key)
 
 
 @lic_app.command("list")
+@one_line_errors
 def list_() -> None:
     """List licenses with their limits and bindings."""
     table = Table()
@@ -140,26 +155,23 @@ def list_() -> None:
 
 
 @lic_app.command("revoke")
+@one_line_errors
 def revoke(key: str) -> None:
     """Revoke a license: activations and re-activations with it are refused."""
-    try:
-        svc.revoke_license(key)
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    svc.revoke_license(key)
     console().print(f"revoked {key}")
 
 
 @lic_app.command("unbind")
+@one_line_errors
 def unbind(fqdn: str) -> None:
     """Release a PBX FQDN from its license and delete all of that PBX's data."""
-    try:
-        pbx_id = svc.unbind_fqdn(fqdn)
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    pbx_id = svc.unbind_fqdn(fqdn)
     console().print(f"unbound {fqdn}; deleted the data of PBX {pbx_id}")
 
 
 @mcu_app.command("list")
+@one_line_errors
 def mcus_list() -> None:
     """MCUs with status, load and how many PBXs have each as their default."""
     counts = mcu_svc.assigned_pbx_counts()
@@ -183,26 +195,23 @@ def mcus_list() -> None:
 
 
 @mcu_app.command("deprecate")
+@one_line_errors
 def mcus_deprecate(mcu_id: str) -> None:
     """Take no new PBXs or meetings on this MCU: PBXs move at their next sync, joins at once."""
-    try:
-        mcu_svc.set_status(mcu_id, "deprecated")
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    mcu_svc.set_status(mcu_id, "deprecated")
     console().print(f"deprecated {mcu_id}")
 
 
 @mcu_app.command("restore")
+@one_line_errors
 def mcus_restore(mcu_id: str) -> None:
     """Make a deprecated MCU active again."""
-    try:
-        mcu_svc.set_status(mcu_id, "active")
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    mcu_svc.set_status(mcu_id, "active")
     console().print(f"restored {mcu_id}")
 
 
 @rep_app.command("list")
+@one_line_errors
 def reports_list(
     pbx: str = typer.Option("", help="only this PBX's reports"),
     limit: int = typer.Option(20, min=1, max=500),
@@ -230,6 +239,7 @@ def reports_list(
 
 
 @rec_app.command("list")
+@one_line_errors
 def recordings_list(status: str = typer.Option("", help="only recordings in this state")) -> None:
     """Recordings with their state, converter, attempts and last error."""
 
@@ -252,17 +262,16 @@ def recordings_list(status: str = typer.Option("", help="only recordings in this
 
 
 @rec_app.command("retry")
+@one_line_errors
 def recordings_retry(recording_id: str, converter: str = typer.Option("", help="convert on this converter")) -> None:
     """Convert a failed recording again, on a chosen converter (or the usual choice)."""
 
-    try:
-        chosen = rec_svc.admin_retry(recording_id, converter or None, runtime.settings())
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    chosen = rec_svc.admin_retry(recording_id, converter or None, runtime.settings())
     console().print(f"retrying {recording_id} on {chosen}")
 
 
 @conv_app.command("list")
+@one_line_errors
 def converters_list() -> None:
     """Configured converters, whether they take work, and the fallback for failed conversions."""
 
@@ -277,38 +286,33 @@ def converters_list() -> None:
 
 
 @conv_app.command("fallback")
+@one_line_errors
 def converters_fallback(converter: str = typer.Argument(..., help="converter id, or 'none'")) -> None:
     """The converter a failed conversion is retried on."""
 
-    try:
-        rec_svc.set_fallback(None if converter == "none" else converter, runtime.settings())
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    rec_svc.set_fallback(None if converter == "none" else converter, runtime.settings())
     console().print(f"fallback converter: {converter}")
 
 
 @conv_app.command("disable")
+@one_line_errors
 def converters_disable(converter: str) -> None:
     """Take a converter out of the choice (maintenance, an outage in its region)."""
 
-    try:
-        rec_svc.set_available(converter, False, runtime.settings())
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    rec_svc.set_available(converter, False, runtime.settings())
     console().print(f"disabled {converter}")
 
 
 @conv_app.command("enable")
+@one_line_errors
 def converters_enable(converter: str) -> None:
 
-    try:
-        rec_svc.set_available(converter, True, runtime.settings())
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    rec_svc.set_available(converter, True, runtime.settings())
     console().print(f"enabled {converter}")
 
 
 @privacy_app.command("export")
+@one_line_errors
 def privacy_export(
     pbx: str = typer.Option("", help="everything held about this PBX"),
     email: str = typer.Option("", help="everything held about this email address"),
@@ -317,14 +321,12 @@ def privacy_export(
     if bool(pbx) == bool(email):
         Console(stderr=True, soft_wrap=True).print("[red]error:[/red] give --pbx or --email")
         raise typer.Exit(2)
-    try:
-        data = privacy.export_pbx(pbx) if pbx else privacy.export_email(email)
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    data = privacy.export_pbx(pbx) if pbx else privacy.export_email(email)
     typer.echo(json.dumps(data, default=str, indent=2, sort_keys=True))
 
 
 @privacy_app.command("erase")
+@one_line_errors
 def privacy_erase(email: str = typer.Option(..., help="the address to erase")) -> None:
     """Erase an email address from invitations, reports and unsent mails; list the PBXs that
     hold it as an extension's email (erase it there: the next sync removes it here)."""
@@ -332,6 +334,7 @@ def privacy_erase(email: str = typer.Option(..., help="the address to erase")) -
 
 
 @pbx_app.command("list")
+@one_line_errors
 def pbx_list(as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table")) -> None:
     """Activated PBXs: id, FQDN, license, last sync, default MCU."""
     rows = pbx_data.listing()
@@ -348,25 +351,21 @@ def pbx_list(as_json: bool = typer.Option(False, "--json", help="JSON lines inst
 
 
 @pbx_app.command("delete")
+@one_line_errors
 def pbx_delete(pbx_id: str, yes: bool = typer.Option(False, "--yes", help="no confirmation")) -> None:
     """Delete a PBX and everything held about it (manual deletion)."""
     if not yes:
         typer.confirm(f"delete PBX {pbx_id} and all its data?", abort=True)
-    try:
-        count = privacy.delete_pbx(pbx_id)
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    count = privacy.delete_pbx(pbx_id)
     console().print(f"deleted PBX {pbx_id} ({count} documents at the PBX level, and its meetings' data)")
 
 
 @retention_app.command("report")
+@one_line_errors
 def retention_report(pbx: str = typer.Option(..., help="the PBX")) -> None:
     """What is held for a PBX and when each item expires."""
 
-    try:
-        rows = privacy.retention_report(pbx, runtime.clock().now())
-    except errors.WebmeetingError as exc:
-        _fail(exc)
+    rows = privacy.retention_report(pbx, runtime.clock().now())
     table = Table()
     for name in ("item", "expires", "in", "rule"):
         table.add_column(name, overflow="fold")
