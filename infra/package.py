@@ -31,6 +31,7 @@ MCU_REQUIREMENTS = [
     "PyJWT==2.15.1",
     "google-cloud-storage==3.17.1",
     "pydantic==2.14.4",
+    "email-validator==2.4.0",  # the portal's models (heartbeats, events) validate addresses
 ]
 
 
