@@ -4,11 +4,12 @@ check itself is google-auth's; here its verdict is given, and our rules on top a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from webmeeting import errors
+from webmeeting import errors, runtime
 from webmeeting.adapters import mcu_identity
 from webmeeting.domain.mcu import parse_registry
 
@@ -40,9 +41,12 @@ def claims(**over: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("WEBMEETING_MCUS_FILE", raising=False)
     monkeypatch.setenv("WEBMEETING_MCUS", json.dumps(REGISTRY))
+    runtime.reset()  # the configuration is read once per process: read it again
+    yield
+    runtime.reset()
 
 
 def given(monkeypatch: pytest.MonkeyPatch, verdict: dict[str, Any] | Exception) -> list[tuple[str, str]]:
