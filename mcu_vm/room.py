@@ -12,7 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import time
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -23,12 +27,14 @@ from mcu_vm.passthrough import ForwardTrack, Publisher
 from mcu_vm.portal import PortalClient
 from mcu_vm.recording import RecordingControl, RoomRecording, Uploader
 from webmeeting.domain import signalling as contract
+from webmeeting.domain.ratelimit import TokenBuckets
 
 log = logging.getLogger("mcu.room")
 
 BROADCAST_COALESCE_S = 0.1  # participant updates go out at most this often per room, latest state only
 # media sections one publish may carry, by kind (a screen-share track will add one video section)
 MAX_SECTIONS = {"audio": 1, "video": 1}
+CHAT_RATE_PER_S, CHAT_BURST = 1.0, 5.0  # chat messages, and separately reactions, per participant
 
 
 def media_sections(sdp: str) -> dict[str, int]:
@@ -59,9 +65,18 @@ class Participant:
     pub_pc: RTCPeerConnection | None = None
     publishers: dict[str, Publisher] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)  # by publisher id
+    hand: bool = False
+    social: TokenBuckets = field(default_factory=lambda: TokenBuckets(CHAT_RATE_PER_S, CHAT_BURST, max_keys=2))
 
     def public(self) -> contract.ParticipantInfo:
-        return contract.ParticipantInfo(id=self.id, name=self.name, role=self.role, audio=self.audio, video=self.video)  # type: ignore[arg-type]
+        return contract.ParticipantInfo(
+            id=self.id,
+            name=self.name,
+            role=self.role,  # type: ignore[arg-type]
+            audio=self.audio,
+            video=self.video,
+            hand=self.hand,
+        )
 
     async def send(self, message: BaseModel) -> None:
         """One message of the contract to this participant (dropped if the socket is gone)."""
@@ -78,6 +93,11 @@ class Room:
     recording: RoomRecording | None = None
     dirty: set[str] = field(default_factory=set)  # participants whose update is yet to be broadcast
     flush: asyncio.TimerHandle | None = None
+    # the session's chat, in memory only (never stored, never logged): gone with the room
+    chat: deque[contract.ChatMessage] = field(default_factory=lambda: deque(maxlen=contract.CHAT_HISTORY))
+
+    def chat_for(self, participant_id: str) -> list[contract.ChatMessage]:
+        return [m for m in self.chat if m.to is None or participant_id in (m.to, m.sender)]
 
 
 def codec_preferences(kind: str, negotiated: Any) -> list[Any]:
@@ -148,6 +168,7 @@ class RoomRegistry:
                 participants=[o.public() for o in room.participants.values()],
                 ice_servers=self.ice_servers,
                 recording=room.recording is not None,
+                chat=room.chat_for(p.id),
             )
         )
         for other in list(room.participants.values()):
@@ -206,6 +227,17 @@ class RoomRegistry:
             if (audio, video) != (p.audio, p.video):
                 p.audio, p.video = audio, video
                 self._updated(room, p)
+        elif isinstance(message, contract.Chat):
+            await self._chat(room, p, message)
+        elif isinstance(message, contract.Hand):
+            await self._hand(room, p, message)
+        elif isinstance(message, contract.React):
+            if not p.social.allow("react", time.monotonic()):
+                await p.send(contract.error("rate_limited"))
+                return
+            reaction = contract.Reaction(participant_id=p.id, emoji=message.emoji)
+            for other in list(room.participants.values()):
+                await other.send(reaction)
         elif isinstance(message, contract.Record):
             outcome = self.recordings.apply(room, p.role, message.grant)
             if outcome in ("forbidden", "unauthenticated"):
@@ -215,6 +247,35 @@ class RoomRegistry:
                     await other.send(contract.RecordingState(active=room.recording is not None))
         else:
             await p.send(contract.error("invalid_request"))
+
+    async def _chat(self, room: Room, p: Participant, message: contract.Chat) -> None:
+        """Relay to everyone, or to one person (and back to the sender); kept in the room's memory
+        for late joiners. Never stored, never logged."""
+        if message.to is not None and (message.to == p.id or message.to not in room.participants):
+            await p.send(contract.error("invalid_request"))
+            return
+        if not p.social.allow("chat", time.monotonic()):
+            await p.send(contract.error("rate_limited"))
+            return
+        at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        sent = contract.ChatMessage(id=secrets.token_hex(8), sender=p.id, name=p.name, text=message.text, to=message.to, at=at)
+        room.chat.append(sent)
+        for other in list(room.participants.values()):
+            if message.to is None or other.id in (message.to, p.id):
+                await other.send(sent)
+
+    async def _hand(self, room: Room, p: Participant, message: contract.Hand) -> None:
+        """One's own hand up or down; the organizer lowers anyone's (never raises it)."""
+        target = room.participants.get(message.participant_id or p.id)
+        if target is None:
+            await p.send(contract.error("invalid_request"))
+            return
+        if target is not p and (p.role != "organizer" or message.up):
+            await p.send(contract.error("forbidden"))
+            return
+        if target.hand != message.up:
+            target.hand = message.up
+            self._updated(room, target)
 
     def _updated(self, room: Room, p: Participant) -> None:
         """Broadcast ``p``'s state soon: many changes within ``BROADCAST_COALESCE_S`` go out once."""
@@ -230,11 +291,10 @@ class RoomRegistry:
             if p is None:
                 continue
             message = contract.ParticipantUpdated(participant=p.public())
-            for other in list(room.participants.values()):
-                if other is not p:
-                    sent = asyncio.ensure_future(other.send(message))
-                    self._sends.add(sent)
-                    sent.add_done_callback(self._sends.discard)
+            for other in list(room.participants.values()):  # p too: another may have changed it (a hand lowered)
+                sent = asyncio.ensure_future(other.send(message))
+                self._sends.add(sent)
+                sent.add_done_callback(self._sends.discard)
 
     async def _publish(self, room: Room, p: Participant, offer_sdp: str) -> None:
         if p.pub_pc is not None:

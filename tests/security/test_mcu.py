@@ -188,3 +188,36 @@ def test_the_last_two_leaving_at_once_close_the_room_cleanly(platform: Platform,
     wait_for("the room to close", closed, 10)
     new = log.read_text(errors="replace")[len(before) :]
     assert "Traceback" not in new and "KeyError" not in new, new[-2000:]
+
+
+def test_the_room_channel_enforces_its_own_rules(platform: Platform, pbx: PbxClient) -> None:
+    """A participant cannot lower (or raise) another's hand, write privately to no one, send an
+    oversized or blank chat, or flood the chat. A refusal changes nothing."""
+    key, _ = quick_links(pbx)
+    mallory, grace = join_meeting(platform, key, "Mallory"), join_meeting(platform, key, "Grace")
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with aiohttp.ClientSession() as session:
+            g, _ = await _connect(session, grace, key)
+            m, _ = await _connect(session, mallory, key)
+            await g.send_json({"type": "hand", "up": True})
+            await _drain(g, 0.5)
+            await m.send_json({"type": "hand", "up": False, "participant_id": grace["participant_id"]})
+            await m.send_json({"type": "hand", "up": True, "participant_id": grace["participant_id"]})
+            await m.send_json({"type": "chat", "text": "hi", "to": "nobody-here-000"})
+            await m.send_json({"type": "chat", "text": "x" * 1001})
+            await m.send_json({"type": "chat", "text": "   "})
+            for n in range(8):
+                await m.send_json({"type": "chat", "text": f"spam {n}"})
+            told = await _drain(m, 1.0)
+            seen = await _drain(g, 0.5)
+            await m.close()
+            await g.close()
+            return told, seen
+
+    told, seen = asyncio.run(run())
+    codes = [t["code"] for t in told if t.get("type") == "error"]
+    assert codes[:2] == ["forbidden", "forbidden"] and codes[2:5] == ["invalid_request"] * 3, told
+    assert "rate_limited" in codes  # 8 messages at once: over the chat's burst
+    assert len([t for t in seen if t.get("type") == "chat_message"]) == 5  # the burst, no more
+    assert not any(t.get("type") == "participant_updated" and t["participant"]["hand"] is False for t in seen)

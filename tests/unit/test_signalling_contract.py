@@ -24,7 +24,7 @@ def test_the_generated_files_are_current() -> None:
 def test_the_page_sends_only_through_the_contract() -> None:
     text = "\n".join(PAGE.values())
     sent = set(re.findall(r"\bSEND\.(\w+)", text))
-    assert sent == {"join", "publish", "subscribe_answer", "mute", "record", "leave"}
+    assert sent == {contract._type_name(m) for m in contract.CLIENT_TYPES}
     for name, source in PAGE.items():
         assert "JSON.stringify({ type" not in source, f"{name} builds a signalling message by hand"
         assert ".send(JSON" not in source, f"{name} sends a hand-made frame"
@@ -48,6 +48,11 @@ VALID = [
     {"type": "mute", "audio": False},
     {"type": "mute", "audio": True, "video": False},
     {"type": "record", "action": "start", "grant": "g.r.ant"},
+    {"type": "chat", "text": "<b>hi</b> & bye"},
+    {"type": "chat", "text": "just you", "to": "p" * 24},
+    {"type": "hand", "up": True},
+    {"type": "hand", "up": False, "participant_id": "p" * 24},
+    {"type": "react", "emoji": "👏"},
     {"type": "leave"},
 ]
 
@@ -70,6 +75,11 @@ def test_the_contract_admits_what_the_page_sends(message: dict[str, object]) -> 
         {"type": "mute", "audio": 1},
         {"type": "record", "action": "pause", "grant": "g"},
         {"type": "kick", "participant_id": "p" * 24},
+        {"type": "chat", "text": "x" * (contract.MAX_CHAT_CHARS + 1)},
+        {"type": "chat", "text": " \n\t "},
+        {"type": "chat", "text": "hi", "to": "<script>"},
+        {"type": "hand", "up": "yes"},
+        {"type": "react", "emoji": "💩"},
         {"sdp": "v=0"},
         ["publish"],
         "leave",

@@ -166,6 +166,14 @@ RULES: tuple[Rule, ...] = (
         "All data is deleted when the PBX's FQDN is unbound from its license, or on manual deletion.",
         "services.licenses.unbind_fqdn (admin: licenses unbind) + admin: pbx delete",
     ),
+    Rule(
+        "chat",
+        "chat messages (to everyone and private)",
+        "never stored: relayed by the MCU, the session's last 200 held in its memory for late joiners",
+        None,
+        "Chat: never stored (the platform's own rule: not in Firestore, Storage, any log or report).",
+        "mcu_vm/room.py (in memory, gone with the session); no portal endpoint accepts chat",
+    ),
 )
 
 BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}

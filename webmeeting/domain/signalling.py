@@ -9,9 +9,14 @@ Schema of both directions.
 
 Browser -> MCU: ``join`` (first, always; the key must be the token's), ``publish`` (its audio and
 video, sendonly), ``subscribe_answer``, ``mute``, ``record`` (organizer, with the portal's
-grant), ``leave``. MCU -> browser: ``joined``, ``publish_answer``, ``subscribe_offer``,
-``participant_joined`` / ``participant_updated`` / ``participant_left``, ``recording`` (to
-everyone), ``error`` (a stable code and a fixed text, never an exception's).
+grant), ``chat`` (to everyone or one person), ``hand`` (raise or lower one's own; the organizer
+lowers anyone's), ``react``, ``leave``. MCU -> browser: ``joined`` (with the session's chat so
+far), ``publish_answer``, ``subscribe_offer``, ``participant_joined`` / ``participant_updated``
+/ ``participant_left``, ``recording`` (to everyone), ``chat_message``, ``reaction``, ``error``
+(a stable code and a fixed text, never an exception's).
+
+Chat is never stored: the MCU relays it and keeps the session's last ``CHAT_HISTORY`` messages
+in memory for late joiners, gone when the session ends; it is in no log, report or database.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 MAX_SDP_CHARS = 60_000  # an SDP is a few KiB; the socket's frame limit is 64 KiB
 MAX_TOKEN_CHARS = 4096
+MAX_CHAT_CHARS = 1000  # one chat message
+CHAT_HISTORY = 200  # messages a room keeps in memory for late joiners
+REACTIONS = ("👍", "👏", "😂", "❤️", "🎉", "😮")
 PARTICIPANT_ID = r"^[A-Za-z0-9_-]{8,64}$"
 Role = Literal["organizer", "participant"]
 
@@ -82,11 +90,34 @@ class Record(_Message):
     grant: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
 
 
+class Chat(_Message):
+    """A message to everyone (``to`` absent) or privately to one participant."""
+
+    type: Literal["chat"]
+    text: str = Field(min_length=1, max_length=MAX_CHAT_CHARS, pattern=r"\S")  # not only blanks
+    to: str | None = Field(default=None, pattern=PARTICIPANT_ID)
+
+
+class Hand(_Message):
+    """Raise or lower one's own hand; the organizer may lower another's (``participant_id``)."""
+
+    type: Literal["hand"]
+    up: bool
+    participant_id: str | None = Field(default=None, pattern=PARTICIPANT_ID)
+
+
+class React(_Message):
+    type: Literal["react"]
+    emoji: Literal["👍", "👏", "😂", "❤️", "🎉", "😮"]
+
+
 class Leave(_Message):
     type: Literal["leave"]
 
 
-ClientMessage = Annotated[Join | Publish | SubscribeAnswer | Mute | Record | Leave, Field(discriminator="type")]
+ClientMessage = Annotated[
+    Join | Publish | SubscribeAnswer | Mute | Record | Chat | Hand | React | Leave, Field(discriminator="type")
+]
 _CLIENT: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -111,6 +142,19 @@ class ParticipantInfo(_Message):
     role: Role
     audio: bool
     video: bool
+    hand: bool = False
+
+
+class ChatMessage(_Message):
+    """A chat message as everyone it is for receives it (``to``: the one person, if private)."""
+
+    type: Literal["chat_message"] = "chat_message"
+    id: str
+    sender: str
+    name: str
+    text: str
+    to: str | None = None
+    at: str  # ISO 8601, the MCU's time
 
 
 class Joined(_Message):
@@ -120,6 +164,7 @@ class Joined(_Message):
     participants: list[ParticipantInfo]
     ice_servers: list[dict[str, Any]]
     recording: bool
+    chat: list[ChatMessage] = []  # the session's messages so far that are for this participant
 
 
 class PublishAnswer(_Message):
@@ -154,6 +199,12 @@ class RecordingState(_Message):
     active: bool
 
 
+class Reaction(_Message):
+    type: Literal["reaction"] = "reaction"
+    participant_id: str
+    emoji: str
+
+
 class Error(_Message):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -161,7 +212,16 @@ class Error(_Message):
 
 
 ServerMessage = Annotated[
-    Joined | PublishAnswer | SubscribeOffer | ParticipantJoined | ParticipantUpdated | ParticipantLeft | RecordingState | Error,
+    Joined
+    | PublishAnswer
+    | SubscribeOffer
+    | ParticipantJoined
+    | ParticipantUpdated
+    | ParticipantLeft
+    | RecordingState
+    | ChatMessage
+    | Reaction
+    | Error,
     Field(discriminator="type"),
 ]
 
@@ -177,7 +237,7 @@ def wire(message: BaseModel) -> dict[str, Any]:
 
 # --- what the page and the docs are built from --------------------------------------------------------
 
-CLIENT_TYPES = (Join, Publish, SubscribeAnswer, Mute, Record, Leave)
+CLIENT_TYPES = (Join, Publish, SubscribeAnswer, Mute, Record, Chat, Hand, React, Leave)
 SERVER_TYPES = (
     Joined,
     PublishAnswer,
@@ -186,6 +246,8 @@ SERVER_TYPES = (
     ParticipantUpdated,
     ParticipantLeft,
     RecordingState,
+    ChatMessage,
+    Reaction,
     Error,
 )
 
@@ -223,6 +285,10 @@ def page_module() -> str:
         f"export const FIELDS = Object.freeze({json.dumps(client | server, indent=2)});",
         "",
         f"export const ERROR_TEXT = Object.freeze({json.dumps(ERROR_TEXT, indent=2)});",
+        "",
+        f"export const REACTIONS = Object.freeze({json.dumps(list(REACTIONS), ensure_ascii=False)});",
+        "",
+        f"export const MAX_CHAT_CHARS = {MAX_CHAT_CHARS};",
         "",
         "/** A message to the MCU: its type must be one of SEND, its fields exactly the contract's. */",
         "export function message(type, fields = {}) {",

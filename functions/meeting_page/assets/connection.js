@@ -3,7 +3,7 @@
 // network drops (failing over when the portal confirms our MCU is dead).
 
 import { $ } from "./dom.js";
-import { attach, render, videoOf } from "./grid.js";
+import { attach, videoOf } from "./grid.js";
 import { RECEIVE, SEND, message } from "./signalling.js";
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000]; // then 8 s until it works
@@ -71,9 +71,10 @@ export function createConnection(ctx, portal, hooks) {
         iceServers = msg.ice_servers || [];
         ctx.people.clear();
         for (const p of msg.participants) ctx.people.set(p.id, p);
-        render(ctx);
+        hooks.render();
         setState("connected");
         hooks.onRecording(Boolean(msg.recording));
+        hooks.onChatHistory(msg.chat);
         await publish();
         hooks.onJoined();
         break;
@@ -89,12 +90,18 @@ export function createConnection(ctx, portal, hooks) {
       case RECEIVE.participant_joined:
       case RECEIVE.participant_updated:
         ctx.people.set(msg.participant.id, msg.participant);
-        render(ctx);
+        hooks.render();
         break;
       case RECEIVE.participant_left:
         ctx.people.delete(msg.participant_id);
         dropSubscription(msg.participant_id);
-        render(ctx);
+        hooks.render();
+        break;
+      case RECEIVE.chat_message:
+        hooks.onChat(msg);
+        break;
+      case RECEIVE.reaction:
+        hooks.onReaction(msg);
         break;
       case RECEIVE.error:
         setState(msg.message);
@@ -149,7 +156,7 @@ export function createConnection(ctx, portal, hooks) {
     ctx.leaving = true;
     teardown();
     ctx.people.clear();
-    render(ctx);
+    hooks.render();
     $("meeting").hidden = true;
     $("left-screen").hidden = false;
     $("left-reason").textContent = reason || "";

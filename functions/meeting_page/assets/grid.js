@@ -14,15 +14,19 @@ export function videoOf(participantId) {
   return document.querySelector(`video[data-participant-id="${CSS.escape(participantId)}"]`);
 }
 
-export function render(ctx) {
+export function render(ctx, extras = () => []) {
   $("participant-count").textContent = String(ctx.people.size);
   const list = $("people");
   list.replaceChildren();
   for (const p of ctx.people.values()) {
     const li = document.createElement("li");
-    li.textContent = p.name + (p.id === ctx.me ? " (you)" : "") + (p.role === "organizer" ? " · organizer" : "")
-      + (p.audio === false ? " · muted" : "");
+    li.textContent = (p.hand ? "✋ " : "") + p.name + (p.id === ctx.me ? " (you)" : "")
+      + (p.role === "organizer" ? " · organizer" : "") + (p.audio === false ? " · muted" : "");
+    li.dataset.testid = "participant";
     li.dataset.participantId = p.id;
+    li.dataset.role = p.role;
+    li.dataset.hand = p.hand ? "up" : "down";
+    li.append(...extras(p));
     list.append(li);
   }
   for (const p of ctx.people.values()) {

@@ -2,11 +2,14 @@
 // together (connection, media grid, files, documents, polls, recording, dial-in, invitations:
 // one module each). No cookies, no storage: what this tab knows lives in `ctx`, in memory.
 
+import { createChat } from "./chat.js";
 import { createConnection } from "./connection.js";
 import { showDialIn } from "./dialin.js";
 import { createDocuments } from "./documents.js";
 import { $ } from "./dom.js";
 import { createFiles } from "./files.js";
+import { render } from "./grid.js";
+import { createHands } from "./hands.js";
 import { bindInvitations } from "./invitations.js";
 import { createPolls } from "./polls.js";
 import { createPortal } from "./portal.js";
@@ -35,8 +38,17 @@ const ctx = {
 const portal = createPortal(ctx);
 const parts = {};
 const connection = createConnection(ctx, portal, {
+  render() {
+    // the organizer lowers a raised hand from the participant list
+    render(ctx, (p) => (ctx.role === "organizer" && p.hand && p.id !== ctx.me ? [parts.hands.lowerButton(p)] : []));
+    parts.chat.people();
+    parts.hands.show();
+  },
   onJoined() { if (ctx.role === "organizer") showDialIn(ctx, portal); },
   onRecording(active) { parts.recording.show(active); },
+  onChat(msg) { parts.chat.show(msg); },
+  onChatHistory(messages) { parts.chat.history(messages); },
+  onReaction(msg) { parts.hands.reaction(msg); },
   onRole(role) {
     for (const id of ["poll-form", "pdf-input", "invite-form", "record"]) $(id).hidden = role !== "organizer";
   },
@@ -51,6 +63,8 @@ parts.files = createFiles(ctx, portal, refresh);
 parts.documents = createDocuments(ctx, portal, refresh);
 parts.polls = createPolls(ctx, portal, refresh);
 parts.recording = createRecording(ctx, portal, connection.send);
+parts.chat = createChat(ctx, connection.send);
+parts.hands = createHands(ctx, connection.send);
 bindInvitations(ctx, portal);
 setInterval(refresh, 2000);
 
@@ -96,6 +110,7 @@ window.addEventListener("online", () => connection.online());
 
 // Connection statistics, per remote participant (also what the browser tests read).
 window.webmeeting = {
+  participantId() { return ctx.me; },
   async stats() {
     const out = {};
     for (const [id, sub] of ctx.subs) {

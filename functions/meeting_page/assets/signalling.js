@@ -7,6 +7,9 @@ export const SEND = Object.freeze({
   "subscribe_answer": "subscribe_answer",
   "mute": "mute",
   "record": "record",
+  "chat": "chat",
+  "hand": "hand",
+  "react": "react",
   "leave": "leave"
 });
 
@@ -18,6 +21,8 @@ export const RECEIVE = Object.freeze({
   "participant_updated": "participant_updated",
   "participant_left": "participant_left",
   "recording": "recording",
+  "chat_message": "chat_message",
+  "reaction": "reaction",
   "error": "error"
 });
 
@@ -41,13 +46,25 @@ export const FIELDS = Object.freeze({
     "action",
     "grant"
   ],
+  "chat": [
+    "text",
+    "to"
+  ],
+  "hand": [
+    "up",
+    "participant_id"
+  ],
+  "react": [
+    "emoji"
+  ],
   "leave": [],
   "joined": [
     "participant_id",
     "role",
     "participants",
     "ice_servers",
-    "recording"
+    "recording",
+    "chat"
   ],
   "publish_answer": [
     "sdp"
@@ -69,6 +86,18 @@ export const FIELDS = Object.freeze({
   "recording": [
     "active"
   ],
+  "chat_message": [
+    "id",
+    "sender",
+    "name",
+    "text",
+    "to",
+    "at"
+  ],
+  "reaction": [
+    "participant_id",
+    "emoji"
+  ],
   "error": [
     "code",
     "message"
@@ -84,6 +113,10 @@ export const ERROR_TEXT = Object.freeze({
   "invalid_sdp": "the session description was refused",
   "too_many_tracks": "a publish carries at most one audio and one video track"
 });
+
+export const REACTIONS = Object.freeze(["👍", "👏", "😂", "❤️", "🎉", "😮"]);
+
+export const MAX_CHAT_CHARS = 1000;
 
 /** A message to the MCU: its type must be one of SEND, its fields exactly the contract's. */
 export function message(type, fields = {}) {

@@ -1,0 +1,141 @@
+"""The meeting room in real browsers: chat (to everyone, private, escaped, never stored), raised
+hands (the organizer lowers anyone's) and reactions, through the MCU's room channel."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from infra.launcher import FILES_BUCKET, RAW_BUCKET, RECORDINGS_BUCKET, Platform
+from infra.pbx_client import PbxClient
+from tests.e2e.browser import close, join, launch
+from tests.helpers import dump_firestore, ext, wait_for
+from webmeeting.adapters import storage
+
+pytestmark = pytest.mark.e2e
+TIMEOUT_S = 20
+
+
+def _links(pbx: PbxClient) -> tuple[str, str]:
+    quick = pbx.sync([ext("101")]).json()["extensions"][0]
+    return str(quick["quick_meeting_url"]), str(quick["quick_meeting_organizer_url"])
+
+
+def _in_meeting(page: Page, people: int) -> str:
+    """Wait until ``page`` is connected with ``people`` in the room; returns its participant id."""
+    wait_for(
+        "the room",
+        lambda: (
+            page.text_content("[data-testid=connection-state]") == "connected"
+            and page.text_content("[data-testid=participant-count]") == str(people)
+        ),
+        TIMEOUT_S,
+    )
+    return str(page.evaluate("window.webmeeting.participantId()"))
+
+
+def _messages(page: Page) -> list[dict[str, Any]]:
+    return list(
+        page.evaluate(
+            """() => [...document.querySelectorAll('[data-testid=chat-message]')].map((m) => ({
+                 from: m.dataset.from, private: m.dataset.private === 'true', text: m.querySelector('span').textContent,
+                 html: m.innerHTML}))"""
+        )
+    )
+
+
+def _say(page: Page, text: str, to: str = "") -> None:
+    page.select_option("select[data-testid=chat-to]", to)
+    page.fill("textarea[data-testid=chat-input]", text)
+    page.click("button[data-testid=chat-send]")
+
+
+def _everything_stored(platform: Platform) -> str:
+    """Every Firestore document, every Storage object's name and content, every process's log."""
+    parts = [json.dumps(dump_firestore(), default=str)]
+    for bucket in (RAW_BUCKET, RECORDINGS_BUCKET, FILES_BUCKET):
+        for blob in storage.client().list_blobs(bucket):
+            parts += [blob.name, blob.download_as_bytes().decode("utf-8", "replace")]
+    for log in (platform.state_dir / "logs").glob("*.log"):
+        parts.append(log.read_text(errors="replace"))
+    return "\n".join(parts)
+
+
+@pytest.mark.retention("chat")
+def test_chat_to_everyone_and_privately_as_text_and_never_stored(playwright: Any, pbx: PbxClient, platform: Platform) -> None:
+    url, organizer_url = _links(pbx)
+    browser = launch(playwright)
+    try:
+        ada = join(browser, organizer_url, "Ada")
+        ada_id = _in_meeting(ada, 1)
+        bob = join(browser, url, "Bob")
+        bob_id = _in_meeting(bob, 2)
+        eve = join(browser, url, "Eve")
+        _in_meeting(eve, 3)
+        public = f"<b>hello</b> & <img src=x onerror=alert(1)> {secrets.token_hex(8)}"
+        private = f"just for Bob {secrets.token_hex(8)}"
+        _say(ada, public)
+        wait_for(
+            "the message everywhere",
+            lambda: all(any(m["text"] == public for m in _messages(p)) for p in (ada, bob, eve)),
+            TIMEOUT_S,
+        )
+        for page in (bob, eve):
+            shown = next(m for m in _messages(page) if m["text"] == public)
+            assert shown["from"] == ada_id and not shown["private"]
+            assert "<b>" not in shown["html"] and "<img" not in shown["html"]  # text, never HTML
+        _say(ada, private, to=bob_id)
+        for page in (bob, ada):  # the recipient, and the sender's own copy
+            wait_for(
+                "the private message", lambda p=page: any(m["text"] == private and m["private"] for m in _messages(p)), TIMEOUT_S
+            )
+        late = join(browser, url, "Late")
+        _in_meeting(late, 4)
+        wait_for("the history for a late joiner", lambda: any(m["text"] == public for m in _messages(late)), TIMEOUT_S)
+        assert all(m["text"] != private for m in _messages(late)) and all(m["text"] != private for m in _messages(eve))
+        for page in (ada, bob, eve, late):
+            page.click("button[data-testid=leave]")
+    finally:
+        close(browser)
+
+    def stored_with_the_session() -> str | None:  # the search covers the session: its events are there
+        text = _everything_stored(platform)
+        return text if ada_id in text and bob_id in text else None
+
+    stored = wait_for("the session's events stored", stored_with_the_session, TIMEOUT_S)
+    for text in (public, private):
+        assert text.split()[-1] not in stored  # the unique part of each message, anywhere
+
+
+def test_hands_and_reactions(playwright: Any, pbx: PbxClient) -> None:
+    url, organizer_url = _links(pbx)
+    browser = launch(playwright)
+    try:
+        ada = join(browser, organizer_url, "Ada")
+        ada_id = _in_meeting(ada, 1)
+        bob = join(browser, url, "Bob")
+        bob_id = _in_meeting(bob, 2)
+        entry = f"[data-testid=participant][data-participant-id='{bob_id}']"
+        bob.click("button[data-testid=raise-hand]")
+        wait_for("Bob's hand up for Ada", lambda: ada.get_attribute(entry, "data-hand") == "up", TIMEOUT_S)
+        assert ada.get_attribute(f"[data-testid=participant][data-participant-id='{ada_id}']", "data-role") == "organizer"
+        assert bob.get_attribute(entry, "data-role") == "participant"
+        ada.click(f"{entry} button[data-testid=lower-hand]")  # the organizer lowers it
+        wait_for(
+            "Bob's hand down for both", lambda: all(p.get_attribute(entry, "data-hand") == "down" for p in (ada, bob)), TIMEOUT_S
+        )
+        assert bob.text_content("button[data-testid=raise-hand]") == "Raise hand"
+        assert bob.query_selector("button[data-testid=lower-hand]") is None  # a participant lowers no one's
+        bob.click("button[data-testid=react][data-emoji='👏']")
+        wait_for(
+            "Bob's reaction on Ada's screen",
+            lambda: ada.query_selector(f"[data-testid=reaction][data-from='{bob_id}']") is not None,
+            TIMEOUT_S,
+        )
+        assert ada.text_content(f"[data-testid=reaction][data-from='{bob_id}']") == "👏"
+    finally:
+        close(browser)
