@@ -34,7 +34,7 @@ log = logging.getLogger("mcu.room")
 BROADCAST_COALESCE_S = 0.1  # participant updates go out at most this often per room, latest state only
 # media sections one publish may carry, by kind (a screen-share track will add one video section)
 MAX_SECTIONS = {"audio": 1, "video": 1}
-CHAT_RATE_PER_S, CHAT_BURST = 1.0, 5.0  # chat messages, and separately reactions, per participant
+CHAT_RATE_PER_S, CHAT_BURST = 1.0, 5.0  # chat messages, reactions, change notices: each per participant
 
 
 def media_sections(sdp: str) -> dict[str, int]:
@@ -66,7 +66,7 @@ class Participant:
     publishers: dict[str, Publisher] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)  # by publisher id
     hand: bool = False
-    social: TokenBuckets = field(default_factory=lambda: TokenBuckets(CHAT_RATE_PER_S, CHAT_BURST, max_keys=2))
+    social: TokenBuckets = field(default_factory=lambda: TokenBuckets(CHAT_RATE_PER_S, CHAT_BURST, max_keys=3))
 
     def public(self) -> contract.ParticipantInfo:
         return contract.ParticipantInfo(
@@ -238,6 +238,15 @@ class RoomRegistry:
             reaction = contract.Reaction(participant_id=p.id, emoji=message.emoji)
             for other in list(room.participants.values()):
                 await other.send(reaction)
+        elif isinstance(message, contract.Changed):
+            # bounded like chat: a page cannot make the others fetch more than the bucket allows
+            if not p.social.allow("changed", time.monotonic()):
+                await p.send(contract.error("rate_limited"))
+                return
+            notice = contract.ContentChanged(what=message.what, participant_id=p.id)
+            for other in list(room.participants.values()):
+                if other is not p:
+                    await other.send(notice)
         elif isinstance(message, contract.Record):
             outcome = self.recordings.apply(room, p.role, message.grant)
             if outcome in ("forbidden", "unauthenticated"):

@@ -53,6 +53,7 @@ VALID = [
     {"type": "hand", "up": True},
     {"type": "hand", "up": False, "participant_id": "p" * 24},
     {"type": "react", "emoji": "👏"},
+    {"type": "changed", "what": "documents"},
     {"type": "leave"},
 ]
 
@@ -80,6 +81,7 @@ def test_the_contract_admits_what_the_page_sends(message: dict[str, object]) -> 
         {"type": "chat", "text": "hi", "to": "<script>"},
         {"type": "hand", "up": "yes"},
         {"type": "react", "emoji": "💩"},
+        {"type": "changed", "what": "everything"},
         {"sdp": "v=0"},
         ["publish"],
         "leave",

@@ -10,10 +10,11 @@ Schema of both directions.
 Browser -> MCU: ``join`` (first, always; the key must be the token's), ``publish`` (its audio and
 video, sendonly), ``subscribe_answer``, ``mute``, ``record`` (organizer, with the portal's
 grant), ``chat`` (to everyone or one person), ``hand`` (raise or lower one's own; the organizer
-lowers anyone's), ``react``, ``leave``. MCU -> browser: ``joined`` (with the session's chat so
-far), ``publish_answer``, ``subscribe_offer``, ``participant_joined`` / ``participant_updated``
-/ ``participant_left``, ``recording`` (to everyone), ``chat_message``, ``reaction``, ``error``
-(a stable code and a fixed text, never an exception's).
+lowers anyone's), ``react``, ``changed`` (shared content changed through the portal),
+``leave``. MCU -> browser: ``joined`` (with the session's chat so far), ``publish_answer``,
+``subscribe_offer``, ``participant_joined`` / ``participant_updated`` / ``participant_left``,
+``recording`` (to everyone), ``chat_message``, ``reaction``, ``content_changed``, ``error`` (a
+stable code and a fixed text, never an exception's).
 
 Chat is never stored: the MCU relays it and keeps the session's last ``CHAT_HISTORY`` messages
 in memory for late joiners, gone when the session ends; it is in no log, report or database.
@@ -111,12 +112,20 @@ class React(_Message):
     emoji: Literal["👍", "👏", "😂", "❤️", "🎉", "😮"]
 
 
+class Changed(_Message):
+    """The sender changed shared content through the portal (a file shared, a document, a poll
+    run or a vote): the others fetch that list again. Nothing else makes a page fetch."""
+
+    type: Literal["changed"]
+    what: Literal["files", "documents", "polls"]
+
+
 class Leave(_Message):
     type: Literal["leave"]
 
 
 ClientMessage = Annotated[
-    Join | Publish | SubscribeAnswer | Mute | Record | Chat | Hand | React | Leave, Field(discriminator="type")
+    Join | Publish | SubscribeAnswer | Mute | Record | Chat | Hand | React | Changed | Leave, Field(discriminator="type")
 ]
 _CLIENT: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
@@ -205,6 +214,12 @@ class Reaction(_Message):
     emoji: str
 
 
+class ContentChanged(_Message):
+    type: Literal["content_changed"] = "content_changed"
+    what: Literal["files", "documents", "polls"]
+    participant_id: str
+
+
 class Error(_Message):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -221,6 +236,7 @@ ServerMessage = Annotated[
     | RecordingState
     | ChatMessage
     | Reaction
+    | ContentChanged
     | Error,
     Field(discriminator="type"),
 ]
@@ -237,7 +253,7 @@ def wire(message: BaseModel) -> dict[str, Any]:
 
 # --- what the page and the docs are built from --------------------------------------------------------
 
-CLIENT_TYPES = (Join, Publish, SubscribeAnswer, Mute, Record, Chat, Hand, React, Leave)
+CLIENT_TYPES = (Join, Publish, SubscribeAnswer, Mute, Record, Chat, Hand, React, Changed, Leave)
 SERVER_TYPES = (
     Joined,
     PublishAnswer,
@@ -248,6 +264,7 @@ SERVER_TYPES = (
     RecordingState,
     ChatMessage,
     Reaction,
+    ContentChanged,
     Error,
 )
 

@@ -103,6 +103,9 @@ export function createConnection(ctx, portal, hooks) {
       case RECEIVE.reaction:
         hooks.onReaction(msg);
         break;
+      case RECEIVE.content_changed:
+        hooks.onContentChanged(msg);
+        break;
       case RECEIVE.error:
         setState(msg.message);
         if (FATAL.has(msg.code)) stop(msg.message);

@@ -2,8 +2,11 @@
 
 import { $, button } from "./dom.js";
 
-export function createDocuments(ctx, portal, refresh) {
+const LINK_FRESH_MS = 4 * 60 * 1000; // document links are signed for a few minutes
+
+export function createDocuments(ctx, portal, changed) {
   let rendered = null;
+  let fetchedAt = 0;
 
   async function render(url) {
     rendered = url;
@@ -19,16 +22,26 @@ export function createDocuments(ctx, portal, refresh) {
     canvas.dataset.pages = String(doc.numPages);
   }
 
-  async function show() {
+  // the list is fetched only when it changes: a link older than its signature is signed again
+  async function open(id) {
+    if (Date.now() - fetchedAt >= LINK_FRESH_MS) await show({ quiet: true });
+    const url = $("pdf-list").querySelector(`li[data-pdf-id="${CSS.escape(id)}"]`)?.dataset.url;
+    if (url) await render(url);
+  }
+
+  async function show({ quiet = false } = {}) {
     const resp = await portal.api("/pdfs");
     if (!resp.ok) return;
     const docs = (await resp.json()).pdfs;
+    fetchedAt = Date.now();
     $("pdf-list").replaceChildren(...docs.map((d) => {
       const li = document.createElement("li");
-      li.append(button(d.label, "show-pdf", () => render(d.url)));
+      li.dataset.pdfId = d.id;
+      li.dataset.url = d.url;
+      li.append(button(d.label, "show-pdf", () => open(d.id)));
       return li;
     }));
-    if (docs.length && !rendered) render(docs[0].url);
+    if (docs.length && !rendered && !quiet) render(docs[0].url);
   }
 
   $("pdf-input").addEventListener("change", async (e) => {
@@ -37,7 +50,7 @@ export function createDocuments(ctx, portal, refresh) {
     await portal.api("/pdfs", { method: "POST", body: file });
     e.target.value = "";
     rendered = null;
-    refresh();
+    changed("documents");
   });
 
   return { show };

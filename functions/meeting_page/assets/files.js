@@ -3,14 +3,27 @@
 
 import { $, link } from "./dom.js";
 
-export function createFiles(ctx, portal, refresh) {
+const LINK_FRESH_MS = 4 * 60 * 1000; // download links are signed for 5 minutes
+
+export function createFiles(ctx, portal, changed) {
+  let fetchedAt = 0;
+
   async function show() {
     const resp = await portal.api("/files");
     if (!resp.ok) return;
+    fetchedAt = Date.now();
     $("file-list").replaceChildren(...(await resp.json()).files.map((f) => {
       const li = document.createElement("li");
       li.dataset.fileId = f.id;
-      li.append(link(f.url, f.label), ` (${Math.ceil(f.size / 1024)} KB)`);
+      const a = link(f.url, f.label);
+      a.addEventListener("click", async (e) => { // an old link: sign it again first (the list is fetched only on change)
+        if (Date.now() - fetchedAt < LINK_FRESH_MS) return;
+        e.preventDefault();
+        await show();
+        const fresh = document.querySelector(`#file-list li[data-file-id="${CSS.escape(f.id)}"] a`);
+        if (fresh) window.open(fresh.href, "_blank", "noreferrer");
+      });
+      li.append(a, ` (${Math.ceil(f.size / 1024)} KB)`);
       return li;
     }));
   }
@@ -21,7 +34,7 @@ export function createFiles(ctx, portal, refresh) {
     const ext = file.name.includes(".") ? file.name.split(".").pop() : "";
     await portal.api(`/files?ext=${encodeURIComponent(ext)}`, { method: "POST", body: file });
     e.target.value = "";
-    refresh();
+    changed("files");
   });
 
   return { show };

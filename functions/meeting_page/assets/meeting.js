@@ -44,7 +44,11 @@ const connection = createConnection(ctx, portal, {
     parts.chat.people();
     parts.hands.show();
   },
-  onJoined() { if (ctx.role === "organizer") showDialIn(ctx, portal); },
+  onJoined() {
+    fetchShared();
+    if (ctx.role === "organizer") showDialIn(ctx, portal);
+  },
+  onContentChanged(msg) { fetchShared(msg.what); },
   onRecording(active) { parts.recording.show(active); },
   onChat(msg) { parts.chat.show(msg); },
   onChatHistory(messages) { parts.chat.history(messages); },
@@ -54,19 +58,24 @@ const connection = createConnection(ctx, portal, {
   },
 });
 
-async function refreshShared() {
+// Shared lists are fetched when they change, never polled: once on (re)joining, when the MCU says
+// someone changed one, and after one's own change (which the others are then told about).
+function fetchShared(what) {
   if (ctx.leaving || !ctx.token) return;
-  await Promise.all([parts.files.show(), parts.documents.show(), parts.polls.show()]);
+  const lists = { files: parts.files, documents: parts.documents, polls: parts.polls };
+  for (const [name, part] of Object.entries(lists)) if (!what || what === name) part.show().catch(() => {});
 }
-const refresh = () => { refreshShared().catch(() => {}); };
-parts.files = createFiles(ctx, portal, refresh);
-parts.documents = createDocuments(ctx, portal, refresh);
-parts.polls = createPolls(ctx, portal, refresh);
+function changed(what) {
+  fetchShared(what);
+  connection.send(SEND.changed, { what });
+}
+parts.files = createFiles(ctx, portal, changed);
+parts.documents = createDocuments(ctx, portal, changed);
+parts.polls = createPolls(ctx, portal, changed);
 parts.recording = createRecording(ctx, portal, connection.send);
 parts.chat = createChat(ctx, connection.send);
 parts.hands = createHands(ctx, connection.send);
 bindInvitations(ctx, portal);
-setInterval(refresh, 2000);
 
 async function start(event) {
   event.preventDefault();

@@ -3,11 +3,12 @@
 
 import { $, button } from "./dom.js";
 
-export function createPolls(ctx, portal, refresh) {
+export function createPolls(ctx, portal, changed) {
+  const refresh = () => changed("polls"); // runs go with a deleted poll: the others fetch theirs too
   function renderPolls(polls) {
     $("poll-list").replaceChildren(...polls.map((p) => {
       const li = document.createElement("li");
-      const run = button("Run", "run-poll", () => portal.api(`/polls/${p.id}/run`, { method: "POST" }).then(refresh));
+      const run = button("Run", "run-poll", () => portal.api(`/polls/${p.id}/run`, { method: "POST" }).then(() => changed("polls")));
       const edit = button("Edit", "edit-poll", () => {
         const form = $("poll-form");
         form.dataset.editing = p.id;
@@ -44,7 +45,7 @@ export function createPolls(ctx, portal, refresh) {
         row.dataset.testid = "poll-result";
         row.textContent = `${res.option}: ${res.votes} (${res.percent} %)`;
         if (r.my_vote === null || r.my_vote === undefined) {
-          const vote = button("Vote", `vote-${i}`, () => portal.api(`/runs/${r.run_id}/vote`, portal.json("POST", { option: i })).then(refresh));
+          const vote = button("Vote", `vote-${i}`, () => portal.api(`/runs/${r.run_id}/vote`, portal.json("POST", { option: i })).then(() => changed("polls")));
           row.append(" ", vote);
         }
         box.append(row);

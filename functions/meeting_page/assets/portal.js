@@ -3,6 +3,8 @@
 // rejoin secret lives in memory for this tab only.
 
 const TOKEN_REFRESH_MS = 40000; // join tokens live 60 s
+const PRESENCE_TRIES = 15;
+const PRESENCE_WAIT_MS = 700;
 
 export function createPortal(ctx) {
   async function join(extra = {}) {
@@ -24,9 +26,21 @@ export function createPortal(ctx) {
     return ctx.token;
   }
 
-  async function api(path, options = {}) {
+  async function call(path, options) {
     const headers = { ...(options.headers || {}), Authorization: `Bearer ${await token()}` };
     return fetch(`/api/meet/v1${path}`, { ...options, headers, credentials: "omit" });
+  }
+
+  // Reads that need our live connection wait for it: right after joining, the MCU has not yet
+  // told the portal we are in (403 not_connected), so they ask again shortly.
+  async function api(path, options = {}) {
+    for (let attempt = 0; ; attempt += 1) {
+      const resp = await call(path, options);
+      if (resp.status !== 403 || attempt >= PRESENCE_TRIES || (options.method || "GET") !== "GET") return resp;
+      const code = (await resp.clone().json().catch(() => ({}))).error?.code;
+      if (code !== "not_connected") return resp;
+      await new Promise((resolve) => setTimeout(resolve, PRESENCE_WAIT_MS));
+    }
   }
 
   function json(method, body) {

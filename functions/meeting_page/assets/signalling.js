@@ -10,6 +10,7 @@ export const SEND = Object.freeze({
   "chat": "chat",
   "hand": "hand",
   "react": "react",
+  "changed": "changed",
   "leave": "leave"
 });
 
@@ -23,6 +24,7 @@ export const RECEIVE = Object.freeze({
   "recording": "recording",
   "chat_message": "chat_message",
   "reaction": "reaction",
+  "content_changed": "content_changed",
   "error": "error"
 });
 
@@ -56,6 +58,9 @@ export const FIELDS = Object.freeze({
   ],
   "react": [
     "emoji"
+  ],
+  "changed": [
+    "what"
   ],
   "leave": [],
   "joined": [
@@ -97,6 +102,10 @@ export const FIELDS = Object.freeze({
   "reaction": [
     "participant_id",
     "emoji"
+  ],
+  "content_changed": [
+    "what",
+    "participant_id"
   ],
   "error": [
     "code",
