@@ -139,3 +139,53 @@ def test_hands_and_reactions(playwright: Any, pbx: PbxClient) -> None:
         assert ada.text_content(f"[data-testid=reaction][data-from='{bob_id}']") == "👏"
     finally:
         close(browser)
+
+
+def test_prejoin_chooses_devices_and_joins_with_camera_and_microphone_off(playwright: Any, pbx: PbxClient) -> None:
+    url, organizer_url = _links(pbx)
+    browser = launch(playwright)
+    try:
+        ada = join(browser, organizer_url, "Ada")
+        _in_meeting(ada, 1)
+        bob = browser.new_page()
+        bob.goto(url)
+        wait_for(
+            "the camera preview",
+            lambda: bob.evaluate("document.querySelector('[data-testid=preview]').videoWidth") > 0,
+            TIMEOUT_S,
+        )
+        cameras = bob.eval_on_selector_all("select[data-testid=camera-select] option", "os => os.map(o => o.value)")
+        mics = bob.eval_on_selector_all("select[data-testid=mic-select] option", "os => os.map(o => o.value)")
+        assert cameras and mics
+        wait_for(
+            "the microphone level moving",
+            lambda: float(bob.get_attribute("[data-testid=mic-level]", "data-level") or 0) > 0.02,
+            TIMEOUT_S,
+        )
+        bob.select_option("select[data-testid=camera-select]", cameras[-1])  # a chosen camera replaces the preview's
+        wait_for(
+            "the chosen camera", lambda: bob.evaluate("document.querySelector('[data-testid=preview]').videoWidth") > 0, TIMEOUT_S
+        )
+        bob.select_option("select[data-testid=mic-select]", mics[-1])
+        bob.uncheck("[data-testid=prejoin-camera]")
+        bob.uncheck("[data-testid=prejoin-mic]")
+        bob.fill("input[name=display_name]", "Bob")
+        bob.click("button[data-testid=join]")
+        bob_id = _in_meeting(bob, 2)
+        entry = f"[data-testid=participant][data-participant-id='{bob_id}']"
+        wait_for("Bob muted for Ada", lambda: "muted" in (ada.text_content(entry) or ""), TIMEOUT_S)
+        wait_for(
+            "Bob's camera off for Ada",
+            lambda: ada.evaluate(
+                f"document.querySelector(\"video[data-participant-id='{bob_id}']\")?.parentElement.classList.contains('video-off')"
+            ),
+            TIMEOUT_S,
+        )
+        assert bob.text_content("button[data-testid=toggle-audio]") == "Unmute"
+        assert bob.text_content("button[data-testid=toggle-video]") == "Start video"
+        kept = bob.evaluate(
+            "async () => [document.cookie, localStorage.length, sessionStorage.length, (await indexedDB.databases()).length]"
+        )
+        assert kept == ["", 0, 0, 0]  # nothing of the choice is kept beyond the tab
+    finally:
+        close(browser)

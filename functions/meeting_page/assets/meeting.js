@@ -13,6 +13,7 @@ import { createHands } from "./hands.js";
 import { bindInvitations } from "./invitations.js";
 import { createPolls } from "./polls.js";
 import { createPortal } from "./portal.js";
+import { createPrejoin } from "./prejoin.js";
 import { createRecording } from "./recording.js";
 import { SEND } from "./signalling.js";
 
@@ -30,6 +31,7 @@ const ctx = {
   me: null,
   pubPc: null,
   localStream: null,
+  sinkId: "", // the chosen speaker, where the browser can choose
   leaving: false,
   subs: new Map(), // publisher id -> {pc, stream}
   people: new Map(), // participant id -> public info
@@ -43,8 +45,10 @@ const connection = createConnection(ctx, portal, {
     render(ctx, (p) => (ctx.role === "organizer" && p.hand && p.id !== ctx.me ? [parts.hands.lowerButton(p)] : []));
     parts.chat.people();
     parts.hands.show();
+    if (ctx.sinkId) for (const v of document.querySelectorAll("video[data-participant-id]")) if (v.sinkId !== ctx.sinkId) v.setSinkId?.(ctx.sinkId).catch(() => {});
   },
   onJoined() {
+    sendMediaState(); // what the prejoin screen chose (camera or microphone off)
     fetchShared();
     if (ctx.role === "organizer") showDialIn(ctx, portal);
   },
@@ -77,20 +81,36 @@ parts.chat = createChat(ctx, connection.send);
 parts.hands = createHands(ctx, connection.send);
 bindInvitations(ctx, portal);
 
+const prejoin = createPrejoin(ctx);
+prejoin.start();
+
+function enabled(kind) {
+  const tracks = kind === "audio" ? ctx.localStream.getAudioTracks() : ctx.localStream.getVideoTracks();
+  return tracks.every((t) => t.enabled);
+}
+
+function showMediaState() {
+  const audio = enabled("audio");
+  const video = enabled("video");
+  $("toggle-audio").textContent = audio ? "Mute" : "Unmute";
+  $("toggle-audio").setAttribute("aria-pressed", String(!audio));
+  $("toggle-video").textContent = video ? "Stop video" : "Start video";
+  $("toggle-video").setAttribute("aria-pressed", String(!video));
+}
+
+function sendMediaState() {
+  connection.send(SEND.mute, { audio: enabled("audio"), video: enabled("video") });
+}
+
 async function start(event) {
   event.preventDefault();
   ctx.displayName = new FormData($("join-form")).get("display_name").trim();
   if (!ctx.displayName) return;
-  $("join-status").textContent = "Starting camera and microphone…";
-  try {
-    ctx.localStream = ctx.localStream || await navigator.mediaDevices.getUserMedia({
-      audio: true, video: { width: 640, height: 360, frameRate: 30 },
-    });
-  } catch (e) {
-    $("join-status").textContent = `Camera or microphone unavailable: ${e.message}`;
-    return;
-  }
+  await prejoin.start();
+  if (!ctx.localStream) return; // no camera or microphone: the prejoin screen says why
+  prejoin.done();
   $("self-view").srcObject = ctx.localStream;
+  showMediaState();
   $("join-screen").hidden = true;
   $("left-screen").hidden = true;
   $("meeting").hidden = false;
@@ -98,21 +118,17 @@ async function start(event) {
   await connection.restart();
 }
 
-function toggle(kind, control, onText, offText) {
+function toggle(kind) {
+  const on = !enabled(kind);
   const tracks = kind === "audio" ? ctx.localStream.getAudioTracks() : ctx.localStream.getVideoTracks();
-  const enabled = !tracks.every((t) => t.enabled);
-  tracks.forEach((t) => { t.enabled = enabled; });
-  control.textContent = enabled ? onText : offText;
-  control.setAttribute("aria-pressed", String(!enabled));
-  connection.send(SEND.mute, {
-    audio: ctx.localStream.getAudioTracks().every((t) => t.enabled),
-    video: ctx.localStream.getVideoTracks().every((t) => t.enabled),
-  });
+  tracks.forEach((t) => { t.enabled = on; });
+  showMediaState();
+  sendMediaState();
 }
 
 $("join-form").addEventListener("submit", start);
-$("toggle-audio").addEventListener("click", (e) => toggle("audio", e.target, "Mute", "Unmute"));
-$("toggle-video").addEventListener("click", (e) => toggle("video", e.target, "Stop video", "Start video"));
+$("toggle-audio").addEventListener("click", () => toggle("audio"));
+$("toggle-video").addEventListener("click", () => toggle("video"));
 $("leave").addEventListener("click", () => connection.leave());
 $("rejoin").addEventListener("click", (e) => { ctx.rejoinSecret = null; start(e); });
 window.addEventListener("online", () => connection.online());
