@@ -40,6 +40,9 @@ class RelayPublisher:
     def unsubscribe(self, proxy: Any) -> None:
         proxy.stop()
 
+    def hold(self, held: bool) -> None:
+        """The benchmark's publishers are never muted."""
+
     async def stop(self) -> None:
         self.track.stop()
 

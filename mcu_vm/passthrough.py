@@ -200,6 +200,15 @@ class Publisher:
         self._deferred: asyncio.TimerHandle | None = None
         self.keyframe_requests = 0
         self._task: asyncio.Task[None] | None = None
+        self.held = False  # forward nothing (the participant's microphone or camera is off)
+
+    def hold(self, held: bool) -> None:
+        """Stop or resume forwarding; video resumes at a keyframe."""
+        if held == self.held:
+            return
+        self.held = held
+        if not held and self.kind == "video":
+            self.request_keyframe()
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -212,6 +221,8 @@ class Publisher:
                     raise TypeError("a decoded frame reached the forwarder: passthrough.install() was not called")
                 if packet.is_keyframe:
                     self._keyframe_since_request = True
+                if self.held:
+                    continue
                 for sub in list(self.subscribers):
                     sub.push(packet)
         except (MediaStreamError, asyncio.CancelledError):

@@ -93,6 +93,8 @@ class Room:
     recording: RoomRecording | None = None
     dirty: set[str] = field(default_factory=set)  # participants whose update is yet to be broadcast
     flush: asyncio.TimerHandle | None = None
+    locked: bool = False  # the organizer locked the meeting: nobody new comes in
+    removed: set[str] = field(default_factory=set)  # participant ids removed for the rest of the session
     # the session's chat, in memory only (never stored, never logged): gone with the room
     chat: deque[contract.ChatMessage] = field(default_factory=lambda: deque(maxlen=contract.CHAT_HISTORY))
 
@@ -169,6 +171,7 @@ class RoomRegistry:
                 ice_servers=self.ice_servers,
                 recording=room.recording is not None,
                 chat=room.chat_for(p.id),
+                locked=room.locked,
             )
         )
         for other in list(room.participants.values()):
@@ -224,9 +227,9 @@ class RoomRegistry:
         elif isinstance(message, contract.Mute):
             audio = p.audio if message.audio is None else message.audio
             video = p.video if message.video is None else message.video
-            if (audio, video) != (p.audio, p.video):
-                p.audio, p.video = audio, video
-                self._updated(room, p)
+            self._set_media(room, p, audio, video)
+        elif isinstance(message, contract.Moderate | contract.MuteAll | contract.Lock):
+            await self._moderate(room, p, message)
         elif isinstance(message, contract.Chat):
             await self._chat(room, p, message)
         elif isinstance(message, contract.Hand):
@@ -256,6 +259,57 @@ class RoomRegistry:
                     await other.send(contract.RecordingState(active=room.recording is not None))
         else:
             await p.send(contract.error("invalid_request"))
+
+    def _set_media(self, room: Room, p: Participant, audio: bool, video: bool) -> None:
+        """What ``p`` sends is forwarded only while it is on: the MCU holds a muted microphone
+        or a stopped camera itself (whatever the browser keeps sending)."""
+        if (audio, video) == (p.audio, p.video):
+            return
+        p.audio, p.video = audio, video
+        for kind, on in (("audio", audio), ("video", video)):
+            pub = p.publishers.get(kind)
+            if pub is not None:
+                pub.hold(not on)
+        self._updated(room, p)
+
+    async def _moderate(self, room: Room, p: Participant, message: contract.Moderate | contract.MuteAll | contract.Lock) -> None:
+        """The organizer's actions; anyone else is refused, whatever their page sends."""
+        if p.role != "organizer":
+            await p.send(contract.error("forbidden"))
+            return
+        if isinstance(message, contract.Lock):
+            if room.locked != message.locked:
+                room.locked = message.locked
+                for other in list(room.participants.values()):
+                    await other.send(contract.LockState(locked=room.locked))
+            return
+        if isinstance(message, contract.MuteAll):
+            for other in list(room.participants.values()):
+                if other is not p:
+                    self._set_media(room, other, False, other.video)
+            return
+        target = room.participants.get(message.participant_id)
+        if target is None or target is p:
+            await p.send(contract.error("invalid_request"))
+            return
+        if message.action == "mute":
+            self._set_media(room, target, False, target.video)
+        elif message.action == "stop_video":
+            self._set_media(room, target, target.audio, False)
+        else:
+            room.removed.add(target.id)  # holds for the session: that participant id cannot come back
+            await target.send(contract.Removed())
+            await self.remove(room, target, reason="removed")
+            if not target.ws.closed:
+                await target.ws.close(code=4004)
+
+    def admits(self, room: Room, participant_id: str, role: str) -> contract.ErrorCode | None:
+        """Why a (re)joining participant may not come in, or None."""
+        if participant_id in room.removed:
+            return "removed"
+        if room.locked and role != "organizer" and participant_id not in room.seen:
+            return "meeting_locked"
+        return None
 
     async def _chat(self, room: Room, p: Participant, message: contract.Chat) -> None:
         """Relay to everyone, or to one person (and back to the sender); kept in the room's memory
@@ -328,6 +382,7 @@ class RoomRegistry:
             codecs = transceiver._codecs  # negotiated, preferred first
             if transceiver.receiver.track is not None and codecs and transceiver.direction in ("recvonly", "sendrecv"):
                 pub = self.make_publisher(transceiver.receiver.track, transceiver.receiver, codecs[0])
+                pub.hold(not (p.audio if pub.kind == "audio" else p.video))  # a microphone already off stays held
                 p.publishers[pub.kind] = pub
                 if room.recording is not None:
                     room.recording.add(pub, p.id)

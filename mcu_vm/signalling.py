@@ -32,7 +32,7 @@ MAX_MESSAGE_BYTES = 64 * 1024  # SDPs are a few KiB
 MESSAGE_RATE_PER_S = 10.0  # sustained signalling messages per socket
 MESSAGE_BURST = 60.0  # a joiner answers one subscription offer per publisher at once
 MAX_DROPPED = 200  # refused (over-rate) messages before the MCU closes the socket
-CLOSE_UNAUTHENTICATED, CLOSE_INVALID, CLOSE_FULL, CLOSE_RATE = 4001, 4000, 4003, 4029
+CLOSE_UNAUTHENTICATED, CLOSE_INVALID, CLOSE_FULL, CLOSE_RATE, CLOSE_REMOVED = 4001, 4000, 4003, 4029, 4004
 
 
 def loop_time() -> float:
@@ -43,7 +43,13 @@ async def refuse(ws: web.WebSocketResponse, code: contract.ErrorCode) -> None:
     """Tell the socket why and close it."""
     with contextlib.suppress(ConnectionError, RuntimeError):
         await ws.send_json(contract.wire(contract.error(code)))
-    await ws.close(code={"unauthenticated": CLOSE_UNAUTHENTICATED, "meeting_full": CLOSE_FULL}.get(code, CLOSE_INVALID))
+    closes = {
+        "unauthenticated": CLOSE_UNAUTHENTICATED,
+        "meeting_full": CLOSE_FULL,
+        "removed": CLOSE_REMOVED,
+        "meeting_locked": CLOSE_FULL,
+    }
+    await ws.close(code=closes.get(code, CLOSE_INVALID))
 
 
 class Signalling:
@@ -77,6 +83,10 @@ class Signalling:
                 await registry.remove(room, stale, reason="replaced")
             if len(room.participants) >= claims.max_participants:
                 await refuse(ws, "meeting_full")
+                return ws
+            refused = registry.admits(room, claims.participant_id, claims.role)
+            if refused is not None:
+                await refuse(ws, refused)
                 return ws
             participant = Participant(claims.participant_id, claims.display_name, claims.role, ip, ws)
             await registry.add(room, participant)

@@ -189,3 +189,55 @@ def test_prejoin_chooses_devices_and_joins_with_camera_and_microphone_off(playwr
         assert kept == ["", 0, 0, 0]  # nothing of the choice is kept beyond the tab
     finally:
         close(browser)
+
+
+def _audio_packets(page: Page, publisher_id: str) -> int:
+    stats = page.evaluate("window.webmeeting.stats()")
+    entry = stats.get(publisher_id) or {}
+    return int((entry.get("audio") or {}).get("packets", 0))
+
+
+def _audio_flows(page: Page, publisher_id: str, seconds: float = 1.5) -> bool:
+    before = _audio_packets(page, publisher_id)
+    page.wait_for_timeout(int(seconds * 1000))
+    return _audio_packets(page, publisher_id) > before + 5
+
+
+def test_moderation_mute_remove_lock(playwright: Any, pbx: PbxClient) -> None:
+    url, organizer_url = _links(pbx)
+    browser = launch(playwright)
+    try:
+        ada = join(browser, organizer_url, "Ada")
+        _in_meeting(ada, 1)
+        bob = join(browser, url, "Bob")
+        bob_id = _in_meeting(bob, 2)
+        eve = join(browser, url, "Eve")
+        eve_id = _in_meeting(eve, 3)
+        wait_for("Bob's audio reaching Eve", lambda: _audio_flows(eve, bob_id), TIMEOUT_S)
+        assert bob.query_selector("button[data-testid=mute-participant]") is None  # organizer-only tools
+        # mute someone: their audio stops arriving; they may unmute themselves
+        ada.click(f"[data-testid=participant][data-participant-id='{bob_id}'] button[data-testid=mute-participant]")
+        wait_for("Bob told he is muted", lambda: bob.text_content("button[data-testid=toggle-audio]") == "Unmute", TIMEOUT_S)
+        wait_for("Bob's audio stopped for Eve", lambda: not _audio_flows(eve, bob_id), TIMEOUT_S)
+        bob.click("button[data-testid=toggle-audio]")
+        wait_for("Bob's audio back for Eve", lambda: _audio_flows(eve, bob_id), TIMEOUT_S)
+        # mute everyone
+        ada.click("button[data-testid=mute-all]")
+        for page in (bob, eve):
+            wait_for("everyone muted", lambda p=page: p.text_content("button[data-testid=toggle-audio]") == "Unmute", TIMEOUT_S)
+        # remove someone: that page is out and does not come back
+        ada.click(f"[data-testid=participant][data-participant-id='{eve_id}'] button[data-testid=remove-participant]")
+        eve.wait_for_selector("[data-testid=removed]", state="visible", timeout=TIMEOUT_S * 1000)
+        wait_for("Eve gone for the others", lambda: ada.text_content("[data-testid=participant-count]") == "2", TIMEOUT_S)
+        ada.wait_for_timeout(3000)
+        assert ada.text_content("[data-testid=participant-count]") == "2" and eve.is_visible("[data-testid=removed]")
+        # lock: nobody new comes in; unlocked, they do
+        ada.click("button[data-testid=lock-meeting]")
+        wait_for("locked for Bob", lambda: bob.is_visible("[data-testid=locked-indicator]"), TIMEOUT_S)
+        kim = join(browser, url, "Kim")
+        wait_for("Kim refused", lambda: "locked" in (kim.text_content("#left-reason") or ""), TIMEOUT_S)
+        ada.click("button[data-testid=lock-meeting]")
+        kim.click("#rejoin")
+        _in_meeting(kim, 3)
+    finally:
+        close(browser)

@@ -221,3 +221,28 @@ def test_the_room_channel_enforces_its_own_rules(platform: Platform, pbx: PbxCli
     assert "rate_limited" in codes  # 8 messages at once: over the chat's burst
     assert len([t for t in seen if t.get("type") == "chat_message"]) == 5  # the burst, no more
     assert not any(t.get("type") == "participant_updated" and t["participant"]["hand"] is False for t in seen)
+
+
+def test_only_the_organizer_moderates(platform: Platform, pbx: PbxClient) -> None:
+    """A participant's moderate, mute_all and lock messages are refused and change nothing."""
+    key, _ = quick_links(pbx)
+    mallory, grace = join_meeting(platform, key, "Mallory"), join_meeting(platform, key, "Grace")
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async with aiohttp.ClientSession() as session:
+            g, _ = await _connect(session, grace, key)
+            m, _ = await _connect(session, mallory, key)
+            await _drain(g, 0.5)
+            for action in ("mute", "stop_video", "remove"):
+                await m.send_json({"type": "moderate", "action": action, "participant_id": grace["participant_id"]})
+            await m.send_json({"type": "mute_all"})
+            await m.send_json({"type": "lock", "locked": True})
+            told = await _drain(m, 1.0)
+            seen = await _drain(g, 0.5)
+            await m.close()
+            await g.close()
+            return told, seen
+
+    told, seen = asyncio.run(run())
+    assert [t.get("code") for t in told if t.get("type") == "error"] == ["forbidden"] * 5, told
+    assert not [t for t in seen if t.get("type") in ("removed", "lock_state", "participant_updated")], seen

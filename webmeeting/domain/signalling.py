@@ -11,9 +11,10 @@ Browser -> MCU: ``join`` (first, always; the key must be the token's), ``publish
 video, sendonly), ``subscribe_answer``, ``mute``, ``record`` (organizer, with the portal's
 grant), ``chat`` (to everyone or one person), ``hand`` (raise or lower one's own; the organizer
 lowers anyone's), ``react``, ``changed`` (shared content changed through the portal),
-``leave``. MCU -> browser: ``joined`` (with the session's chat so far), ``publish_answer``,
+``moderate`` / ``mute_all`` / ``lock`` (the organizer's), ``leave``. MCU -> browser: ``joined`` (with the session's chat so far), ``publish_answer``,
 ``subscribe_offer``, ``participant_joined`` / ``participant_updated`` / ``participant_left``,
-``recording`` (to everyone), ``chat_message``, ``reaction``, ``content_changed``, ``error`` (a
+``recording`` (to everyone), ``chat_message``, ``reaction``, ``content_changed``,
+``lock_state``, ``removed``, ``error`` (a
 stable code and a fixed text, never an exception's).
 
 Chat is never stored: the MCU relays it and keeps the session's last ``CHAT_HISTORY`` messages
@@ -44,9 +45,19 @@ ERROR_TEXT: dict[str, str] = {
     "rate_limited": "too many messages; slow down",
     "invalid_sdp": "the session description was refused",
     "too_many_tracks": "a publish carries at most one audio and one video track",
+    "removed": "the organizer removed you from this meeting",
+    "meeting_locked": "the organizer has locked this meeting",
 }
 ErrorCode = Literal[
-    "invalid_request", "unauthenticated", "meeting_full", "forbidden", "rate_limited", "invalid_sdp", "too_many_tracks"
+    "invalid_request",
+    "unauthenticated",
+    "meeting_full",
+    "forbidden",
+    "rate_limited",
+    "invalid_sdp",
+    "too_many_tracks",
+    "removed",
+    "meeting_locked",
 ]
 
 
@@ -120,12 +131,36 @@ class Changed(_Message):
     what: Literal["files", "documents", "polls"]
 
 
+class Moderate(_Message):
+    """The organizer's action on one participant: mute their microphone or stop their camera
+    (they may turn either on again themselves: there is no remote unmute), or remove them (for
+    the rest of the session)."""
+
+    type: Literal["moderate"]
+    action: Literal["mute", "stop_video", "remove"]
+    participant_id: str = Field(pattern=PARTICIPANT_ID)
+
+
+class MuteAll(_Message):
+    """The organizer mutes everyone else's microphone."""
+
+    type: Literal["mute_all"]
+
+
+class Lock(_Message):
+    """The organizer locks the meeting (nobody new comes in) or opens it again."""
+
+    type: Literal["lock"]
+    locked: bool
+
+
 class Leave(_Message):
     type: Literal["leave"]
 
 
 ClientMessage = Annotated[
-    Join | Publish | SubscribeAnswer | Mute | Record | Chat | Hand | React | Changed | Leave, Field(discriminator="type")
+    Join | Publish | SubscribeAnswer | Mute | Record | Chat | Hand | React | Changed | Moderate | MuteAll | Lock | Leave,
+    Field(discriminator="type"),
 ]
 _CLIENT: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
@@ -174,6 +209,7 @@ class Joined(_Message):
     ice_servers: list[dict[str, Any]]
     recording: bool
     chat: list[ChatMessage] = []  # the session's messages so far that are for this participant
+    locked: bool = False
 
 
 class PublishAnswer(_Message):
@@ -214,6 +250,17 @@ class Reaction(_Message):
     emoji: str
 
 
+class LockState(_Message):
+    type: Literal["lock_state"] = "lock_state"
+    locked: bool
+
+
+class Removed(_Message):
+    """To the removed participant, just before the MCU closes its socket."""
+
+    type: Literal["removed"] = "removed"
+
+
 class ContentChanged(_Message):
     type: Literal["content_changed"] = "content_changed"
     what: Literal["files", "documents", "polls"]
@@ -237,6 +284,8 @@ ServerMessage = Annotated[
     | ChatMessage
     | Reaction
     | ContentChanged
+    | LockState
+    | Removed
     | Error,
     Field(discriminator="type"),
 ]
@@ -253,7 +302,7 @@ def wire(message: BaseModel) -> dict[str, Any]:
 
 # --- what the page and the docs are built from --------------------------------------------------------
 
-CLIENT_TYPES = (Join, Publish, SubscribeAnswer, Mute, Record, Chat, Hand, React, Changed, Leave)
+CLIENT_TYPES = (Join, Publish, SubscribeAnswer, Mute, Record, Chat, Hand, React, Changed, Moderate, MuteAll, Lock, Leave)
 SERVER_TYPES = (
     Joined,
     PublishAnswer,
@@ -265,6 +314,8 @@ SERVER_TYPES = (
     ChatMessage,
     Reaction,
     ContentChanged,
+    LockState,
+    Removed,
     Error,
 )
 

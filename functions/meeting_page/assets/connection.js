@@ -7,7 +7,7 @@ import { attach, videoOf } from "./grid.js";
 import { RECEIVE, SEND, message } from "./signalling.js";
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000]; // then 8 s until it works
-const FATAL = new Set(["not_found", "license_invalid", "meeting_full", "invalid_request"]);
+const FATAL = new Set(["not_found", "license_invalid", "meeting_full", "invalid_request", "removed", "meeting_locked"]);
 
 export function createConnection(ctx, portal, hooks) {
   let ws = null;
@@ -74,6 +74,7 @@ export function createConnection(ctx, portal, hooks) {
         hooks.render();
         setState("connected");
         hooks.onRecording(Boolean(msg.recording));
+        hooks.onLock(Boolean(msg.locked));
         hooks.onChatHistory(msg.chat);
         await publish();
         hooks.onJoined();
@@ -90,7 +91,14 @@ export function createConnection(ctx, portal, hooks) {
       case RECEIVE.participant_joined:
       case RECEIVE.participant_updated:
         ctx.people.set(msg.participant.id, msg.participant);
+        if (msg.participant.id === ctx.me) hooks.onSelf(msg.participant); // the organizer may have muted us
         hooks.render();
+        break;
+      case RECEIVE.lock_state:
+        hooks.onLock(msg.locked);
+        break;
+      case RECEIVE.removed:
+        stop("The organizer removed you from this meeting.", { removed: true });
         break;
       case RECEIVE.participant_left:
         ctx.people.delete(msg.participant_id);
@@ -108,7 +116,7 @@ export function createConnection(ctx, portal, hooks) {
         break;
       case RECEIVE.error:
         setState(msg.message);
-        if (FATAL.has(msg.code)) stop(msg.message);
+        if (FATAL.has(msg.code)) stop(msg.message, { removed: msg.code === "removed" });
         break;
     }
   }
@@ -155,12 +163,13 @@ export function createConnection(ctx, portal, hooks) {
     ws.onclose = () => { ctx.failedMcu = ctx.mcuId; reconnect("connection lost"); };
   }
 
-  function stop(reason) {
+  function stop(reason, { removed = false } = {}) {
     ctx.leaving = true;
     teardown();
     ctx.people.clear();
     hooks.render();
     $("meeting").hidden = true;
+    if (removed) { $("removed-screen").hidden = false; return; } // that tab does not come back
     $("left-screen").hidden = false;
     $("left-reason").textContent = reason || "";
   }

@@ -6,7 +6,7 @@ import { createChat } from "./chat.js";
 import { createConnection } from "./connection.js";
 import { showDialIn } from "./dialin.js";
 import { createDocuments } from "./documents.js";
-import { $ } from "./dom.js";
+import { $, button } from "./dom.js";
 import { createFiles } from "./files.js";
 import { render } from "./grid.js";
 import { createHands } from "./hands.js";
@@ -32,6 +32,7 @@ const ctx = {
   pubPc: null,
   localStream: null,
   sinkId: "", // the chosen speaker, where the browser can choose
+  locked: false,
   leaving: false,
   subs: new Map(), // publisher id -> {pc, stream}
   people: new Map(), // participant id -> public info
@@ -42,7 +43,15 @@ const parts = {};
 const connection = createConnection(ctx, portal, {
   render() {
     // the organizer lowers a raised hand from the participant list
-    render(ctx, (p) => (ctx.role === "organizer" && p.hand && p.id !== ctx.me ? [parts.hands.lowerButton(p)] : []));
+    render(ctx, (p) => {
+      if (ctx.role !== "organizer" || p.id === ctx.me) return [];
+      const tools = [];
+      if (p.hand) tools.push(parts.hands.lowerButton(p));
+      if (p.audio !== false) tools.push(button("Mute", "mute-participant", () => connection.send(SEND.moderate, { action: "mute", participant_id: p.id })));
+      if (p.video !== false) tools.push(button("Stop video", "stop-video-participant", () => connection.send(SEND.moderate, { action: "stop_video", participant_id: p.id })));
+      tools.push(button("Remove", "remove-participant", () => connection.send(SEND.moderate, { action: "remove", participant_id: p.id })));
+      return tools;
+    });
     parts.chat.people();
     parts.hands.show();
     if (ctx.sinkId) for (const v of document.querySelectorAll("video[data-participant-id]")) if (v.sinkId !== ctx.sinkId) v.setSinkId?.(ctx.sinkId).catch(() => {});
@@ -54,11 +63,23 @@ const connection = createConnection(ctx, portal, {
   },
   onContentChanged(msg) { fetchShared(msg.what); },
   onRecording(active) { parts.recording.show(active); },
+  onLock(locked) {
+    ctx.locked = locked;
+    $("lock-meeting").textContent = locked ? "Unlock meeting" : "Lock meeting";
+    $("lock-meeting").setAttribute("aria-pressed", String(locked));
+    $("locked-indicator").hidden = !locked;
+  },
+  onSelf(me) { // the organizer turned our microphone or camera off: follow (turning it on again is ours)
+    for (const [kind, on] of [["audio", me.audio], ["video", me.video]]) {
+      if (on === false && enabled(kind)) for (const t of kind === "audio" ? ctx.localStream.getAudioTracks() : ctx.localStream.getVideoTracks()) t.enabled = false;
+    }
+    showMediaState();
+  },
   onChat(msg) { parts.chat.show(msg); },
   onChatHistory(messages) { parts.chat.history(messages); },
   onReaction(msg) { parts.hands.reaction(msg); },
   onRole(role) {
-    for (const id of ["poll-form", "pdf-input", "invite-form", "record"]) $(id).hidden = role !== "organizer";
+    for (const id of ["poll-form", "pdf-input", "invite-form", "record", "lock-meeting", "mute-all"]) $(id).hidden = role !== "organizer";
   },
 });
 
@@ -130,6 +151,8 @@ $("join-form").addEventListener("submit", start);
 $("toggle-audio").addEventListener("click", () => toggle("audio"));
 $("toggle-video").addEventListener("click", () => toggle("video"));
 $("leave").addEventListener("click", () => connection.leave());
+$("lock-meeting").addEventListener("click", () => connection.send(SEND.lock, { locked: !ctx.locked }));
+$("mute-all").addEventListener("click", () => connection.send(SEND.mute_all));
 $("rejoin").addEventListener("click", (e) => { ctx.rejoinSecret = null; start(e); });
 window.addEventListener("online", () => connection.online());
 

@@ -11,6 +11,9 @@ export const SEND = Object.freeze({
   "hand": "hand",
   "react": "react",
   "changed": "changed",
+  "moderate": "moderate",
+  "mute_all": "mute_all",
+  "lock": "lock",
   "leave": "leave"
 });
 
@@ -25,6 +28,8 @@ export const RECEIVE = Object.freeze({
   "chat_message": "chat_message",
   "reaction": "reaction",
   "content_changed": "content_changed",
+  "lock_state": "lock_state",
+  "removed": "removed",
   "error": "error"
 });
 
@@ -62,6 +67,14 @@ export const FIELDS = Object.freeze({
   "changed": [
     "what"
   ],
+  "moderate": [
+    "action",
+    "participant_id"
+  ],
+  "mute_all": [],
+  "lock": [
+    "locked"
+  ],
   "leave": [],
   "joined": [
     "participant_id",
@@ -69,7 +82,8 @@ export const FIELDS = Object.freeze({
     "participants",
     "ice_servers",
     "recording",
-    "chat"
+    "chat",
+    "locked"
   ],
   "publish_answer": [
     "sdp"
@@ -107,6 +121,10 @@ export const FIELDS = Object.freeze({
     "what",
     "participant_id"
   ],
+  "lock_state": [
+    "locked"
+  ],
+  "removed": [],
   "error": [
     "code",
     "message"
@@ -120,7 +138,9 @@ export const ERROR_TEXT = Object.freeze({
   "forbidden": "only the organizer may do this",
   "rate_limited": "too many messages; slow down",
   "invalid_sdp": "the session description was refused",
-  "too_many_tracks": "a publish carries at most one audio and one video track"
+  "too_many_tracks": "a publish carries at most one audio and one video track",
+  "removed": "the organizer removed you from this meeting",
+  "meeting_locked": "the organizer has locked this meeting"
 });
 
 export const REACTIONS = Object.freeze(["👍", "👏", "😂", "❤️", "🎉", "😮"]);
