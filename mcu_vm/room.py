@@ -95,6 +95,7 @@ class Room:
     flush: asyncio.TimerHandle | None = None
     locked: bool = False  # the organizer locked the meeting: nobody new comes in
     removed: set[str] = field(default_factory=set)  # participant ids removed for the rest of the session
+    presenters: set[str] = field(default_factory=set)  # made presenters by the organizer (kept across reconnects)
     # the session's chat, in memory only (never stored, never logged): gone with the room
     chat: deque[contract.ChatMessage] = field(default_factory=lambda: deque(maxlen=contract.CHAT_HISTORY))
 
@@ -162,7 +163,9 @@ class RoomRegistry:
         event = "reconnected" if p.id in room.seen else "joined"
         room.seen.add(p.id)
         room.participants[p.id] = p
-        self.portal.event(event, room.key, p.id, name=p.name, role=p.role, ip=p.ip)
+        self.portal.event(event, room.key, p.id, name=p.name, role=p.role, ip=p.ip)  # the token's role
+        if p.role == "participant" and p.id in room.presenters:
+            p.role = "presenter"  # given in this room by the organizer, kept across reconnects
         await p.send(
             contract.Joined(
                 participant_id=p.id,
@@ -296,6 +299,15 @@ class RoomRegistry:
             self._set_media(room, target, False, target.video)
         elif message.action == "stop_video":
             self._set_media(room, target, target.audio, False)
+        elif message.action in ("promote", "demote"):
+            if target.role == "organizer":
+                await p.send(contract.error("invalid_request"))
+                return
+            promote = message.action == "promote"
+            (room.presenters.add if promote else room.presenters.discard)(target.id)
+            if target.role != ("presenter" if promote else "participant"):
+                target.role = "presenter" if promote else "participant"
+                self._updated(room, target)
         else:
             room.removed.add(target.id)  # holds for the session: that participant id cannot come back
             await target.send(contract.Removed())

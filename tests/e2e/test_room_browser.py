@@ -215,6 +215,13 @@ def test_moderation_mute_remove_lock(playwright: Any, pbx: PbxClient) -> None:
         eve_id = _in_meeting(eve, 3)
         wait_for("Bob's audio reaching Eve", lambda: _audio_flows(eve, bob_id), TIMEOUT_S)
         assert bob.query_selector("button[data-testid=mute-participant]") is None  # organizer-only tools
+        # promote: Bob a presenter for everyone, kept by the room; and back
+        bob_entry = f"[data-testid=participant][data-participant-id='{bob_id}']"
+        ada.click(f"{bob_entry} button[data-testid=promote-participant]")
+        for page in (ada, bob, eve):
+            wait_for("Bob a presenter", lambda p=page: p.get_attribute(bob_entry, "data-role") == "presenter", TIMEOUT_S)
+        ada.click(f"{bob_entry} button[data-testid=demote-participant]")
+        wait_for("Bob a participant again", lambda: eve.get_attribute(bob_entry, "data-role") == "participant", TIMEOUT_S)
         # mute someone: their audio stops arriving; they may unmute themselves
         ada.click(f"[data-testid=participant][data-participant-id='{bob_id}'] button[data-testid=mute-participant]")
         wait_for("Bob told he is muted", lambda: bob.text_content("button[data-testid=toggle-audio]") == "Unmute", TIMEOUT_S)
@@ -239,5 +246,36 @@ def test_moderation_mute_remove_lock(playwright: Any, pbx: PbxClient) -> None:
         ada.click("button[data-testid=lock-meeting]")
         kim.click("#rejoin")
         _in_meeting(kim, 3)
+    finally:
+        close(browser)
+
+
+def test_the_active_speaker_is_shown(playwright: Any, pbx: PbxClient) -> None:
+    url, organizer_url = _links(pbx)
+    browser = launch(playwright)
+    try:
+        ada = join(browser, organizer_url, "Ada")
+        _in_meeting(ada, 1)
+        bob = join(browser, url, "Bob")
+        bob_id = _in_meeting(bob, 2)
+        entry = f"[data-testid=participant][data-participant-id='{bob_id}']"
+        # the fake microphone beeps: Bob speaks, then he is silent between beeps
+        wait_for("Bob speaking for Ada", lambda: ada.get_attribute(entry, "data-speaking") == "true", TIMEOUT_S)
+        wait_for("Bob silent for Ada", lambda: ada.get_attribute(entry, "data-speaking") == "false", TIMEOUT_S)
+        ada.click("button[data-testid=layout]")  # the speaker layout: the latest speaker large
+        wait_for(
+            "Bob's tile large",
+            lambda: ada.evaluate(
+                f"document.querySelector(\"video[data-participant-id='{bob_id}']\").parentElement.classList.contains('main')"
+            ),
+            TIMEOUT_S,
+        )
+        bob.click("button[data-testid=toggle-audio]")  # muted: never shown speaking
+        ada.wait_for_timeout(1500)
+        samples = []
+        for _ in range(10):
+            samples.append(ada.get_attribute(entry, "data-speaking"))
+            ada.wait_for_timeout(200)
+        assert set(samples) == {"false"}, samples
     finally:
         close(browser)

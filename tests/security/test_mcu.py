@@ -233,7 +233,7 @@ def test_only_the_organizer_moderates(platform: Platform, pbx: PbxClient) -> Non
             g, _ = await _connect(session, grace, key)
             m, _ = await _connect(session, mallory, key)
             await _drain(g, 0.5)
-            for action in ("mute", "stop_video", "remove"):
+            for action in ("mute", "stop_video", "promote", "demote", "remove"):
                 await m.send_json({"type": "moderate", "action": action, "participant_id": grace["participant_id"]})
             await m.send_json({"type": "mute_all"})
             await m.send_json({"type": "lock", "locked": True})
@@ -244,5 +244,5 @@ def test_only_the_organizer_moderates(platform: Platform, pbx: PbxClient) -> Non
             return told, seen
 
     told, seen = asyncio.run(run())
-    assert [t.get("code") for t in told if t.get("type") == "error"] == ["forbidden"] * 5, told
+    assert [t.get("code") for t in told if t.get("type") == "error"] == ["forbidden"] * 7, told
     assert not [t for t in seen if t.get("type") in ("removed", "lock_state", "participant_updated")], seen

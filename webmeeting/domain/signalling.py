@@ -34,7 +34,7 @@ MAX_CHAT_CHARS = 1000  # one chat message
 CHAT_HISTORY = 200  # messages a room keeps in memory for late joiners
 REACTIONS = ("👍", "👏", "😂", "❤️", "🎉", "😮")
 PARTICIPANT_ID = r"^[A-Za-z0-9_-]{8,64}$"
-Role = Literal["organizer", "participant"]
+Role = Literal["organizer", "presenter", "participant"]  # presenter: given in the room by the organizer
 
 # the only texts an error message carries, by code: fixed, never an exception's
 ERROR_TEXT: dict[str, str] = {
@@ -133,11 +133,11 @@ class Changed(_Message):
 
 class Moderate(_Message):
     """The organizer's action on one participant: mute their microphone or stop their camera
-    (they may turn either on again themselves: there is no remote unmute), or remove them (for
-    the rest of the session)."""
+    (they may turn either on again themselves: there is no remote unmute), make them a presenter
+    or a participant again, or remove them (for the rest of the session)."""
 
     type: Literal["moderate"]
-    action: Literal["mute", "stop_video", "remove"]
+    action: Literal["mute", "stop_video", "promote", "demote", "remove"]
     participant_id: str = Field(pattern=PARTICIPANT_ID)
 
 

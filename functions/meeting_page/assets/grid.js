@@ -21,7 +21,7 @@ export function render(ctx, extras = () => []) {
   for (const p of ctx.people.values()) {
     const li = document.createElement("li");
     li.textContent = (p.hand ? "✋ " : "") + p.name + (p.id === ctx.me ? " (you)" : "")
-      + (p.role === "organizer" ? " · organizer" : "") + (p.audio === false ? " · muted" : "");
+      + (p.role === "participant" ? "" : ` · ${p.role}`) + (p.audio === false ? " · muted" : "");
     li.dataset.testid = "participant";
     li.dataset.participantId = p.id;
     li.dataset.role = p.role;

@@ -15,6 +15,7 @@ import { createPolls } from "./polls.js";
 import { createPortal } from "./portal.js";
 import { createPrejoin } from "./prejoin.js";
 import { createRecording } from "./recording.js";
+import { createSpeaker } from "./speaker.js";
 import { SEND } from "./signalling.js";
 
 const app = document.getElementById("app");
@@ -49,11 +50,15 @@ const connection = createConnection(ctx, portal, {
       if (p.hand) tools.push(parts.hands.lowerButton(p));
       if (p.audio !== false) tools.push(button("Mute", "mute-participant", () => connection.send(SEND.moderate, { action: "mute", participant_id: p.id })));
       if (p.video !== false) tools.push(button("Stop video", "stop-video-participant", () => connection.send(SEND.moderate, { action: "stop_video", participant_id: p.id })));
+      const presenter = p.role === "presenter";
+      tools.push(button(presenter ? "Make participant" : "Make presenter", presenter ? "demote-participant" : "promote-participant",
+        () => connection.send(SEND.moderate, { action: presenter ? "demote" : "promote", participant_id: p.id })));
       tools.push(button("Remove", "remove-participant", () => connection.send(SEND.moderate, { action: "remove", participant_id: p.id })));
       return tools;
     });
     parts.chat.people();
     parts.hands.show();
+    parts.speaker.show();
     if (ctx.sinkId) for (const v of document.querySelectorAll("video[data-participant-id]")) if (v.sinkId !== ctx.sinkId) v.setSinkId?.(ctx.sinkId).catch(() => {});
   },
   onJoined() {
@@ -100,6 +105,7 @@ parts.polls = createPolls(ctx, portal, changed);
 parts.recording = createRecording(ctx, portal, connection.send);
 parts.chat = createChat(ctx, connection.send);
 parts.hands = createHands(ctx, connection.send);
+parts.speaker = createSpeaker(ctx);
 bindInvitations(ctx, portal);
 
 const prejoin = createPrejoin(ctx);
@@ -130,6 +136,7 @@ async function start(event) {
   await prejoin.start();
   if (!ctx.localStream) return; // no camera or microphone: the prejoin screen says why
   prejoin.done();
+  parts.speaker.resume(); // audio may start only after a gesture: the join click is one
   $("self-view").srcObject = ctx.localStream;
   showMediaState();
   $("join-screen").hidden = true;
@@ -159,6 +166,7 @@ window.addEventListener("online", () => connection.online());
 // Connection statistics, per remote participant (also what the browser tests read).
 window.webmeeting = {
   participantId() { return ctx.me; },
+  audioLevels() { return parts.speaker.levels(); },
   async stats() {
     const out = {};
     for (const [id, sub] of ctx.subs) {
