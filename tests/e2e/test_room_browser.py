@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -38,6 +40,22 @@ def _in_meeting(page: Page, people: int) -> str:
     return str(page.evaluate("window.webmeeting.participantId()"))
 
 
+@contextmanager
+def _room(playwright: Any, pbx: PbxClient, *names: str) -> Iterator[tuple[Any, str, list[tuple[Page, str]]]]:
+    """A browser with one tab per name in one meeting, the first as its organizer:
+    (the browser, the meeting link, [(page, participant id)])."""
+    url, organizer_url = _links(pbx)
+    browser = launch(playwright)
+    try:
+        people = []
+        for n, name in enumerate(names):
+            page = join(browser, organizer_url if n == 0 else url, name)
+            people.append((page, _in_meeting(page, n + 1)))
+        yield browser, url, people
+    finally:
+        close(browser)
+
+
 def _messages(page: Page) -> list[dict[str, Any]]:
     return list(
         page.evaluate(
@@ -67,15 +85,7 @@ def _everything_stored(platform: Platform) -> str:
 
 @pytest.mark.retention("chat")
 def test_chat_to_everyone_and_privately_as_text_and_never_stored(playwright: Any, pbx: PbxClient, platform: Platform) -> None:
-    url, organizer_url = _links(pbx)
-    browser = launch(playwright)
-    try:
-        ada = join(browser, organizer_url, "Ada")
-        ada_id = _in_meeting(ada, 1)
-        bob = join(browser, url, "Bob")
-        bob_id = _in_meeting(bob, 2)
-        eve = join(browser, url, "Eve")
-        _in_meeting(eve, 3)
+    with _room(playwright, pbx, "Ada", "Bob", "Eve") as (browser, url, [(ada, ada_id), (bob, bob_id), (eve, _)]):
         public = f"<b>hello</b> & <img src=x onerror=alert(1)> {secrets.token_hex(8)}"
         private = f"just for Bob {secrets.token_hex(8)}"
         _say(ada, public)
@@ -99,8 +109,6 @@ def test_chat_to_everyone_and_privately_as_text_and_never_stored(playwright: Any
         assert all(m["text"] != private for m in _messages(late)) and all(m["text"] != private for m in _messages(eve))
         for page in (ada, bob, eve, late):
             page.click("button[data-testid=leave]")
-    finally:
-        close(browser)
 
     def stored_with_the_session() -> str | None:  # the search covers the session: its events are there
         text = _everything_stored(platform)
@@ -112,13 +120,7 @@ def test_chat_to_everyone_and_privately_as_text_and_never_stored(playwright: Any
 
 
 def test_hands_and_reactions(playwright: Any, pbx: PbxClient) -> None:
-    url, organizer_url = _links(pbx)
-    browser = launch(playwright)
-    try:
-        ada = join(browser, organizer_url, "Ada")
-        ada_id = _in_meeting(ada, 1)
-        bob = join(browser, url, "Bob")
-        bob_id = _in_meeting(bob, 2)
+    with _room(playwright, pbx, "Ada", "Bob") as (_, _, [(ada, ada_id), (bob, bob_id)]):
         entry = f"[data-testid=participant][data-participant-id='{bob_id}']"
         bob.click("button[data-testid=raise-hand]")
         wait_for("Bob's hand up for Ada", lambda: ada.get_attribute(entry, "data-hand") == "up", TIMEOUT_S)
@@ -137,16 +139,10 @@ def test_hands_and_reactions(playwright: Any, pbx: PbxClient) -> None:
             TIMEOUT_S,
         )
         assert ada.text_content(f"[data-testid=reaction][data-from='{bob_id}']") == "👏"
-    finally:
-        close(browser)
 
 
 def test_prejoin_chooses_devices_and_joins_with_camera_and_microphone_off(playwright: Any, pbx: PbxClient) -> None:
-    url, organizer_url = _links(pbx)
-    browser = launch(playwright)
-    try:
-        ada = join(browser, organizer_url, "Ada")
-        _in_meeting(ada, 1)
+    with _room(playwright, pbx, "Ada") as (browser, url, [(ada, _)]):
         bob = browser.new_page()
         bob.goto(url)
         wait_for(
@@ -187,8 +183,6 @@ def test_prejoin_chooses_devices_and_joins_with_camera_and_microphone_off(playwr
             "async () => [document.cookie, localStorage.length, sessionStorage.length, (await indexedDB.databases()).length]"
         )
         assert kept == ["", 0, 0, 0]  # nothing of the choice is kept beyond the tab
-    finally:
-        close(browser)
 
 
 def _audio_packets(page: Page, publisher_id: str) -> int:
@@ -204,15 +198,7 @@ def _audio_flows(page: Page, publisher_id: str, seconds: float = 1.5) -> bool:
 
 
 def test_moderation_mute_remove_lock(playwright: Any, pbx: PbxClient) -> None:
-    url, organizer_url = _links(pbx)
-    browser = launch(playwright)
-    try:
-        ada = join(browser, organizer_url, "Ada")
-        _in_meeting(ada, 1)
-        bob = join(browser, url, "Bob")
-        bob_id = _in_meeting(bob, 2)
-        eve = join(browser, url, "Eve")
-        eve_id = _in_meeting(eve, 3)
+    with _room(playwright, pbx, "Ada", "Bob", "Eve") as (browser, url, [(ada, _), (bob, bob_id), (eve, eve_id)]):
         wait_for("Bob's audio reaching Eve", lambda: _audio_flows(eve, bob_id), TIMEOUT_S)
         assert bob.query_selector("button[data-testid=mute-participant]") is None  # organizer-only tools
         # promote: Bob a presenter for everyone, kept by the room; and back
@@ -246,18 +232,10 @@ def test_moderation_mute_remove_lock(playwright: Any, pbx: PbxClient) -> None:
         ada.click("button[data-testid=lock-meeting]")
         kim.click("#rejoin")
         _in_meeting(kim, 3)
-    finally:
-        close(browser)
 
 
 def test_the_active_speaker_is_shown(playwright: Any, pbx: PbxClient) -> None:
-    url, organizer_url = _links(pbx)
-    browser = launch(playwright)
-    try:
-        ada = join(browser, organizer_url, "Ada")
-        _in_meeting(ada, 1)
-        bob = join(browser, url, "Bob")
-        bob_id = _in_meeting(bob, 2)
+    with _room(playwright, pbx, "Ada", "Bob") as (_, _, [(ada, _), (bob, bob_id)]):
         entry = f"[data-testid=participant][data-participant-id='{bob_id}']"
         # the fake microphone beeps: Bob speaks, then he is silent between beeps
         wait_for("Bob speaking for Ada", lambda: ada.get_attribute(entry, "data-speaking") == "true", TIMEOUT_S)
@@ -277,5 +255,3 @@ def test_the_active_speaker_is_shown(playwright: Any, pbx: PbxClient) -> None:
             samples.append(ada.get_attribute(entry, "data-speaking"))
             ada.wait_for_timeout(200)
         assert set(samples) == {"false"}, samples
-    finally:
-        close(browser)

@@ -190,9 +190,11 @@ def test_the_last_two_leaving_at_once_close_the_room_cleanly(platform: Platform,
     assert "Traceback" not in new and "KeyError" not in new, new[-2000:]
 
 
-def test_the_room_channel_enforces_its_own_rules(platform: Platform, pbx: PbxClient) -> None:
-    """A participant cannot lower (or raise) another's hand, write privately to no one, send an
-    oversized or blank chat, or flood the chat. A refusal changes nothing."""
+def _mallory_beside_grace(
+    platform: Platform, pbx: PbxClient, script: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Mallory and Grace, participants of one meeting: ``script(mallory_ws, grace_ws, grace)``
+    sends what Mallory tries; (what Mallory was told, what Grace saw afterwards, Grace's join)."""
     key, _ = quick_links(pbx)
     mallory, grace = join_meeting(platform, key, "Mallory"), join_meeting(platform, key, "Grace")
 
@@ -200,15 +202,7 @@ def test_the_room_channel_enforces_its_own_rules(platform: Platform, pbx: PbxCli
         async with aiohttp.ClientSession() as session:
             g, _ = await _connect(session, grace, key)
             m, _ = await _connect(session, mallory, key)
-            await g.send_json({"type": "hand", "up": True})
-            await _drain(g, 0.5)
-            await m.send_json({"type": "hand", "up": False, "participant_id": grace["participant_id"]})
-            await m.send_json({"type": "hand", "up": True, "participant_id": grace["participant_id"]})
-            await m.send_json({"type": "chat", "text": "hi", "to": "nobody-here-000"})
-            await m.send_json({"type": "chat", "text": "x" * 1001})
-            await m.send_json({"type": "chat", "text": "   "})
-            for n in range(8):
-                await m.send_json({"type": "chat", "text": f"spam {n}"})
+            await script(m, g, grace)
             told = await _drain(m, 1.0)
             seen = await _drain(g, 0.5)
             await m.close()
@@ -216,6 +210,25 @@ def test_the_room_channel_enforces_its_own_rules(platform: Platform, pbx: PbxCli
             return told, seen
 
     told, seen = asyncio.run(run())
+    return told, seen, grace
+
+
+def test_the_room_channel_enforces_its_own_rules(platform: Platform, pbx: PbxClient) -> None:
+    """A participant cannot lower (or raise) another's hand, write privately to no one, send an
+    oversized or blank chat, or flood the chat. A refusal changes nothing."""
+
+    async def script(m: aiohttp.ClientWebSocketResponse, g: aiohttp.ClientWebSocketResponse, grace: dict[str, Any]) -> None:
+        await g.send_json({"type": "hand", "up": True})
+        await _drain(g, 0.5)
+        await m.send_json({"type": "hand", "up": False, "participant_id": grace["participant_id"]})
+        await m.send_json({"type": "hand", "up": True, "participant_id": grace["participant_id"]})
+        await m.send_json({"type": "chat", "text": "hi", "to": "nobody-here-000"})
+        await m.send_json({"type": "chat", "text": "x" * 1001})
+        await m.send_json({"type": "chat", "text": "   "})
+        for n in range(8):
+            await m.send_json({"type": "chat", "text": f"spam {n}"})
+
+    told, seen, _ = _mallory_beside_grace(platform, pbx, script)
     codes = [t["code"] for t in told if t.get("type") == "error"]
     assert codes[:2] == ["forbidden", "forbidden"] and codes[2:5] == ["invalid_request"] * 3, told
     assert "rate_limited" in codes  # 8 messages at once: over the chat's burst
@@ -225,24 +238,14 @@ def test_the_room_channel_enforces_its_own_rules(platform: Platform, pbx: PbxCli
 
 def test_only_the_organizer_moderates(platform: Platform, pbx: PbxClient) -> None:
     """A participant's moderate, mute_all and lock messages are refused and change nothing."""
-    key, _ = quick_links(pbx)
-    mallory, grace = join_meeting(platform, key, "Mallory"), join_meeting(platform, key, "Grace")
 
-    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        async with aiohttp.ClientSession() as session:
-            g, _ = await _connect(session, grace, key)
-            m, _ = await _connect(session, mallory, key)
-            await _drain(g, 0.5)
-            for action in ("mute", "stop_video", "promote", "demote", "remove"):
-                await m.send_json({"type": "moderate", "action": action, "participant_id": grace["participant_id"]})
-            await m.send_json({"type": "mute_all"})
-            await m.send_json({"type": "lock", "locked": True})
-            told = await _drain(m, 1.0)
-            seen = await _drain(g, 0.5)
-            await m.close()
-            await g.close()
-            return told, seen
+    async def script(m: aiohttp.ClientWebSocketResponse, g: aiohttp.ClientWebSocketResponse, grace: dict[str, Any]) -> None:
+        await _drain(g, 0.5)
+        for action in ("mute", "stop_video", "promote", "demote", "remove"):
+            await m.send_json({"type": "moderate", "action": action, "participant_id": grace["participant_id"]})
+        await m.send_json({"type": "mute_all"})
+        await m.send_json({"type": "lock", "locked": True})
 
-    told, seen = asyncio.run(run())
+    told, seen, _ = _mallory_beside_grace(platform, pbx, script)
     assert [t.get("code") for t in told if t.get("type") == "error"] == ["forbidden"] * 7, told
     assert not [t for t in seen if t.get("type") in ("removed", "lock_state", "participant_updated")], seen
