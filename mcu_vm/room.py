@@ -92,6 +92,7 @@ class Room:
     seen: set[str] = field(default_factory=set)  # participant ids seen in this session
     recording: RoomRecording | None = None
     dirty: set[str] = field(default_factory=set)  # participants whose update is yet to be broadcast
+    tell: set[str] = field(default_factory=set)  # of those, changed by someone else: they hear of it too
     flush: asyncio.TimerHandle | None = None
     locked: bool = False  # the organizer locked the meeting: nobody new comes in
     removed: set[str] = field(default_factory=set)  # participant ids removed for the rest of the session
@@ -230,7 +231,7 @@ class RoomRegistry:
         elif isinstance(message, contract.Mute):
             audio = p.audio if message.audio is None else message.audio
             video = p.video if message.video is None else message.video
-            self._set_media(room, p, audio, video)
+            self._set_media(room, p, audio, video, by=p)
         elif isinstance(message, contract.Moderate | contract.MuteAll | contract.Lock):
             await self._moderate(room, p, message)
         elif isinstance(message, contract.Chat):
@@ -263,7 +264,7 @@ class RoomRegistry:
         else:
             await p.send(contract.error("invalid_request"))
 
-    def _set_media(self, room: Room, p: Participant, audio: bool, video: bool) -> None:
+    def _set_media(self, room: Room, p: Participant, audio: bool, video: bool, by: Participant) -> None:
         """What ``p`` sends is forwarded only while it is on: the MCU holds a muted microphone
         or a stopped camera itself (whatever the browser keeps sending)."""
         if (audio, video) == (p.audio, p.video):
@@ -273,7 +274,7 @@ class RoomRegistry:
             pub = p.publishers.get(kind)
             if pub is not None:
                 pub.hold(not on)
-        self._updated(room, p)
+        self._updated(room, p, by)
 
     async def _moderate(self, room: Room, p: Participant, message: contract.Moderate | contract.MuteAll | contract.Lock) -> None:
         """The organizer's actions; anyone else is refused, whatever their page sends."""
@@ -289,16 +290,16 @@ class RoomRegistry:
         if isinstance(message, contract.MuteAll):
             for other in list(room.participants.values()):
                 if other is not p:
-                    self._set_media(room, other, False, other.video)
+                    self._set_media(room, other, False, other.video, by=p)
             return
         target = room.participants.get(message.participant_id)
         if target is None or target is p:
             await p.send(contract.error("invalid_request"))
             return
         if message.action == "mute":
-            self._set_media(room, target, False, target.video)
+            self._set_media(room, target, False, target.video, by=p)
         elif message.action == "stop_video":
-            self._set_media(room, target, target.audio, False)
+            self._set_media(room, target, target.audio, False, by=p)
         elif message.action in ("promote", "demote"):
             if target.role == "organizer":
                 await p.send(contract.error("invalid_request"))
@@ -307,7 +308,7 @@ class RoomRegistry:
             (room.presenters.add if promote else room.presenters.discard)(target.id)
             if target.role != ("presenter" if promote else "participant"):
                 target.role = "presenter" if promote else "participant"
-                self._updated(room, target)
+                self._updated(room, target, by=p)
         else:
             room.removed.add(target.id)  # holds for the session: that participant id cannot come back
             await target.send(contract.Removed())
@@ -350,23 +351,29 @@ class RoomRegistry:
             return
         if target.hand != message.up:
             target.hand = message.up
-            self._updated(room, target)
+            self._updated(room, target, by=p)
 
-    def _updated(self, room: Room, p: Participant) -> None:
-        """Broadcast ``p``'s state soon: many changes within ``BROADCAST_COALESCE_S`` go out once."""
+    def _updated(self, room: Room, p: Participant, by: Participant) -> None:
+        """Broadcast ``p``'s state soon: many changes within ``BROADCAST_COALESCE_S`` go out once.
+        ``p`` hears of it too when someone else made the change (the organizer muted them)."""
         room.dirty.add(p.id)
+        if by is not p:
+            room.tell.add(p.id)
         if room.flush is None:
             room.flush = asyncio.get_running_loop().call_later(BROADCAST_COALESCE_S, self._flush_updates, room)
 
     def _flush_updates(self, room: Room) -> None:
         room.flush = None
         dirty, room.dirty = room.dirty, set()
+        tell, room.tell = room.tell, set()
         for pid in dirty:
             p = room.participants.get(pid)
             if p is None:
                 continue
             message = contract.ParticipantUpdated(participant=p.public())
-            for other in list(room.participants.values()):  # p too: another may have changed it (a hand lowered)
+            for other in list(room.participants.values()):
+                if other is p and pid not in tell:
+                    continue
                 sent = asyncio.ensure_future(other.send(message))
                 self._sends.add(sent)
                 sent.add_done_callback(self._sends.discard)
