@@ -239,21 +239,11 @@ class RoomRegistry:
         elif isinstance(message, contract.Hand):
             await self._hand(room, p, message)
         elif isinstance(message, contract.React):
-            if not p.social.allow("react", time.monotonic()):
-                await p.send(contract.error("rate_limited"))
-                return
-            reaction = contract.Reaction(participant_id=p.id, emoji=message.emoji)
-            for other in list(room.participants.values()):
-                await other.send(reaction)
+            await self._relay(room, p, "react", contract.Reaction(participant_id=p.id, emoji=message.emoji), to_self=True)
         elif isinstance(message, contract.Changed):
-            # bounded like chat: a page cannot make the others fetch more than the bucket allows
-            if not p.social.allow("changed", time.monotonic()):
-                await p.send(contract.error("rate_limited"))
-                return
+            # a page cannot make the others fetch more often than the bucket allows
             notice = contract.ContentChanged(what=message.what, participant_id=p.id)
-            for other in list(room.participants.values()):
-                if other is not p:
-                    await other.send(notice)
+            await self._relay(room, p, "changed", notice, to_self=False)
         elif isinstance(message, contract.Record):
             outcome = self.recordings.apply(room, p.role, message.grant)
             if outcome in ("forbidden", "unauthenticated"):
@@ -323,6 +313,15 @@ class RoomRegistry:
         if room.locked and role != "organizer" and participant_id not in room.seen:
             return "meeting_locked"
         return None
+
+    async def _relay(self, room: Room, p: Participant, bucket: str, message: BaseModel, *, to_self: bool) -> None:
+        """``p``'s message to the room, within ``p``'s bucket of that kind."""
+        if not p.social.allow(bucket, time.monotonic()):
+            await p.send(contract.error("rate_limited"))
+            return
+        for other in list(room.participants.values()):
+            if to_self or other is not p:
+                await other.send(message)
 
     async def _chat(self, room: Room, p: Participant, message: contract.Chat) -> None:
         """Relay to everyone, or to one person (and back to the sender); kept in the room's memory

@@ -249,3 +249,19 @@ def test_only_the_organizer_moderates(platform: Platform, pbx: PbxClient) -> Non
     told, seen, _ = _mallory_beside_grace(platform, pbx, script)
     assert [t.get("code") for t in told if t.get("type") == "error"] == ["forbidden"] * 7, told
     assert not [t for t in seen if t.get("type") in ("removed", "lock_state", "participant_updated")], seen
+
+
+def test_reactions_and_change_notices_are_bounded_per_person(platform: Platform, pbx: PbxClient) -> None:
+    """A page cannot flood the room with reactions, nor make the others refetch at will."""
+
+    async def script(m: aiohttp.ClientWebSocketResponse, g: aiohttp.ClientWebSocketResponse, grace: dict[str, Any]) -> None:
+        await _drain(g, 0.5)
+        for _ in range(8):
+            await m.send_json({"type": "react", "emoji": "👍"})
+            await m.send_json({"type": "changed", "what": "files"})
+
+    told, seen, _ = _mallory_beside_grace(platform, pbx, script)
+    assert [t["code"] for t in told if t.get("type") == "error"].count("rate_limited") >= 6, told
+    assert len([t for t in seen if t.get("type") == "reaction"]) <= 6  # the burst of 5, and a refill
+    assert len([t for t in seen if t.get("type") == "content_changed"]) <= 6
+    assert [t for t in seen if t.get("type") == "content_changed"]  # within the bound, they arrive
