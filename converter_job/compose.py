@@ -5,7 +5,8 @@
   publisher (``align``), so one person's audio and video stay in sync.
 - Video: a grid with one cell per participant who sent video, over the whole recording; a
   cell shows the participant's latest frame, black when they sent nothing for ``HOLD_S``
-  (a gap, a drop, not yet joined). H.264 (libx264), yuv420p.
+  (a gap, a drop, not yet joined). While a screen is shared it is the main cell (``layout``:
+  the screen large on the left, the people in a column on the right). H.264 (libx264), yuv420p.
 - Audio: every audio track decoded, resampled to 48 kHz mono and placed at its time; the tracks
   summed with clipping; silence where nobody sent anything. AAC.
 - MP4 with ``+faststart`` (the index first: plays while downloading).
@@ -53,6 +54,10 @@ class Track:
     def participant(self) -> str:
         return str(self.header["participant_id"])
 
+    @property
+    def screen(self) -> bool:
+        return self.header.get("source") == "screen"
+
 
 def load(path: Path) -> Track:
     with open(path, "rb") as fh:
@@ -95,7 +100,10 @@ def align(tracks: list[Track]) -> None:
                 t.times = [at + shift for at in t.times]
 
 
-def grid(n: int, width: int = WIDTH, height: int = HEIGHT) -> list[tuple[int, int, int, int]]:
+Cell = tuple[int, int, int, int]  # x, y, w, h
+
+
+def grid(n: int, width: int = WIDTH, height: int = HEIGHT) -> list[Cell]:
     """Cells (x, y, w, h), even-aligned, for ``n`` participants: as square a grid as fits."""
     if n <= 0:
         return []
@@ -103,6 +111,20 @@ def grid(n: int, width: int = WIDTH, height: int = HEIGHT) -> list[tuple[int, in
     rows = math.ceil(n / cols)
     cw, ch = (width // cols) & ~1, (height // rows) & ~1
     return [((i % cols) * cw, (i // cols) * ch, cw, ch) for i in range(n)]
+
+
+def layout(n: int, screen: bool, width: int = WIDTH, height: int = HEIGHT) -> tuple[Cell | None, list[Cell]]:
+    """(the screen's cell, the people's cells): without a shared screen the people's grid; with
+    one, the screen in the left three quarters and the people in a column on the right."""
+    if not screen:
+        return None, grid(n, width, height)
+    main_w = (width * 3 // 4) & ~1
+    side_w = width - main_w
+    if n == 0:
+        return (0, 0, width, height), []
+    ch = min(height // n, (side_w * 9 // 16)) & ~1  # 16:9 cells, as many as fit the column
+    top = ((height - ch * n) // 2) & ~1
+    return (0, 0, main_w, height), [(main_w, top + i * ch, side_w, ch) for i in range(n)]
 
 
 def _fit(src_w: int, src_h: int, cw: int, ch: int) -> tuple[int, int, int, int]:
@@ -113,10 +135,10 @@ def _fit(src_w: int, src_h: int, cw: int, ch: int) -> tuple[int, int, int, int]:
 
 
 class VideoCell:
-    """One participant's pictures over time (their video tracks in order), decoded on demand."""
+    """One participant's pictures over time (their video tracks in order, or every shared
+    screen), decoded on demand and scaled to the cell they are painted in."""
 
-    def __init__(self, tracks: list[Track], cell: tuple[int, int, int, int]) -> None:
-        self.cell = cell
+    def __init__(self, tracks: list[Track]) -> None:
         self.queue: deque[tuple[float, rawtrack.Frame, Any]] = deque()
         items = []
         for t in tracks:
@@ -124,7 +146,9 @@ class VideoCell:
             items += [(at, f, decoder) for f, at in zip(t.frames, t.times, strict=True)]
         items.sort(key=lambda x: x[0])
         self.queue.extend(items)
-        self.current: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.current: av.VideoFrame | None = None
+        self._scaled_for: tuple[int, int] | None = None  # the cell size of ``_planes``
+        self._planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.current_at = -math.inf
         self.decoded = 0
         self.errors = 0
@@ -138,12 +162,15 @@ class VideoCell:
                 self.errors += 1  # a damaged frame: keep the last good picture
                 continue
             for picture in pictures:
-                self.current = self._scaled(picture)
+                self.current, self._planes = picture, None
                 self.current_at = at
                 self.decoded += 1
 
-    def _scaled(self, picture: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        _, _, cw, ch = self.cell
+    def showing(self, at: float) -> bool:
+        """Whether there is a picture to show at ``at`` (else the cell is black)."""
+        return self.current is not None and at - self.current_at <= HOLD_S
+
+    def _scaled(self, picture: av.VideoFrame, cw: int, ch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dx, dy, w, h = _fit(picture.width, picture.height, cw, ch)
         yuv = picture.reformat(width=w, height=h, format="yuv420p").to_ndarray()
         y = yuv[:h]
@@ -151,11 +178,13 @@ class VideoCell:
         v = yuv[h + h // 4 :].reshape(h // 2, w // 2)
         return y, u, v
 
-    def paint(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], at: float) -> None:
-        if self.current is None or at - self.current_at > HOLD_S:
+    def paint(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], at: float, cell: Cell) -> None:
+        if self.current is None or not self.showing(at):
             return  # black: nothing from them just now
-        x, y0, cw, ch = self.cell
-        py, pu, pv = self.current
+        x, y0, cw, ch = cell
+        if self._planes is None or self._scaled_for != (cw, ch):
+            self._planes, self._scaled_for = self._scaled(self.current, cw, ch), (cw, ch)
+        py, pu, pv = self._planes
         dx, dy = ((cw - py.shape[1]) // 2) & ~1, ((ch - py.shape[0]) // 2) & ~1  # centred in its cell
         Y, U, V = planes
         Y[y0 + dy : y0 + dy + py.shape[0], x + dx : x + dx + py.shape[1]] = py
@@ -271,11 +300,14 @@ def compose(
     align(tracks)
     duration = max(0.0, t1 - t0)
     video_people: dict[str, list[Track]] = {}
+    screens = [t for t in tracks if t.kind == "video" and t.frames and t.screen]
     for t in tracks:
-        if t.kind == "video" and t.frames:
+        if t.kind == "video" and t.frames and not t.screen:
             video_people.setdefault(t.participant, []).append(t)
     order = sorted(video_people, key=lambda p: min(t.times[0] for t in video_people[p]))
-    cells = [VideoCell(video_people[p], c) for p, c in zip(order, grid(len(order)), strict=True)]
+    cells = [VideoCell(video_people[p]) for p in order]
+    screen = VideoCell(screens) if screens else None  # one share at a time: every share in one cell
+    layouts = {shared: layout(len(cells), shared) for shared in (False, True)}
     for t in tracks:
         if t.frames:
             log.info(
@@ -291,7 +323,7 @@ def compose(
     audio = [AudioTrackCursor(t, t0) for t in tracks if t.kind == "audio" and t.frames]
 
     container = av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"})
-    copy = remuxable(video_people, t0, t1)
+    copy = None if screens else remuxable(video_people, t0, t1)
     if copy is not None:
         return _remux(container, copy, audio, t0, duration)
     vstream = container.add_stream("libx264", rate=FPS, options={"preset": preset, "crf": str(crf)})
@@ -313,7 +345,13 @@ def compose(
         V.fill(UV_NEUTRAL)
         for cell in cells:
             cell.advance(at)
-            cell.paint((Y, U, V), at)
+        if screen is not None:
+            screen.advance(at)
+        screen_cell, people_cells = layouts[screen is not None and screen.showing(at)]
+        if screen is not None and screen_cell is not None:
+            screen.paint((Y, U, V), at, screen_cell)
+        for cell, where in zip(cells, people_cells, strict=True):
+            cell.paint((Y, U, V), at, where)
         frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
         frame.pts = k
         for packet in vstream.encode(frame):
@@ -332,9 +370,9 @@ def compose(
     for packet in astream.encode(None):
         container.mux(packet)
     container.close()
-    for cell in cells:
-        log.info("cell %s: %d pictures decoded, %d damaged frames skipped", cell.cell, cell.decoded, cell.errors)
-    return Result(duration, total_frames, audio_pos, len(cells))
+    for name, cell in [*zip(order, cells, strict=True), *([("screen", screen)] if screen else [])]:
+        log.info("cell %s: %d pictures decoded, %d damaged frames skipped", name[:6], cell.decoded, cell.errors)
+    return Result(duration, total_frames, audio_pos, len(cells) + (screen is not None))
 
 
 def _mix_chunk(audio: list[AudioTrackCursor], pos: int, n: int) -> av.AudioFrame:

@@ -37,6 +37,7 @@ class Person:
     leaves_at: float | None = None
     flash_at: float | None = None  # seconds from the recording's start
     video_codec: str = "vp8"
+    screen: bool = False  # a shared screen of ``participant_id``: one video track, no audio
 
 
 def _ntp(unix_s: float) -> int:
@@ -103,7 +104,8 @@ def write_recording(folder: Path, people: list[Person], seconds: float, started:
     for n, p in enumerate(people):
         end = p.leaves_at if p.leaves_at is not None else seconds
         media = end - p.joins_at
-        for kind in ("video", "audio"):
+        for kind in ("video",) if p.screen else ("video", "audio"):
+            source = "screen" if p.screen else "camera"
             track_id = f"t{len(tracks):03d}-{kind}"
             clock = 90_000 if kind == "video" else RATE
             rtp_base = 1_000 + 7919 * (n + 1) * (2 if kind == "video" else 1)
@@ -112,7 +114,14 @@ def write_recording(folder: Path, people: list[Person], seconds: float, started:
             with open(path, "wb") as fh:
                 rawtrack.write_header(
                     fh,
-                    {"track_id": track_id, "participant_id": p.participant_id, "kind": kind, "codec": codec, "clock_rate": clock},
+                    {
+                        "track_id": track_id,
+                        "participant_id": p.participant_id,
+                        "kind": kind,
+                        "source": source,
+                        "codec": codec,
+                        "clock_rate": clock,
+                    },
                 )
                 # the publisher's clock: capture instant 0 of this person is (t0 + joins_at + skew) there
                 capture0 = t0 + p.joins_at
@@ -132,6 +141,7 @@ def write_recording(folder: Path, people: list[Person], seconds: float, started:
                     "track_id": track_id,
                     "participant_id": p.participant_id,
                     "kind": kind,
+                    "source": source,
                     "codec": codec,
                     "clock_rate": clock,
                     "file": path.name,

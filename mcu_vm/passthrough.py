@@ -201,6 +201,7 @@ class Publisher:
         self.keyframe_requests = 0
         self._task: asyncio.Task[None] | None = None
         self.held = False  # forward nothing (the participant's microphone or camera is off)
+        self.source = "camera"  # or "screen": a shared screen (set by the room)
 
     def hold(self, held: bool) -> None:
         """Stop or resume forwarding; video resumes at a keyframe."""

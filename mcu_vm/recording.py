@@ -119,6 +119,7 @@ class RoomRecording:
             "track_id": track_id,
             "participant_id": participant_id,
             "kind": publisher.kind,
+            "source": publisher.source,  # camera, or a shared screen
             "codec": publisher.codec.mimeType.split("/")[-1].lower(),
             "clock_rate": publisher.codec.clockRate,
             "started_at": _iso(datetime.now(UTC)),
@@ -254,7 +255,7 @@ class RecordingControl:
         if grant.action == "start" and room.recording is None:
             room.recording = RoomRecording(grant.recording_id, room.key, self.uploader.root / grant.recording_id)
             for other in room.participants.values():
-                for pub in other.publishers.values():
+                for _, pub in other.all_publishers():
                     room.recording.add(pub, other.id)
             log.info("recording %s started", grant.recording_id)
             return "changed"

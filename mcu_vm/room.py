@@ -1,10 +1,12 @@
-"""Rooms and participants of one MCU worker: one publish peer connection per participant, one
-subscribe peer connection per (subscriber, publisher), participant updates, and the hooks the
-benchmark's reference server overrides. Messages arrive already checked against the signalling
-contract (``mcu_vm.signalling``); every message sent is built from its models.
+"""Rooms and participants of one MCU worker: one publish peer connection per participant and
+source (camera; a shared screen), one subscribe peer connection per (subscriber, publisher,
+source), the lobby, participant updates, and the hooks the benchmark's reference server
+overrides. Messages arrive already checked against the signalling contract
+(``mcu_vm.signalling``); every message sent is built from its models.
 
-Limits: at most ``MAX_SECTIONS`` media sections per publish, one publish per socket,
-participant updates coalesced per room (``BROADCAST_COALESCE_S``: the latest state, once).
+Limits: at most ``MAX_SECTIONS`` media sections per publish, one publish per source and socket,
+one screen share per room, ``LOBBY_MAX`` people waiting, participant updates coalesced per room
+(``BROADCAST_COALESCE_S``: the latest state, once).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from webmeeting.domain.ratelimit import TokenBuckets
 log = logging.getLogger("mcu.room")
 
 BROADCAST_COALESCE_S = 0.1  # participant updates go out at most this often per room, latest state only
-# media sections one publish may carry, by kind (a screen-share track will add one video section)
+# media sections one publish may carry, by kind (a screen share is a publish of its own)
 MAX_SECTIONS = {"audio": 1, "video": 1}
-CHAT_RATE_PER_S, CHAT_BURST = 1.0, 5.0  # chat messages, reactions, change notices: each per participant
+CHAT_RATE_PER_S, CHAT_BURST = 1.0, 5.0  # chat messages, reactions, change notices, shares: each per participant
+LOBBY_MAX = 50  # people waiting at one room's door
+CAMERA, SCREEN = "camera", "screen"
 
 
 def media_sections(sdp: str) -> dict[str, int]:
@@ -54,6 +58,14 @@ class Subscription:
 
 
 @dataclass
+class Source:
+    """One publish of a participant: its peer connection and its tracks by kind."""
+
+    pc: RTCPeerConnection
+    publishers: dict[str, Publisher] = field(default_factory=dict)
+
+
+@dataclass
 class Participant:
     id: str
     name: str
@@ -62,11 +74,23 @@ class Participant:
     ws: web.WebSocketResponse
     audio: bool = True
     video: bool = True
-    pub_pc: RTCPeerConnection | None = None
-    publishers: dict[str, Publisher] = field(default_factory=dict)
-    subscriptions: dict[str, Subscription] = field(default_factory=dict)  # by publisher id
+    sources: dict[str, Source] = field(default_factory=dict)  # camera, screen
+    subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)  # by (publisher id, source)
     hand: bool = False
-    social: TokenBuckets = field(default_factory=lambda: TokenBuckets(CHAT_RATE_PER_S, CHAT_BURST, max_keys=3))
+    social: TokenBuckets = field(default_factory=lambda: TokenBuckets(CHAT_RATE_PER_S, CHAT_BURST, max_keys=4))
+
+    @property
+    def publishers(self) -> dict[str, Publisher]:
+        """The camera's tracks by kind (what mute and stop-video hold)."""
+        camera = self.sources.get(CAMERA)
+        return camera.publishers if camera else {}
+
+    def all_publishers(self) -> list[tuple[str, Publisher]]:
+        return [(name, pub) for name, src in self.sources.items() for pub in src.publishers.values()]
+
+    @property
+    def sharing(self) -> bool:
+        return SCREEN in self.sources
 
     def public(self) -> contract.ParticipantInfo:
         return contract.ParticipantInfo(
@@ -76,6 +100,7 @@ class Participant:
             audio=self.audio,
             video=self.video,
             hand=self.hand,
+            screen=self.sharing,
         )
 
     async def send(self, message: BaseModel) -> None:
@@ -97,11 +122,23 @@ class Room:
     locked: bool = False  # the organizer locked the meeting: nobody new comes in
     removed: set[str] = field(default_factory=set)  # participant ids removed for the rest of the session
     presenters: set[str] = field(default_factory=set)  # made presenters by the organizer (kept across reconnects)
+    lobby: bool = False  # new people wait at the door (the meeting's setting; the organizer toggles it)
+    waiting: dict[str, Participant] = field(default_factory=dict)  # at the door, in arrival order
+    admitted: set[str] = field(default_factory=set)  # let in (or in before the lobby): they come back directly
+    rejected: set[str] = field(default_factory=set)  # turned away at the door for the rest of the session
     # the session's chat, in memory only (never stored, never logged): gone with the room
     chat: deque[contract.ChatMessage] = field(default_factory=lambda: deque(maxlen=contract.CHAT_HISTORY))
 
     def chat_for(self, participant_id: str) -> list[contract.ChatMessage]:
         return [m for m in self.chat if m.to is None or participant_id in (m.to, m.sender)]
+
+    @property
+    def sharer(self) -> Participant | None:
+        return next((p for p in self.participants.values() if p.sharing), None)
+
+    def doormen(self) -> list[Participant]:
+        """Who sees the lobby and lets people in: the organizer and presenters."""
+        return [p for p in self.participants.values() if p.role in ("organizer", "presenter")]
 
 
 def codec_preferences(kind: str, negotiated: Any) -> list[Any]:
@@ -160,13 +197,69 @@ class RoomRegistry:
 
     # -- membership ------------------------------------------------------------------------------
 
+    async def enter(self, room: Room, p: Participant) -> contract.ErrorCode | None:
+        """A checked join: into the room, or to the lobby's door (or why not)."""
+        if p.role == "participant" and p.id in room.presenters:
+            p.role = "presenter"  # given in this room by the organizer, kept across reconnects
+        if not room.lobby or p.role != "participant" or p.id in room.admitted:
+            await self.add(room, p)
+            return None
+        if len(room.waiting) >= LOBBY_MAX:
+            return "lobby_full"
+        stale = room.waiting.pop(p.id, None)
+        if stale is not None and not stale.ws.closed:
+            await stale.ws.close()  # the same tab knocking again (its old socket was lost)
+        room.waiting[p.id] = p
+        await p.send(contract.LobbyWaiting(participant_id=p.id))
+        await self._lobby_changed(room)
+        return None
+
+    async def leave_lobby(self, room: Room, p: Participant) -> None:
+        if room.waiting.get(p.id) is p:
+            del room.waiting[p.id]
+            await self._lobby_changed(room)
+        self.discard_if_empty(room)
+
+    def discard_if_empty(self, room: Room) -> None:
+        """The session ends when nobody is in it (or at its door)."""
+        if not room.participants and not room.waiting and self.rooms.get(room.key) is room:
+            self.recordings.stop(room)  # nobody left to record
+            if room.flush is not None:
+                room.flush.cancel()
+            del self.rooms[room.key]
+
+    async def _lobby_changed(self, room: Room, to: list[Participant] | None = None) -> None:
+        state = contract.LobbyState(
+            enabled=room.lobby, waiting=[contract.Waiting(id=w.id, name=w.name) for w in room.waiting.values()]
+        )
+        for other in to if to is not None else room.doormen():
+            await other.send(state)
+
+    async def _admit(self, room: Room, p: Participant, message: contract.Admit) -> None:
+        if p.role not in ("organizer", "presenter"):
+            await p.send(contract.error("not_presenter"))
+            return
+        waiting = room.waiting.pop(message.participant_id, None)
+        if waiting is None:
+            await p.send(contract.error("invalid_request"))  # not (or no longer) at the door
+            return
+        await self._lobby_changed(room)
+        if message.admit:
+            room.admitted.add(waiting.id)
+            await self.add(room, waiting)
+            return
+        room.rejected.add(waiting.id)  # turned away: that tab does not knock again this session
+        await waiting.send(contract.LobbyRejected())
+        if not waiting.ws.closed:
+            await waiting.ws.close(code=contract.CLOSE_REJECTED)
+
     async def add(self, room: Room, p: Participant) -> None:
         event = "reconnected" if p.id in room.seen else "joined"
         room.seen.add(p.id)
+        room.admitted.add(p.id)
         room.participants[p.id] = p
-        self.portal.event(event, room.key, p.id, name=p.name, role=p.role, ip=p.ip)  # the token's role
-        if p.role == "participant" and p.id in room.presenters:
-            p.role = "presenter"  # given in this room by the organizer, kept across reconnects
+        token_role = "organizer" if p.role == "organizer" else "participant"  # a presenter is one in the room only
+        self.portal.event(event, room.key, p.id, name=p.name, role=token_role, ip=p.ip)
         await p.send(
             contract.Joined(
                 participant_id=p.id,
@@ -176,13 +269,16 @@ class RoomRegistry:
                 recording=room.recording is not None,
                 chat=room.chat_for(p.id),
                 locked=room.locked,
+                lobby=room.lobby,
             )
         )
+        if p.role != "participant":
+            await self._lobby_changed(room, to=[p])
         for other in list(room.participants.values()):
             if other is not p:
                 await other.send(contract.ParticipantJoined(participant=p.public()))
-                if other.publishers:
-                    await self._offer_subscription(p, other)
+                for source in list(other.sources):
+                    await self._offer_subscription(p, other, source)
 
     async def remove(self, room: Room, p: Participant, reason: str) -> None:
         room.participants.pop(p.id, None)
@@ -190,8 +286,8 @@ class RoomRegistry:
         ended = list(p.subscriptions.values())
         p.subscriptions.clear()
         for other in room.participants.values():
-            if p.id in other.subscriptions:
-                ended.append(other.subscriptions.pop(p.id))
+            for key in [k for k in other.subscriptions if k[0] == p.id]:
+                ended.append(other.subscriptions.pop(key))
         for sub in ended:
             for pub, fwd in sub.tracks:
                 pub.unsubscribe(fwd)
@@ -199,29 +295,46 @@ class RoomRegistry:
         room.dirty.discard(p.id)
         for other in room.participants.values():
             await other.send(contract.ParticipantLeft(participant_id=p.id))
-        for pub in p.publishers.values():
+        for _, pub in p.all_publishers():
             await pub.stop()
-        p.publishers.clear()
-        if p.pub_pc:
-            closing.append(p.pub_pc)
+        closing += [src.pc for src in p.sources.values()]
+        p.sources.clear()
         await asyncio.gather(*(pc.close() for pc in closing), return_exceptions=True)
         self.portal.event("left", room.key, p.id, reason=reason)
         if reason == "replaced" and not p.ws.closed:
             await p.ws.close()
-        if not room.participants and self.rooms.get(room.key) is room:
-            self.recordings.stop(room)  # nobody left to record
-            if room.flush is not None:
-                room.flush.cancel()
-            del self.rooms[room.key]  # the session ends when the last one leaves
+        self.discard_if_empty(room)
+
+    async def _end_source(self, room: Room, p: Participant, source: str, by: Participant) -> None:
+        """Stop one publish of ``p`` (a screen share): its tracks, and everyone's copies of them."""
+        src = p.sources.pop(source, None)
+        if src is None:
+            return
+        closing = [src.pc]
+        for other in room.participants.values():
+            sub = other.subscriptions.pop((p.id, source), None)
+            if sub is not None:
+                for pub, fwd in sub.tracks:
+                    pub.unsubscribe(fwd)
+                closing.append(sub.pc)
+        for pub in src.publishers.values():
+            await pub.stop()
+        await asyncio.gather(*(pc.close() for pc in closing), return_exceptions=True)
+        self._updated(room, p, by=by)  # screen: false; the pages drop their copies
 
     # -- messages --------------------------------------------------------------------------------
 
     async def on_message(self, room: Room, p: Participant, message: contract.ClientMessage) -> None:
-        """A checked message of a joined participant (``join`` and ``leave`` are the socket's)."""
-        if isinstance(message, contract.Publish):
-            await self._publish(room, p, message.sdp)
+        """A checked message of a participant (``join`` and ``leave`` are the socket's). Someone
+        waiting at the door may send nothing but ``leave``."""
+        if room.participants.get(p.id) is not p:
+            await p.send(contract.error("invalid_request"))
+        elif isinstance(message, contract.Publish):
+            await self._publish(room, p, message.sdp, message.source)
+        elif isinstance(message, contract.Unshare):
+            await self._end_source(room, p, SCREEN, by=p)
         elif isinstance(message, contract.SubscribeAnswer):
-            sub = p.subscriptions.get(message.publisher_id)
+            sub = p.subscriptions.get((message.publisher_id, message.source))
             if sub:
                 try:
                     await sub.pc.setRemoteDescription(RTCSessionDescription(sdp=message.sdp, type="answer"))
@@ -232,8 +345,10 @@ class RoomRegistry:
             audio = p.audio if message.audio is None else message.audio
             video = p.video if message.video is None else message.video
             self._set_media(room, p, audio, video, by=p)
-        elif isinstance(message, contract.Moderate | contract.MuteAll | contract.Lock):
+        elif isinstance(message, contract.Moderate | contract.MuteAll | contract.Lock | contract.Lobby):
             await self._moderate(room, p, message)
+        elif isinstance(message, contract.Admit):
+            await self._admit(room, p, message)
         elif isinstance(message, contract.Chat):
             await self._chat(room, p, message)
         elif isinstance(message, contract.Hand):
@@ -266,10 +381,15 @@ class RoomRegistry:
                 pub.hold(not on)
         self._updated(room, p, by)
 
-    async def _moderate(self, room: Room, p: Participant, message: contract.Moderate | contract.MuteAll | contract.Lock) -> None:
+    async def _moderate(
+        self, room: Room, p: Participant, message: contract.Moderate | contract.MuteAll | contract.Lock | contract.Lobby
+    ) -> None:
         """The organizer's actions; anyone else is refused, whatever their page sends."""
         if p.role != "organizer":
             await p.send(contract.error("forbidden"))
+            return
+        if isinstance(message, contract.Lobby):
+            await self._set_lobby(room, message.enabled)
             return
         if isinstance(message, contract.Lock):
             if room.locked != message.locked:
@@ -290,6 +410,8 @@ class RoomRegistry:
             self._set_media(room, target, False, target.video, by=p)
         elif message.action == "stop_video":
             self._set_media(room, target, target.audio, False, by=p)
+        elif message.action == "stop_screen":
+            await self._end_source(room, target, SCREEN, by=p)
         elif message.action in ("promote", "demote"):
             if target.role == "organizer":
                 await p.send(contract.error("invalid_request"))
@@ -299,17 +421,34 @@ class RoomRegistry:
             if target.role != ("presenter" if promote else "participant"):
                 target.role = "presenter" if promote else "participant"
                 self._updated(room, target, by=p)
+                if promote:
+                    await self._lobby_changed(room, to=[target])  # presenters see the door too
+                else:
+                    await self._end_source(room, target, SCREEN, by=p)  # a participant shares no screen
         else:
             room.removed.add(target.id)  # holds for the session: that participant id cannot come back
             await target.send(contract.Removed())
             await self.remove(room, target, reason="removed")
             if not target.ws.closed:
-                await target.ws.close(code=4004)
+                await target.ws.close(code=contract.CLOSE_REMOVED)
+            await self._set_lobby(room, True)  # a fresh join of theirs waits at the door
+
+    async def _set_lobby(self, room: Room, enabled: bool) -> None:
+        if room.lobby == enabled:
+            return
+        room.lobby = enabled
+        await self._lobby_changed(room)
+        if not enabled:  # the door opens: everyone waiting comes in
+            for waiting in list(room.waiting.values()):
+                del room.waiting[waiting.id]
+                await self.add(room, waiting)
 
     def admits(self, room: Room, participant_id: str, role: str) -> contract.ErrorCode | None:
         """Why a (re)joining participant may not come in, or None."""
         if participant_id in room.removed:
             return "removed"
+        if participant_id in room.rejected:
+            return "rejected"
         if room.locked and role != "organizer" and participant_id not in room.seen:
             return "meeting_locked"
         return None
@@ -377,52 +516,76 @@ class RoomRegistry:
                 self._sends.add(sent)
                 sent.add_done_callback(self._sends.discard)
 
-    async def _publish(self, room: Room, p: Participant, offer_sdp: str) -> None:
-        if p.pub_pc is not None:
-            await p.send(contract.error("invalid_request"))  # one publish per socket
+    async def _publish(self, room: Room, p: Participant, offer_sdp: str, source: str) -> None:
+        if source in p.sources:
+            await p.send(contract.error("invalid_request"))  # one publish per source and socket
             return
+        if source == SCREEN:
+            if p.role not in ("organizer", "presenter"):
+                await p.send(contract.error("not_presenter"))
+                return
+            if room.sharer is not None:
+                await p.send(contract.error("screen_busy"))  # one share at a time
+                return
+            if not p.social.allow("share", time.monotonic()):
+                await p.send(contract.error("rate_limited"))  # each share is a peer connection
+                return
         sections = media_sections(offer_sdp)
         if not sections or any(n > MAX_SECTIONS.get(kind, 0) for kind, n in sections.items()):
             await p.send(contract.error("too_many_tracks"))  # each section would be a receiver, a task, a decoder thread
             return
         pc = RTCPeerConnection(self._config())
-        p.pub_pc = pc
+        src = p.sources[source] = Source(pc)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:  # noqa: BLE001 - a refused offer: that publish fails, the participant stays
             log.info("a publish offer was refused")
-            p.pub_pc = None
+            if p.sources.get(source) is src:
+                del p.sources[source]
             await pc.close()
             await p.send(contract.error("invalid_sdp"))
+            return
+        if p.sources.get(source) is not src:  # stopped (or the participant left) meanwhile
+            await pc.close()
             return
         for transceiver in pc.getTransceivers():
             codecs = transceiver._codecs  # negotiated, preferred first
             if transceiver.receiver.track is not None and codecs and transceiver.direction in ("recvonly", "sendrecv"):
                 pub = self.make_publisher(transceiver.receiver.track, transceiver.receiver, codecs[0])
-                pub.hold(not (p.audio if pub.kind == "audio" else p.video))  # a microphone already off stays held
-                p.publishers[pub.kind] = pub
+                pub.source = source
+                if source == CAMERA:
+                    pub.hold(not (p.audio if pub.kind == "audio" else p.video))  # a microphone already off stays held
+                src.publishers[pub.kind] = pub
                 if room.recording is not None:
                     room.recording.add(pub, p.id)
-        await p.send(contract.PublishAnswer(sdp=pc.localDescription.sdp))
+        await p.send(contract.PublishAnswer(sdp=pc.localDescription.sdp, source=source))  # type: ignore[arg-type]
+        if source == SCREEN:
+            self._updated(room, p, by=p)  # everyone's layout turns to the shared screen
         for other in list(room.participants.values()):
             if other is not p:
-                await self._offer_subscription(other, p)
+                await self._offer_subscription(other, p, source)
 
-    async def _offer_subscription(self, subscriber: Participant, publisher: Participant) -> None:
-        if publisher.id in subscriber.subscriptions or not publisher.publishers:
+    async def _offer_subscription(self, subscriber: Participant, publisher: Participant, source: str) -> None:
+        src = publisher.sources.get(source)
+        if (publisher.id, source) in subscriber.subscriptions or src is None or not src.publishers:
             return
         pc = RTCPeerConnection(self._config())
         tracks = []
         for kind in ("audio", "video"):
-            pub = publisher.publishers.get(kind)
+            pub = src.publishers.get(kind)
             if pub is None:
                 continue
             tracks.append((pub, self.attach(pc, pub)))
-        subscriber.subscriptions[publisher.id] = Subscription(pc, tracks)
+        subscriber.subscriptions[(publisher.id, source)] = Subscription(pc, tracks)
         await pc.setLocalDescription(await pc.createOffer())
         await subscriber.send(
-            contract.SubscribeOffer(publisher_id=publisher.id, name=publisher.name, sdp=pc.localDescription.sdp)
+            contract.SubscribeOffer(
+                publisher_id=publisher.id,
+                name=publisher.name,
+                sdp=pc.localDescription.sdp,
+                source=source,  # type: ignore[arg-type]
+            )
         )
 
     # -- forwarding (the benchmark's reference server overrides these two) -----------------------

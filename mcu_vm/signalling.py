@@ -32,7 +32,13 @@ MAX_MESSAGE_BYTES = 64 * 1024  # SDPs are a few KiB
 MESSAGE_RATE_PER_S = 10.0  # sustained signalling messages per socket
 MESSAGE_BURST = 60.0  # a joiner answers one subscription offer per publisher at once
 MAX_DROPPED = 200  # refused (over-rate) messages before the MCU closes the socket
-CLOSE_UNAUTHENTICATED, CLOSE_INVALID, CLOSE_FULL, CLOSE_RATE, CLOSE_REMOVED = 4001, 4000, 4003, 4029, 4004
+CLOSE_UNAUTHENTICATED, CLOSE_INVALID, CLOSE_FULL, CLOSE_RATE, CLOSE_REMOVED = (
+    contract.CLOSE_UNAUTHENTICATED,
+    contract.CLOSE_INVALID,
+    contract.CLOSE_FULL,
+    contract.CLOSE_RATE,
+    contract.CLOSE_REMOVED,
+)
 
 
 def loop_time() -> float:
@@ -48,6 +54,8 @@ async def refuse(ws: web.WebSocketResponse, code: contract.ErrorCode) -> None:
         "meeting_full": CLOSE_FULL,
         "removed": CLOSE_REMOVED,
         "meeting_locked": CLOSE_FULL,
+        "lobby_full": CLOSE_FULL,
+        "rejected": CLOSE_REMOVED,
     }
     await ws.close(code=closes.get(code, CLOSE_INVALID))
 
@@ -81,6 +89,7 @@ class Signalling:
             stale = room.participants.get(claims.participant_id)
             if stale is not None:  # the same person reconnected before we noticed the old socket drop
                 await registry.remove(room, stale, reason="replaced")
+                room = registry.rooms.setdefault(claims.meeting_key, room)  # the session goes on (it may have emptied)
             if len(room.participants) >= claims.max_participants:
                 await refuse(ws, "meeting_full")
                 return ws
@@ -88,13 +97,23 @@ class Signalling:
             if refused is not None:
                 await refuse(ws, refused)
                 return ws
+            if not room.participants and not room.waiting:
+                room.lobby = claims.lobby  # the meeting's setting starts each session
             participant = Participant(claims.participant_id, claims.display_name, claims.role, ip, ws)
-            await registry.add(room, participant)
+            refused = await registry.enter(room, participant)
+            if refused is not None:
+                participant = None
+                await refuse(ws, refused)
+                return ws
             await self._serve(ws, room, participant)
         finally:
             registry.sockets.discard(ws)
             if room is not None and participant is not None and room.participants.get(participant.id) is participant:
                 await registry.remove(room, participant, reason="left")
+            elif room is not None:
+                if participant is not None:
+                    await registry.leave_lobby(room, participant)
+                registry.discard_if_empty(room)  # a refused first joiner leaves no empty room behind
             if not ws.closed:
                 await ws.close()
         return ws

@@ -37,6 +37,7 @@ class JoinClaims:
     mcu_id: str
     max_participants: int
     expires_at: datetime
+    lobby: bool = False  # the meeting's setting: people wait at the door until let in
 
     def require_organizer(self, message: str) -> None:
         """403 ``organizer_only`` (with ``message``) unless this is the meeting's organizer."""
@@ -61,6 +62,7 @@ def issue(private_pem: str, claims: JoinClaims, now: datetime) -> str:
         "name": claims.display_name,
         "role": claims.role,
         "max": claims.max_participants,
+        "lobby": claims.lobby,
         "iat": int(now.timestamp()),
         "exp": int(claims.expires_at.timestamp()),
         "jti": secrets.token_urlsafe(12),
@@ -100,6 +102,7 @@ def verify(public_pem: str, token: str, mcu_id: str | None, now: datetime) -> Jo
         mcu_id=mcu_id or str(data["aud"]).removeprefix("mcu:"),
         max_participants=int(data["max"]),
         expires_at=datetime.fromtimestamp(exp, now.tzinfo),
+        lobby=data.get("lobby") is True,
     )
 
 

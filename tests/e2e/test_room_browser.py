@@ -15,7 +15,7 @@ from playwright.sync_api import Page
 from infra.launcher import FILES_BUCKET, RAW_BUCKET, RECORDINGS_BUCKET, Platform
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import close, join, launch
-from tests.helpers import dump_firestore, ext, wait_for
+from tests.helpers import dump_firestore, ext, meeting, wait_for
 from webmeeting.adapters import storage
 
 pytestmark = pytest.mark.e2e
@@ -224,14 +224,129 @@ def test_moderation_mute_remove_lock(playwright: Any, pbx: PbxClient) -> None:
         wait_for("Eve gone for the others", lambda: ada.text_content("[data-testid=participant-count]") == "2", TIMEOUT_S)
         ada.wait_for_timeout(3000)
         assert ada.text_content("[data-testid=participant-count]") == "2" and eve.is_visible("[data-testid=removed]")
-        # lock: nobody new comes in; unlocked, they do
+        # a fresh join of hers (a new tab) waits at the door: the removal turned the lobby on
+        eve_again = join(browser, url, "Eve")
+        eve_again.wait_for_selector("[data-testid=lobby-waiting]", state="visible", timeout=TIMEOUT_S * 1000)
+        _turn_away(ada, eve_again)
+        # lock: nobody new comes in; unlocked, they do (through the lobby, which is still on)
         ada.click("button[data-testid=lock-meeting]")
         wait_for("locked for Bob", lambda: bob.is_visible("[data-testid=locked-indicator]"), TIMEOUT_S)
         kim = join(browser, url, "Kim")
         wait_for("Kim refused", lambda: "locked" in (kim.text_content("#left-reason") or ""), TIMEOUT_S)
         ada.click("button[data-testid=lock-meeting]")
         kim.click("#rejoin")
+        kim.wait_for_selector("[data-testid=lobby-waiting]", state="visible", timeout=TIMEOUT_S * 1000)
+        ada.click("[data-testid=lobby-entry] button[data-testid=admit]")
         _in_meeting(kim, 3)
+
+
+def _turn_away(doorman: Page, waiting: Page) -> None:
+    doorman.wait_for_selector("[data-testid=lobby-entry]", timeout=TIMEOUT_S * 1000)
+    doorman.click("[data-testid=lobby-entry] button[data-testid=reject]")
+    waiting.wait_for_selector("[data-testid=lobby-rejected]", state="visible", timeout=TIMEOUT_S * 1000)
+    assert not waiting.is_visible("[data-testid=lobby-waiting]") and not waiting.is_visible("#meeting")
+    wait_for("the door empty", lambda: doorman.query_selector("[data-testid=lobby-entry]") is None, TIMEOUT_S)
+
+
+def test_lobby_from_the_pbx_admit_and_reject(playwright: Any, pbx: PbxClient) -> None:
+    pbx.sync([ext("101")])
+    created = pbx.put_meeting(f"lobby-{secrets.token_hex(4)}", meeting(name="Board meeting", lobby=True))
+    assert created.status_code in (200, 201), created.text
+    links = created.json()
+    browser = launch(playwright)
+    try:
+        ada = join(browser, links["organizer_url"], "Ada")
+        ada_id = _in_meeting(ada, 1)  # the organizer never waits
+        grace = join(browser, links["url"], "Grace")
+        grace.wait_for_selector("[data-testid=lobby-waiting]", state="visible", timeout=TIMEOUT_S * 1000)
+        # waiting: the title and her own preview, nothing of the meeting
+        assert "Board meeting" in grace.text_content("[data-testid=lobby-waiting]")
+        assert grace.evaluate("document.getElementById('lobby-preview').srcObject !== null")
+        assert not grace.is_visible("#meeting") and grace.query_selector(f"[data-participant-id='{ada_id}']") is None
+        grace.wait_for_timeout(1000)
+        assert grace.evaluate("window.webmeeting.stats()") == {}  # no media reaches her
+        # the organizer is told, and lets her in: she joins without reloading
+        ada.wait_for_selector("[data-testid=lobby-entry]", timeout=TIMEOUT_S * 1000)
+        assert ada.is_visible("[data-testid=lobby-notice]") and "Grace" in ada.text_content("[data-testid=lobby-notice]")
+        ada.click("[data-testid=lobby-entry] button[data-testid=admit]")
+        _in_meeting(grace, 2)
+        wait_for("Ada's video at Grace", lambda: _frames(grace, ada_id) > 5, TIMEOUT_S)
+        assert not ada.is_visible("[data-testid=lobby-notice]")
+        # someone turned away sees so, and is not in
+        bob = join(browser, links["url"], "Bob")
+        bob.wait_for_selector("[data-testid=lobby-waiting]", state="visible", timeout=TIMEOUT_S * 1000)
+        _turn_away(ada, bob)
+        assert ada.text_content("[data-testid=participant-count]") == "2"
+        # the organizer opens the door: the next one comes straight in
+        ada.click("button[data-testid=lobby-toggle]")
+        wait_for("lobby off", lambda: ada.get_attribute("button[data-testid=lobby-toggle]", "aria-pressed") == "false", TIMEOUT_S)
+        kim = join(browser, links["url"], "Kim")
+        _in_meeting(kim, 3)
+    finally:
+        close(browser)
+
+
+def _frames(page: Page, participant_id: str, selector: str = "video[data-participant-id='{id}']", ms: int = 500) -> int:
+    """Video frames ``page`` shows in one element within ``ms``."""
+    return int(
+        page.evaluate(
+            """async ([sel, ms]) => { const v = document.querySelector(sel); if (!v) return 0;
+                 let n = 0; const end = performance.now() + ms;
+                 await new Promise((resolve) => { const tick = (now) => { n += 1; if (now < end) v.requestVideoFrameCallback(tick); else resolve(); };
+                   v.requestVideoFrameCallback(tick); setTimeout(resolve, ms + 1000); });
+                 return n; }""",
+            [selector.format(id=participant_id), ms],
+        )
+    )
+
+
+def _screen_shown(page: Page, sharer: str) -> bool:
+    """The sharer's screen plays at its own size (a screen sends new frames when it changes: a
+    few a second for Chromium's fake one)."""
+    sel = f"video[data-screen-of='{sharer}']"
+    width = page.evaluate(f'document.querySelector("{sel}")?.videoWidth || 0')
+    return width >= 640 and _frames(page, sharer, sel, ms=2000) >= 2
+
+
+def _width(page: Page, selector: str) -> float:
+    box = page.locator(selector).first.bounding_box()
+    return float(box["width"]) if box else 0.0
+
+
+def test_screen_share_large_for_everyone_one_at_a_time_and_the_organizer_stops_it(playwright: Any, pbx: PbxClient) -> None:
+    with _room(playwright, pbx, "Ada", "Grace") as (_, _, [(ada, ada_id), (grace, grace_id)]):
+        assert ada.is_visible("button[data-testid=share-screen]") and not grace.is_visible("button[data-testid=share-screen]")
+        ada.click("button[data-testid=share-screen]")
+        screen = "video[data-screen-of='{id}']"
+        wait_for("Ada's screen at Grace", lambda: _screen_shown(grace, ada_id), TIMEOUT_S)
+        own = f'document.querySelector("{screen.format(id=ada_id)}")?.srcObject?.getVideoTracks()[0]?.readyState'
+        assert ada.evaluate(own) == "live"  # the sharer sees what they share
+        # large for everyone, the people small
+        camera = f"video[data-participant-id='{ada_id}']"
+        assert _width(grace, screen.format(id=ada_id)) > 2 * _width(grace, camera) > 0
+        assert grace.evaluate("document.getElementById('meeting').classList.contains('presenting')")
+        size = grace.evaluate(
+            f'(() => {{ const v = document.querySelector("{screen.format(id=ada_id)}"); return [v.videoWidth, v.videoHeight]; }})()'
+        )
+        assert size[0] > size[1] > 0 and size[0] >= 640  # the screen's picture, not a camera thumbnail
+        # a presenter may share, but not while someone else does
+        ada.click(f"[data-testid=participant][data-participant-id='{grace_id}'] button[data-testid=promote-participant]")
+        wait_for("Grace may share", lambda: grace.is_visible("button[data-testid=share-screen]"), TIMEOUT_S)
+        assert grace.is_disabled("button[data-testid=share-screen]")
+        ada.click("button[data-testid=share-screen]")  # Ada stops
+        for page in (ada, grace):
+            wait_for("the share over", lambda p=page: p.query_selector("video[data-screen-of]") is None, TIMEOUT_S)
+        wait_for("Grace may share now", lambda: grace.is_enabled("button[data-testid=share-screen]"), TIMEOUT_S)
+        grace.click("button[data-testid=share-screen]")
+        wait_for("Grace's screen at Ada", lambda: _screen_shown(ada, grace_id), TIMEOUT_S)
+        assert grace.is_visible("[data-testid=stage]")
+        # the organizer stops anyone's share
+        ada.click(f"[data-testid=participant][data-participant-id='{grace_id}'] button[data-testid=stop-screen-participant]")
+        for page in (ada, grace):
+            wait_for("Grace's share stopped", lambda p=page: p.query_selector("video[data-screen-of]") is None, TIMEOUT_S)
+        wait_for(
+            "Grace's button reset", lambda: grace.text_content("button[data-testid=share-screen]") == "Share screen", TIMEOUT_S
+        )
 
 
 def test_the_active_speaker_is_shown(playwright: Any, pbx: PbxClient) -> None:

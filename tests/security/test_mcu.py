@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ from infra.launcher import Platform
 from infra.pbx_client import PbxClient
 from mcu_vm.room import BROADCAST_COALESCE_S
 from mcu_vm.signalling import MAX_DROPPED, MESSAGE_BURST
-from tests.helpers import join_meeting, quick_links, wait_for
+from tests.helpers import ext, join_meeting, meeting, quick_links, wait_for
 from webmeeting.domain.signalling import ERROR_TEXT
 
 pytestmark = pytest.mark.integration
@@ -241,14 +242,109 @@ def test_only_the_organizer_moderates(platform: Platform, pbx: PbxClient) -> Non
 
     async def script(m: aiohttp.ClientWebSocketResponse, g: aiohttp.ClientWebSocketResponse, grace: dict[str, Any]) -> None:
         await _drain(g, 0.5)
-        for action in ("mute", "stop_video", "promote", "demote", "remove"):
+        for action in ("mute", "stop_video", "stop_screen", "promote", "demote", "remove"):
             await m.send_json({"type": "moderate", "action": action, "participant_id": grace["participant_id"]})
         await m.send_json({"type": "mute_all"})
         await m.send_json({"type": "lock", "locked": True})
+        await m.send_json({"type": "lobby", "enabled": True})
+        # nor may a participant share a screen or open the door (checked before any SDP is read)
+        await m.send_json({"type": "publish", "sdp": "v=0", "source": "screen"})
+        await m.send_json({"type": "admit", "participant_id": grace["participant_id"], "admit": True})
 
     told, seen, _ = _mallory_beside_grace(platform, pbx, script)
-    assert [t.get("code") for t in told if t.get("type") == "error"] == ["forbidden"] * 7, told
-    assert not [t for t in seen if t.get("type") in ("removed", "lock_state", "participant_updated")], seen
+    codes = [t.get("code") for t in told if t.get("type") == "error"]
+    assert codes == ["forbidden"] * 9 + ["not_presenter"] * 2, told
+    assert not [t for t in seen if t.get("type") in ("removed", "lock_state", "lobby_state", "participant_updated")], seen
+    assert not [t for t in seen if t.get("type") == "subscribe_offer"], seen
+
+
+def test_the_lobby_shows_a_waiting_person_nothing_and_takes_nothing_from_them(platform: Platform, pbx: PbxClient) -> None:
+    """At the door: no participants, no chat, no media, no messages but ``leave``; the organizer
+    sees who waits; one turned away cannot knock again with the same token."""
+    pbx.sync([ext("101")])
+    created = pbx.put_meeting(f"door-{secrets.token_hex(4)}", meeting(lobby=True)).json()
+    key, secret = created["url"].rsplit("/", 1)[1], created["organizer_url"].split("#organizer=")[1]
+    ada = join_meeting(platform, key, "Ada", organizer_secret=secret)
+    mallory = join_meeting(platform, key, "Mallory")
+
+    async def run() -> tuple[
+        dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], Any, dict[str, Any]
+    ]:
+        async with aiohttp.ClientSession() as session:
+            a, joined = await _connect(session, ada, key)
+            assert joined["type"] == "joined" and joined["lobby"] is True
+            await a.send_json({"type": "chat", "text": "for the people inside"})
+            m, first = await _connect(session, mallory, key)
+            for attempt in (
+                {"type": "chat", "text": "let me in"},
+                {"type": "hand", "up": True},
+                {"type": "publish", "sdp": "v=0"},
+                {"type": "admit", "participant_id": mallory["participant_id"], "admit": True},
+            ):
+                await m.send_json(attempt)
+            told = await _drain(m, 1.0)
+            door = await _drain(a, 0.5)
+            await a.send_json({"type": "admit", "participant_id": mallory["participant_id"], "admit": False})
+            after = await _drain(m, 1.0)
+            again, refused = await _connect(session, mallory, key)
+            await again.receive(timeout=2)
+            await a.close()
+            return first, told, door, after, m.close_code, refused
+
+    first, told, door, after, code, refused = asyncio.run(run())
+    assert first == {"type": "lobby_waiting", "participant_id": mallory["participant_id"]}
+    assert [t.get("code") for t in told] == ["invalid_request"] * 4, told  # nothing but errors reaches her
+    states = [d for d in door if d["type"] == "lobby_state"]
+    assert states and states[-1]["waiting"] == [{"id": mallory["participant_id"], "name": "Mallory"}]
+    assert not [d for d in door if d["type"] == "participant_joined"], door  # she is not in the meeting
+    assert after == [{"type": "lobby_rejected"}] and code == 4005
+    assert refused == {"type": "error", "code": "rejected", "message": ERROR_TEXT["rejected"]}
+
+
+def test_one_screen_share_at_a_time(platform: Platform, pbx: PbxClient) -> None:
+    """A second share while one runs is refused before anything is built; so is a second share
+    of one's own, and one beyond the share bucket."""
+    key, secret = quick_links(pbx)
+    ada = join_meeting(platform, key, "Ada", organizer_secret=secret)
+    grace = join_meeting(platform, key, "Grace")
+    offer = (
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=fingerprint:sha-256 "
+        + ":".join(["AB"] * 32)
+        + "\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=ice-ufrag:abcd\r\n"
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n"
+    )
+
+    def kinds(messages: list[dict[str, Any]]) -> list[str]:
+        return [m.get("code", m["type"]) for m in messages if m["type"] != "participant_joined"]
+
+    async def run() -> list[list[dict[str, Any]]]:
+        async with aiohttp.ClientSession() as session:
+            a, _ = await _connect(session, ada, key)
+            g, _ = await _connect(session, grace, key)
+            await a.send_json({"type": "moderate", "action": "promote", "participant_id": grace["participant_id"]})
+            await a.send_json({"type": "publish", "sdp": offer, "source": "screen"})
+            first = await _drain(a, 2.0)
+            await a.send_json({"type": "publish", "sdp": offer, "source": "screen"})
+            await g.send_json({"type": "publish", "sdp": offer, "source": "screen"})
+            second, busy = await _drain(a, 1.0), await _drain(g, 1.0)
+            await a.send_json({"type": "unshare"})
+            await _drain(a, 0.5)
+            await g.send_json({"type": "publish", "sdp": offer, "source": "screen"})
+            grace_shares = await _drain(g, 2.0)
+            await a.send_json({"type": "moderate", "action": "demote", "participant_id": grace["participant_id"]})
+            demoted = await _drain(a, 1.0)
+            await a.close()
+            await g.close()
+            return [first, second, busy, grace_shares, demoted]
+
+    first, second, busy, grace_shares, demoted = asyncio.run(run())
+    assert "publish_answer" in kinds(first) and next(f for f in first if f["type"] == "publish_answer")["source"] == "screen"
+    assert kinds(second) == ["invalid_request"]  # one share of one's own
+    assert "screen_busy" in kinds(busy) and "publish_answer" not in kinds(busy)  # one share in the room
+    assert "publish_answer" in kinds(grace_shares)  # once it ended, a presenter may share
+    # demoted, Grace shares no more: everyone is told her share ended
+    updates = [d["participant"] for d in demoted if d["type"] == "participant_updated"]
+    assert updates and updates[-1]["role"] == "participant" and updates[-1]["screen"] is False, demoted
 
 
 def test_reactions_and_change_notices_are_bounded_per_person(platform: Platform, pbx: PbxClient) -> None:

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from converter_job.compose import compose, grid
+from converter_job.compose import compose, grid, layout
 from infra.media import Person, write_recording
 from webmeeting.domain import rawtrack
 from webmeeting.domain.converters import Converter, NoConverterAvailable, choose, parse
@@ -111,6 +111,17 @@ def test_grid_cells_tile_the_picture() -> None:
     assert len(grid(5)) == 5 and all(w > 0 and h > 0 and x % 2 == 0 and y % 2 == 0 for x, y, w, h in grid(5))
 
 
+def test_a_shared_screen_is_the_main_cell_and_the_people_a_column() -> None:
+    assert layout(2, False) == (None, grid(2))
+    screen, people = layout(3, True)
+    assert screen == (0, 0, 960, 720)
+    assert [c[0] for c in people] == [960] * 3 and all(w == 320 and h == 180 for _, _, w, h in people)
+    assert all(a[1] + a[3] <= b[1] for a, b in zip(people, people[1:], strict=False))  # no overlap
+    _, many = layout(8, True)
+    assert many[-1][1] + many[-1][3] <= 720  # they all fit the column
+    assert layout(0, True) == ((0, 0, 1280, 720), [])
+
+
 # --- composition ----------------------------------------------------------------------------------
 
 
@@ -177,6 +188,23 @@ def test_lip_sync_across_skewed_publisher_clocks(composed: Path) -> None:
     assert alice == pytest.approx(2.0, abs=0.07) and bob == pytest.approx(2.5, abs=0.1)
     assert len(audio_flashes) == 2
     assert abs(audio_flashes[0] - alice) < 0.05 and abs(audio_flashes[1] - bob) < 0.05  # lip sync: within 50 ms
+
+
+def test_a_shared_screen_fills_the_main_cell_while_it_is_shared(tmp_path: Path) -> None:
+    camera = Person("alice-000001", 90, 128, 128, 440)
+    screen = Person("alice-000001", 220, 128, 128, 440, screen=True, joins_at=1.0, leaves_at=2.5)
+    out, result = _compose(tmp_path, [camera, screen], 4.0)
+    assert not result.remuxed and result.cells == 2  # type: ignore[attr-defined]
+    frames = dict(_video(out))
+
+    def at(t: float) -> np.ndarray:
+        return frames[min(frames, key=lambda k: abs(k - t))]
+
+    assert at(0.5)[200:520, 200:1080].mean() == pytest.approx(90, abs=15)  # only Alice's camera: all hers
+    during = at(2.0)
+    assert during[100:620, 100:860].mean() == pytest.approx(220, abs=15)  # the screen, large
+    assert during[300:420, 980:1260].mean() == pytest.approx(90, abs=15)  # Alice, small on the right
+    assert at(3.8)[200:520, 200:1080].mean() == pytest.approx(90, abs=15)  # the share ended: her camera again
 
 
 # --- the remux path -------------------------------------------------------------------------------

@@ -49,10 +49,40 @@ def test_build_report() -> None:
     assert report["meeting_name"] == "Quarterly review"
     assert (report["started_at"], report["ended_at"]) == (at(0), at(61))
     assert report["participants"] == [
-        {"name": "Olga Organa", "email": "olga@example.com", "role": "organizer", "connected_seconds": 61, "reconnects": 0},
-        {"name": "Bob Builder", "email": "bob@example.org", "role": "participant", "connected_seconds": 52, "reconnects": 1},
+        {
+            "name": "Olga Organa",
+            "email": "olga@example.com",
+            "role": "organizer",
+            "connected_seconds": 61,
+            "reconnects": 0,
+            "removed": False,
+        },
+        {
+            "name": "Bob Builder",
+            "email": "bob@example.org",
+            "role": "participant",
+            "connected_seconds": 52,
+            "reconnects": 1,
+            "removed": False,
+        },
     ]
+    assert report["removals"] == 0
     assert built["timeline"] == [{"i": 0, "s": 0.0, "e": 61.0}, {"i": 1, "s": 5.0, "e": 30.0}, {"i": 1, "s": 33.0, "e": 60.0}]
+
+
+def test_removals_are_counted() -> None:
+    events = [
+        Event("1", "joined", "org", "eu", at(0), "Olga Organa", "organizer"),
+        Event("2", "joined", "p1", "eu", at(5), "Mallory", "participant"),
+        Event("3", "left", "p1", "eu", at(20), reason="removed"),
+        Event("4", "joined", "p2", "eu", at(6), "Bob", "participant"),
+        Event("5", "left", "p2", "eu", at(30), reason="left"),
+        Event("6", "left", "org", "eu", at(40), reason="left"),
+    ]
+    report = rules.build(
+        compute(events), pbx_meeting_id="m-1", meeting_name="m", organizer_name="Olga", organizer_email=None, invitees=[]
+    )["report"]
+    assert [p["removed"] for p in report["participants"]] == [False, True, False] and report["removals"] == 1
 
 
 def test_redaction_for_admins() -> None:

@@ -206,6 +206,11 @@ class MeetingRequest(Strict):
     duration_minutes: int = Field(ge=1, le=MAX_MEETING_MINUTES)
     participants: list[Participant] = Field(default_factory=list, max_length=MAX_PARTICIPANTS_PER_MEETING)
     send_invitations: bool = False
+    lobby: bool = Field(
+        default=False,
+        description="people wait at the door until the organizer or a presenter lets them in (optional; "
+        "the organizer can also turn it on or off in the room)",
+    )
 
 
 class MeetingResponse(Response):
@@ -224,6 +229,7 @@ class ReportParticipant(Response):
     role: Literal["organizer", "participant"]
     connected_seconds: int = Field(ge=0)
     reconnects: int = Field(ge=0)
+    removed: bool = Field(default=False, description="the organizer removed them from the meeting")
 
 
 class Report(Response):
@@ -233,6 +239,7 @@ class Report(Response):
     started_at: datetime
     ended_at: datetime
     participants: list[ReportParticipant]
+    removals: int = Field(default=0, ge=0, description="participants the organizer removed")
 
 
 class ReportsResponse(Response):

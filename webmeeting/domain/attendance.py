@@ -32,6 +32,7 @@ class Event:
     at: datetime
     name: str | None = None
     role: str | None = None
+    reason: str | None = None  # of a "left": left | removed | replaced | mcu_shutdown | reconciled
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Attendance:
     connected: list[Interval] = field(default_factory=list)  # merged, ordered
     reconnects: int = 0
     first_seen: datetime | None = None
+    removed: bool = False  # the organizer removed them from the session
 
     @property
     def connected_seconds(self) -> float:
@@ -142,6 +144,7 @@ def compute(
                 connected=merged,
                 reconnects=max(0, len(merged) - 1) + lost,
                 first_seen=opens[0].at,
+                removed=any(e.type == "left" and e.reason == "removed" for e in evs),
             )
         )
     people.sort(key=lambda a: (a.first_seen or datetime.max, a.participant_id))

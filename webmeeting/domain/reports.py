@@ -51,6 +51,7 @@ def build(
                 "role": person.role,
                 "connected_seconds": round(person.connected_seconds),
                 "reconnects": person.reconnects,
+                "removed": person.removed,
             }
         )
         for iv in person.connected:
@@ -64,6 +65,7 @@ def build(
             "started_at": start,
             "ended_at": end,
             "participants": participants,
+            "removals": sum(1 for p in participants if p["removed"]),
         },
         "timeline": timeline,
     }

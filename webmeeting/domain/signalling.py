@@ -7,14 +7,17 @@ same names: ``functions/meeting_page/assets/signalling.js`` is generated from th
 (``make signalling``; a test keeps it current), and ``docs/signalling.schema.json`` is the JSON
 Schema of both directions.
 
-Browser -> MCU: ``join`` (first, always; the key must be the token's), ``publish`` (its audio and
-video, sendonly), ``subscribe_answer``, ``mute``, ``record`` (organizer, with the portal's
-grant), ``chat`` (to everyone or one person), ``hand`` (raise or lower one's own; the organizer
-lowers anyone's), ``react``, ``changed`` (shared content changed through the portal),
-``moderate`` / ``mute_all`` / ``lock`` (the organizer's), ``leave``. MCU -> browser: ``joined`` (with the session's chat so far), ``publish_answer``,
-``subscribe_offer``, ``participant_joined`` / ``participant_updated`` / ``participant_left``,
-``recording`` (to everyone), ``chat_message``, ``reaction``, ``content_changed``,
-``lock_state``, ``removed``, ``error`` (a
+Browser -> MCU: ``join`` (first, always; the key must be the token's), ``publish`` (its camera's
+audio and video, or a shared screen: each a ``source`` of its own, sendonly), ``unshare``,
+``subscribe_answer``, ``mute``, ``record`` (organizer, with the portal's grant), ``chat`` (to
+everyone or one person), ``hand`` (raise or lower one's own; the organizer lowers anyone's),
+``react``, ``changed`` (shared content changed through the portal), ``moderate`` / ``mute_all``
+/ ``lock`` / ``lobby`` (the organizer's), ``admit`` (organizer and presenters), ``leave``.
+MCU -> browser: ``joined`` (with the session's chat so far), ``lobby_waiting`` (to a person
+waiting at the door: nothing else reaches them), ``lobby_state`` (who waits: to the organizer and
+presenters), ``lobby_rejected``, ``publish_answer``, ``subscribe_offer``, ``participant_joined``
+/ ``participant_updated`` / ``participant_left``, ``recording`` (to everyone),
+``chat_message``, ``reaction``, ``content_changed``, ``lock_state``, ``removed``, ``error`` (a
 stable code and a fixed text, never an exception's).
 
 Chat is never stored: the MCU relays it and keeps the session's last ``CHAT_HISTORY`` messages
@@ -47,6 +50,10 @@ ERROR_TEXT: dict[str, str] = {
     "too_many_tracks": "a publish carries at most one audio and one video track",
     "removed": "the organizer removed you from this meeting",
     "meeting_locked": "the organizer has locked this meeting",
+    "not_presenter": "only the organizer and presenters may do this",
+    "screen_busy": "someone else is sharing their screen",
+    "lobby_full": "too many people are waiting to be let in",
+    "rejected": "the organizer did not let you in",
 }
 ErrorCode = Literal[
     "invalid_request",
@@ -58,7 +65,15 @@ ErrorCode = Literal[
     "too_many_tracks",
     "removed",
     "meeting_locked",
+    "not_presenter",
+    "screen_busy",
+    "lobby_full",
+    "rejected",
 ]
+
+
+# WebSocket close codes the MCU uses (after an ``error``, ``removed`` or ``lobby_rejected``)
+CLOSE_INVALID, CLOSE_UNAUTHENTICATED, CLOSE_FULL, CLOSE_REMOVED, CLOSE_REJECTED, CLOSE_RATE = 4000, 4001, 4003, 4004, 4005, 4029
 
 
 class _Message(BaseModel):
@@ -66,6 +81,8 @@ class _Message(BaseModel):
 
 
 Sdp = Annotated[str, Field(min_length=1, max_length=MAX_SDP_CHARS)]
+# what a publish carries: the camera (and microphone), or a shared screen (with its audio if offered)
+Source = Literal["camera", "screen"]
 
 
 # --- browser -> MCU -------------------------------------------------------------------------------
@@ -78,14 +95,24 @@ class Join(_Message):
 
 
 class Publish(_Message):
+    """One source's media (sendonly). A screen: the organizer's or a presenter's, one at a time."""
+
     type: Literal["publish"]
     sdp: Sdp
+    source: Source = "camera"
+
+
+class Unshare(_Message):
+    """The sender stops sharing their screen."""
+
+    type: Literal["unshare"]
 
 
 class SubscribeAnswer(_Message):
     type: Literal["subscribe_answer"]
     publisher_id: str = Field(pattern=PARTICIPANT_ID)
     sdp: Sdp
+    source: Source = "camera"
 
 
 class Mute(_Message):
@@ -132,12 +159,13 @@ class Changed(_Message):
 
 
 class Moderate(_Message):
-    """The organizer's action on one participant: mute their microphone or stop their camera
-    (they may turn either on again themselves: there is no remote unmute), make them a presenter
-    or a participant again, or remove them (for the rest of the session)."""
+    """The organizer's action on one participant: mute their microphone, stop their camera or
+    their screen share (they may turn either on again themselves: there is no remote unmute),
+    make them a presenter or a participant again, or remove them (for the rest of the session;
+    the session's lobby turns on, so a fresh join from them waits at the door)."""
 
     type: Literal["moderate"]
-    action: Literal["mute", "stop_video", "promote", "demote", "remove"]
+    action: Literal["mute", "stop_video", "stop_screen", "promote", "demote", "remove"]
     participant_id: str = Field(pattern=PARTICIPANT_ID)
 
 
@@ -154,12 +182,42 @@ class Lock(_Message):
     locked: bool
 
 
+class Lobby(_Message):
+    """The organizer turns the session's lobby on (new people wait to be let in) or off."""
+
+    type: Literal["lobby"]
+    enabled: bool
+
+
+class Admit(_Message):
+    """The organizer or a presenter lets a waiting person in, or turns them away."""
+
+    type: Literal["admit"]
+    participant_id: str = Field(pattern=PARTICIPANT_ID)
+    admit: bool
+
+
 class Leave(_Message):
     type: Literal["leave"]
 
 
 ClientMessage = Annotated[
-    Join | Publish | SubscribeAnswer | Mute | Record | Chat | Hand | React | Changed | Moderate | MuteAll | Lock | Leave,
+    Join
+    | Publish
+    | Unshare
+    | SubscribeAnswer
+    | Mute
+    | Record
+    | Chat
+    | Hand
+    | React
+    | Changed
+    | Moderate
+    | MuteAll
+    | Lock
+    | Lobby
+    | Admit
+    | Leave,
     Field(discriminator="type"),
 ]
 _CLIENT: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -187,6 +245,7 @@ class ParticipantInfo(_Message):
     audio: bool
     video: bool
     hand: bool = False
+    screen: bool = False  # sharing their screen now
 
 
 class ChatMessage(_Message):
@@ -210,11 +269,39 @@ class Joined(_Message):
     recording: bool
     chat: list[ChatMessage] = []  # the session's messages so far that are for this participant
     locked: bool = False
+    lobby: bool = False  # new people wait at the door
+
+
+class Waiting(_Message):
+    id: str
+    name: str
+
+
+class LobbyWaiting(_Message):
+    """To a person at the door: wait to be let in (nothing of the meeting reaches them)."""
+
+    type: Literal["lobby_waiting"] = "lobby_waiting"
+    participant_id: str
+
+
+class LobbyState(_Message):
+    """To the organizer and presenters: whether the lobby is on, and who waits (arrival order)."""
+
+    type: Literal["lobby_state"] = "lobby_state"
+    enabled: bool
+    waiting: list[Waiting]
+
+
+class LobbyRejected(_Message):
+    """To a person turned away at the door, just before the MCU closes its socket."""
+
+    type: Literal["lobby_rejected"] = "lobby_rejected"
 
 
 class PublishAnswer(_Message):
     type: Literal["publish_answer"] = "publish_answer"
     sdp: str
+    source: Source = "camera"
 
 
 class SubscribeOffer(_Message):
@@ -222,6 +309,7 @@ class SubscribeOffer(_Message):
     publisher_id: str
     name: str
     sdp: str
+    source: Source = "camera"
 
 
 class ParticipantJoined(_Message):
@@ -275,6 +363,9 @@ class Error(_Message):
 
 ServerMessage = Annotated[
     Joined
+    | LobbyWaiting
+    | LobbyState
+    | LobbyRejected
     | PublishAnswer
     | SubscribeOffer
     | ParticipantJoined
@@ -302,9 +393,29 @@ def wire(message: BaseModel) -> dict[str, Any]:
 
 # --- what the page and the docs are built from --------------------------------------------------------
 
-CLIENT_TYPES = (Join, Publish, SubscribeAnswer, Mute, Record, Chat, Hand, React, Changed, Moderate, MuteAll, Lock, Leave)
+CLIENT_TYPES = (
+    Join,
+    Publish,
+    Unshare,
+    SubscribeAnswer,
+    Mute,
+    Record,
+    Chat,
+    Hand,
+    React,
+    Changed,
+    Moderate,
+    MuteAll,
+    Lock,
+    Lobby,
+    Admit,
+    Leave,
+)
 SERVER_TYPES = (
     Joined,
+    LobbyWaiting,
+    LobbyState,
+    LobbyRejected,
     PublishAnswer,
     SubscribeOffer,
     ParticipantJoined,

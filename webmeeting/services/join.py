@@ -86,6 +86,7 @@ def join(req: JoinRequest, settings: Settings, now: datetime, wall_now: datetime
         mcu_id=mcu.id,
         max_participants=lic.max_participants,
         expires_at=expires,
+        lobby=bool(view.meeting.get("lobby")),
     )
     token = tokens.issue(settings.require("join_token_key"), claims, wall_now)
     return JoinResponse(

@@ -317,6 +317,7 @@ def upsert_meeting(
             "participants": [p.model_dump() for p in req.participants],
             "invitee_emails": sorted({p.email.lower() for p in req.participants if p.email}),  # data-subject queries
             "send_invitations": req.send_invitations,
+            "lobby": req.lobby,
             "ends_at": req.scheduled_start + timedelta(minutes=req.duration_minutes),
             "names_cleared": False,  # retention: name, comments, participants' names 7 days after the date
             "emails_cleared": False,  # retention: participants' emails 7 days after completion

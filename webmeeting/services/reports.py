@@ -45,7 +45,11 @@ def _events(session_id: str) -> list[attendance.Event]:
     out = []
     for snap in fs.query(fs.participant_events(), ("session_id", "==", session_id)).stream():
         d = fs.data(snap)
-        out.append(attendance.Event(snap.id, d["type"], d["participant_id"], d["mcu_id"], d["at"], d.get("name"), d.get("role")))
+        out.append(
+            attendance.Event(
+                snap.id, d["type"], d["participant_id"], d["mcu_id"], d["at"], d.get("name"), d.get("role"), d.get("reason")
+            )
+        )
     return out
 
 

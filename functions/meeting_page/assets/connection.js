@@ -1,13 +1,15 @@
-// The connection to the meeting: the join through the portal, the MCU's signalling socket, one
-// publish connection, one subscribe connection per remote participant, and reconnection after
-// network drops (failing over when the portal confirms our MCU is dead).
+// The connection to the meeting: the join through the portal, the MCU's signalling socket (and
+// the lobby's door on it), one publish connection per source (camera, shared screen), one
+// subscribe connection per remote participant and source, and reconnection after network drops
+// (failing over when the portal confirms our MCU is dead).
 
 import { $ } from "./dom.js";
 import { attach, videoOf } from "./grid.js";
 import { RECEIVE, SEND, message } from "./signalling.js";
 
 const RECONNECT_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000]; // then 8 s until it works
-const FATAL = new Set(["not_found", "license_invalid", "meeting_full", "invalid_request", "removed", "meeting_locked"]);
+const FATAL = new Set(["not_found", "license_invalid", "meeting_full", "invalid_request", "removed", "meeting_locked", "rejected", "lobby_full"]);
+const SHARE_REFUSED = new Set(["screen_busy", "not_presenter"]);
 
 export function createConnection(ctx, portal, hooks) {
   let ws = null;
@@ -28,43 +30,70 @@ export function createConnection(ctx, portal, hooks) {
     });
   }
 
-  async function publish() {
+  // one publish per source: the camera (and microphone), or a shared screen (and its audio)
+  async function publish(source, stream) {
     const pc = new RTCPeerConnection({ iceServers });
-    ctx.pubPc = pc;
-    for (const track of ctx.localStream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [ctx.localStream] });
+    ctx.pubPcs[source] = pc;
+    if (source === "camera") ctx.pubPc = pc;
+    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     pc.onconnectionstatechange = () => {
-      if (ctx.pubPc === pc && pc.connectionState === "failed") { ctx.failedMcu = ctx.mcuId; reconnect("media connection failed"); }
+      if (ctx.pubPcs[source] === pc && pc.connectionState === "failed") { ctx.failedMcu = ctx.mcuId; reconnect("media connection failed"); }
     };
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIce(pc);
-    send(SEND.publish, { sdp: pc.localDescription.sdp });
+    send(SEND.publish, { sdp: pc.localDescription.sdp, source });
+  }
+
+  function closeScreenPublish() {
+    if (ctx.pubPcs.screen) { ctx.pubPcs.screen.close(); delete ctx.pubPcs.screen; }
   }
 
   async function subscribe(msg) {
-    const old = ctx.subs.get(msg.publisher_id);
+    const screen = msg.source === "screen";
+    const subs = screen ? ctx.screens : ctx.subs;
+    const old = subs.get(msg.publisher_id);
     if (old) old.pc.close();
     const pc = new RTCPeerConnection({ iceServers });
     const stream = new MediaStream();
-    ctx.subs.set(msg.publisher_id, { pc, stream });
+    subs.set(msg.publisher_id, { pc, stream });
     pc.ontrack = (e) => {
       stream.addTrack(e.track);
+      if (screen) { hooks.onScreenTrack(msg.publisher_id, stream); return; }
       const video = videoOf(msg.publisher_id);
       if (video) attach(video, stream, e.track.kind === "video");
     };
     await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
     await pc.setLocalDescription(await pc.createAnswer());
     await waitForIce(pc);
-    send(SEND.subscribe_answer, { publisher_id: msg.publisher_id, sdp: pc.localDescription.sdp });
+    send(SEND.subscribe_answer, { publisher_id: msg.publisher_id, sdp: pc.localDescription.sdp, source: msg.source });
   }
 
   function dropSubscription(id) {
     const sub = ctx.subs.get(id);
     if (sub) { sub.pc.close(); ctx.subs.delete(id); }
+    dropScreen(id);
+  }
+
+  function dropScreen(id) {
+    const sub = ctx.screens.get(id);
+    if (sub) { sub.pc.close(); ctx.screens.delete(id); }
   }
 
   async function onMessage(event) {
     const msg = JSON.parse(event.data);
     switch (msg.type) {
+      case RECEIVE.lobby_waiting:
+        attempts = 0;
+        iceServers = [];
+        setState("waiting for the organizer");
+        hooks.onWaiting();
+        break;
+      case RECEIVE.lobby_state:
+        hooks.onLobby(msg);
+        break;
+      case RECEIVE.lobby_rejected:
+        stop("The organizer did not let you in.", { rejected: true });
+        break;
       case RECEIVE.joined:
         attempts = 0;
         ctx.me = msg.participant_id;
@@ -76,20 +105,24 @@ export function createConnection(ctx, portal, hooks) {
         hooks.onRecording(Boolean(msg.recording));
         hooks.onLock(Boolean(msg.locked));
         hooks.onChatHistory(msg.chat);
-        await publish();
+        hooks.onLobbyEnabled(Boolean(msg.lobby));
+        hooks.onAdmitted();
+        await publish("camera", ctx.localStream);
         hooks.onJoined();
         break;
       case RECEIVE.recording:
         hooks.onRecording(Boolean(msg.active));
         break;
       case RECEIVE.publish_answer:
-        await ctx.pubPc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+        await ctx.pubPcs[msg.source]?.setRemoteDescription({ type: "answer", sdp: msg.sdp });
         break;
       case RECEIVE.subscribe_offer:
         await subscribe(msg);
         break;
       case RECEIVE.participant_joined:
       case RECEIVE.participant_updated:
+        // a share that ended: the MCU closed its side (a new share comes with a new offer)
+        if (ctx.people.get(msg.participant.id)?.screen && !msg.participant.screen) dropScreen(msg.participant.id);
         ctx.people.set(msg.participant.id, msg.participant);
         if (msg.participant.id === ctx.me) hooks.onSelf(msg.participant); // the organizer may have muted us
         hooks.render();
@@ -116,15 +149,19 @@ export function createConnection(ctx, portal, hooks) {
         break;
       case RECEIVE.error:
         setState(msg.message);
-        if (FATAL.has(msg.code)) stop(msg.message, { removed: msg.code === "removed" });
+        if (SHARE_REFUSED.has(msg.code)) hooks.onShareRefused();
+        if (FATAL.has(msg.code)) stop(msg.message, { removed: msg.code === "removed", rejected: msg.code === "rejected" });
         break;
     }
   }
 
   function teardown() {
     if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
-    if (ctx.pubPc) { ctx.pubPc.close(); ctx.pubPc = null; }
-    for (const id of [...ctx.subs.keys()]) dropSubscription(id);
+    for (const pc of Object.values(ctx.pubPcs)) pc.close();
+    ctx.pubPcs = {};
+    ctx.pubPc = null;
+    hooks.onTeardown();
+    for (const id of [...ctx.subs.keys(), ...ctx.screens.keys()]) dropSubscription(id);
   }
 
   function reconnect(why) {
@@ -163,13 +200,15 @@ export function createConnection(ctx, portal, hooks) {
     ws.onclose = () => { ctx.failedMcu = ctx.mcuId; reconnect("connection lost"); };
   }
 
-  function stop(reason, { removed = false } = {}) {
+  function stop(reason, { removed = false, rejected = false } = {}) {
     ctx.leaving = true;
     teardown();
     ctx.people.clear();
     hooks.render();
     $("meeting").hidden = true;
+    $("lobby-screen").hidden = true;
     if (removed) { $("removed-screen").hidden = false; return; } // that tab does not come back
+    if (rejected) { $("lobby-rejected").hidden = false; return; }
     $("left-screen").hidden = false;
     $("left-reason").textContent = reason || "";
   }
@@ -180,5 +219,8 @@ export function createConnection(ctx, portal, hooks) {
 
   function restart() { attempts = 0; return connect(); }
 
-  return { send, restart, leave, online };
+  return {
+    send, restart, leave, online, dropScreen, closeScreenPublish,
+    publishScreen: (stream) => publish("screen", stream),
+  };
 }

@@ -14,7 +14,9 @@ import { bindInvitations } from "./invitations.js";
 import { createPolls } from "./polls.js";
 import { createPortal } from "./portal.js";
 import { createPrejoin } from "./prejoin.js";
+import { createLobby } from "./lobby.js";
 import { createRecording } from "./recording.js";
+import { createScreen } from "./screen.js";
 import { createSpeaker } from "./speaker.js";
 import { SEND } from "./signalling.js";
 
@@ -30,12 +32,14 @@ const ctx = {
   tokenAt: 0,
   role: "participant",
   me: null,
-  pubPc: null,
+  pubPc: null, // the camera's publish connection
+  pubPcs: {}, // source -> publish connection (camera, screen)
   localStream: null,
   sinkId: "", // the chosen speaker, where the browser can choose
   locked: false,
   leaving: false,
   subs: new Map(), // publisher id -> {pc, stream}
+  screens: new Map(), // sharer's id -> {pc, stream}: their shared screen
   people: new Map(), // participant id -> public info
 };
 
@@ -50,6 +54,7 @@ const connection = createConnection(ctx, portal, {
       if (p.hand) tools.push(parts.hands.lowerButton(p));
       if (p.audio !== false) tools.push(button("Mute", "mute-participant", () => connection.send(SEND.moderate, { action: "mute", participant_id: p.id })));
       if (p.video !== false) tools.push(button("Stop video", "stop-video-participant", () => connection.send(SEND.moderate, { action: "stop_video", participant_id: p.id })));
+      if (p.screen) tools.push(button("Stop share", "stop-screen-participant", () => connection.send(SEND.moderate, { action: "stop_screen", participant_id: p.id })));
       const presenter = p.role === "presenter";
       tools.push(button(presenter ? "Make participant" : "Make presenter", presenter ? "demote-participant" : "promote-participant",
         () => connection.send(SEND.moderate, { action: presenter ? "demote" : "promote", participant_id: p.id })));
@@ -59,6 +64,8 @@ const connection = createConnection(ctx, portal, {
     parts.chat.people();
     parts.hands.show();
     parts.speaker.show();
+    parts.screen.show();
+    parts.lobby.show();
     if (ctx.sinkId) for (const v of document.querySelectorAll("video[data-participant-id]")) if (v.sinkId !== ctx.sinkId) v.setSinkId?.(ctx.sinkId).catch(() => {});
   },
   onJoined() {
@@ -67,6 +74,13 @@ const connection = createConnection(ctx, portal, {
     if (ctx.role === "organizer") showDialIn(ctx, portal);
   },
   onContentChanged(msg) { fetchShared(msg.what); },
+  onWaiting() { parts.lobby.waiting(); },
+  onAdmitted() { parts.lobby.admitted(); },
+  onLobby(msg) { parts.lobby.show(msg); },
+  onLobbyEnabled(enabled) { parts.lobby.setEnabled(enabled); },
+  onScreenTrack(id, stream) { parts.screen.attach(id, stream); },
+  onShareRefused() { parts.screen.reset(); parts.screen.show(); },
+  onTeardown() { parts.screen.reset(); },
   onRecording(active) { parts.recording.show(active); },
   onLock(locked) {
     ctx.locked = locked;
@@ -75,6 +89,7 @@ const connection = createConnection(ctx, portal, {
     $("locked-indicator").hidden = !locked;
   },
   onSelf(me) { // the organizer turned our microphone or camera off: follow (turning it on again is ours)
+    parts.screen.self(me);
     for (const [kind, on] of [["audio", me.audio], ["video", me.video]]) {
       if (on === false && enabled(kind)) for (const t of kind === "audio" ? ctx.localStream.getAudioTracks() : ctx.localStream.getVideoTracks()) t.enabled = false;
     }
@@ -106,6 +121,8 @@ parts.recording = createRecording(ctx, portal, connection.send);
 parts.chat = createChat(ctx, connection.send);
 parts.hands = createHands(ctx, connection.send);
 parts.speaker = createSpeaker(ctx);
+parts.screen = createScreen(ctx, connection);
+parts.lobby = createLobby(ctx, connection.send);
 bindInvitations(ctx, portal);
 
 const prejoin = createPrejoin(ctx);

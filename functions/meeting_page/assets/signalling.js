@@ -4,6 +4,7 @@
 export const SEND = Object.freeze({
   "join": "join",
   "publish": "publish",
+  "unshare": "unshare",
   "subscribe_answer": "subscribe_answer",
   "mute": "mute",
   "record": "record",
@@ -14,11 +15,16 @@ export const SEND = Object.freeze({
   "moderate": "moderate",
   "mute_all": "mute_all",
   "lock": "lock",
+  "lobby": "lobby",
+  "admit": "admit",
   "leave": "leave"
 });
 
 export const RECEIVE = Object.freeze({
   "joined": "joined",
+  "lobby_waiting": "lobby_waiting",
+  "lobby_state": "lobby_state",
+  "lobby_rejected": "lobby_rejected",
   "publish_answer": "publish_answer",
   "subscribe_offer": "subscribe_offer",
   "participant_joined": "participant_joined",
@@ -39,11 +45,14 @@ export const FIELDS = Object.freeze({
     "meeting_key"
   ],
   "publish": [
-    "sdp"
+    "sdp",
+    "source"
   ],
+  "unshare": [],
   "subscribe_answer": [
     "publisher_id",
-    "sdp"
+    "sdp",
+    "source"
   ],
   "mute": [
     "audio",
@@ -75,6 +84,13 @@ export const FIELDS = Object.freeze({
   "lock": [
     "locked"
   ],
+  "lobby": [
+    "enabled"
+  ],
+  "admit": [
+    "participant_id",
+    "admit"
+  ],
   "leave": [],
   "joined": [
     "participant_id",
@@ -83,15 +99,26 @@ export const FIELDS = Object.freeze({
     "ice_servers",
     "recording",
     "chat",
-    "locked"
+    "locked",
+    "lobby"
   ],
+  "lobby_waiting": [
+    "participant_id"
+  ],
+  "lobby_state": [
+    "enabled",
+    "waiting"
+  ],
+  "lobby_rejected": [],
   "publish_answer": [
-    "sdp"
+    "sdp",
+    "source"
   ],
   "subscribe_offer": [
     "publisher_id",
     "name",
-    "sdp"
+    "sdp",
+    "source"
   ],
   "participant_joined": [
     "participant"
@@ -140,7 +167,11 @@ export const ERROR_TEXT = Object.freeze({
   "invalid_sdp": "the session description was refused",
   "too_many_tracks": "a publish carries at most one audio and one video track",
   "removed": "the organizer removed you from this meeting",
-  "meeting_locked": "the organizer has locked this meeting"
+  "meeting_locked": "the organizer has locked this meeting",
+  "not_presenter": "only the organizer and presenters may do this",
+  "screen_busy": "someone else is sharing their screen",
+  "lobby_full": "too many people are waiting to be let in",
+  "rejected": "the organizer did not let you in"
 });
 
 export const REACTIONS = Object.freeze(["👍", "👏", "😂", "❤️", "🎉", "😮"]);
