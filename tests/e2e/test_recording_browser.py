@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import pytest
 import requests
 from playwright.sync_api import Page
@@ -132,3 +133,62 @@ def test_a_recorded_meeting_becomes_one_mp4_with_both_people(
     for mcu in platform.endpoints["mcus"]:
         folder = platform.state_dir / f"mcu-{mcu['id']}" / "recordings" / rec["id"]
         assert not folder.exists()
+
+
+def test_a_shared_screen_is_the_main_cell_of_the_recording(playwright: Any, pbx: PbxClient, tmp_path: Path) -> None:
+    links = pbx.sync([ext("101", "Ada", "Lovelace", email=f"rec-{secrets.token_hex(3)}@example.com")]).json()["extensions"][0]
+    key = links["quick_meeting_url"].rsplit("/", 1)[1]
+    ada_ctx, grace_ctx = launch(playwright), launch(playwright)
+    try:
+        ada = join(ada_ctx, links["quick_meeting_organizer_url"], "Ada Lovelace")
+        grace = join(grace_ctx, links["quick_meeting_url"], "Grace Hopper")
+        _wait(lambda: _flowing(ada) and _flowing(grace), "media both ways")
+        ada.click("[data-testid=share-screen]")
+        _wait(
+            lambda: grace.evaluate("document.querySelector('video[data-screen-of]')?.videoWidth || 0") >= 640,
+            "the screen at Grace",
+        )
+        ada.click("[data-testid=record]")
+        _wait(lambda: _indicator(ada) and _indicator(grace), "recording", timeout=10)
+        time.sleep(6)
+        ada.click("[data-testid=record]")
+        _wait(lambda: not _indicator(ada), "stopped", timeout=10)
+    finally:
+        close(ada_ctx)
+        close(grace_ctx)
+
+    def ready() -> dict[str, Any] | None:
+        for s in fs.client().collection("recordings").stream():
+            doc = fs.data(s)
+            if doc["meeting_key"] == key and doc["status"] == "ready":
+                return doc
+        return None
+
+    rec = _wait(ready, "the recording to be converted", timeout=120)
+    assert sorted(t.get("source", "camera") + "/" + t["kind"] for t in rec["tracks"]) == [
+        "camera/audio",
+        "camera/audio",
+        "camera/video",
+        "camera/video",
+        "screen/audio",
+        "screen/video",
+    ], rec["tracks"]
+    mp4 = tmp_path / "screen.mp4"
+    storage.bucket(RECORDINGS_BUCKET).blob(rec["output_object"]).download_to_filename(str(mp4))
+    with av.open(str(mp4)) as container:
+        duration = float(container.duration / 1e6)
+        middle = [
+            f.to_ndarray(format="gray") for f in container.decode(video=0) if abs(float(f.pts * f.time_base) - duration / 2) < 1.5
+        ]
+    assert len(middle) > 30
+
+    # Chromium's fake pictures: a disc on black whose grey level cycles, and a white timestamp at
+    # the top left. The screen (16:9) fills the left 960 px from y = 90, its disc at the centre;
+    # the two cameras' discs at the centres of the right column's 320x180 cells (y = 180..360,
+    # 360..540), black above them. A grid of two or of three puts all of these elsewhere.
+    union = np.max(np.stack(middle), axis=0)  # every disc at its brightest
+    assert union[310:410, 430:530].mean() > 150  # the screen's disc, large
+    assert union[250:290, 1100:1140].mean() > 150 and union[430:470, 1100:1140].mean() > 150  # the cameras, small
+    assert union[0:170, 980:1260].mean() < 10  # nothing above the column
+    screen_text = [g[110:140, 68:283].mean() > 30 for g in middle]  # the screen's timestamp, frame by frame
+    assert sum(screen_text) >= 0.9 * len(middle), screen_text

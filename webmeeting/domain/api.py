@@ -321,6 +321,7 @@ class RawTrack(BaseModel):
     track_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     participant_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
     kind: Literal["audio", "video"]
+    source: Literal["camera", "screen"] = "camera"  # a shared screen is the recording's main cell
     codec: Literal["vp8", "h264", "opus"]
     clock_rate: int = Field(ge=8000, le=192_000)
     file: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}\.wmr$")
