@@ -9,7 +9,7 @@ PAGE := functions/meeting_page
 APT_PACKAGES := default-jre-headless chromium firefox-esr iproute2 ffmpeg
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
-.PHONY: run test unit service lint system venv clean openapi retention-doc signalling package terraform-data bench demo
+.PHONY: run test unit service lint system venv clean openapi retention-doc signalling package terraform-data bench demo screenshots
 
 CHECKOV_VENV := .venv-checkov
 
@@ -84,6 +84,11 @@ bench: system venv
 	$(PY) bench/mcu_forwarding.py
 	$(PY) bench/convert.py
 	$(PY) bench/retention_sweep.py
+	$(PY) bench/portal_load.py
+
+# Screenshots of the meeting room in docs/screenshots/ (a local platform, headless Chromium).
+screenshots: system venv
+	$(PY) -m infra.screenshots
 
 clean:
 	rm -rf $(VENV) $(TASKS_VENV) .local .pytest_cache .mypy_cache .ruff_cache

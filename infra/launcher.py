@@ -117,6 +117,7 @@ class Platform:
     token_keys: tuple[str, str] = field(default_factory=tokens.new_keypair)  # (private, public) PEM
     mcu_count: int = len(LOCAL_MCUS)
     scheduler: bool = False  # the local Cloud Scheduler (make run); tests call the jobs' handlers themselves
+    mcu_heartbeat_s: float = MCU_HEARTBEAT_S  # the MCUs' heartbeat interval (production's is the MCU's default)
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -415,10 +416,15 @@ class Platform:
         env = self.function_env()
         started = []
         for target, port in ports.items():
-            proc = self.spawn(f"fn-{target}", self.function_argv(target, port), {**env, "THREADS": "8"})
+            threads = str(routes.SIZING[target].concurrency)  # as many requests at once as in production
+            proc = self.spawn(f"fn-{target}", self.function_argv(target, port), {**env, "THREADS": threads})
             started.append((proc, port))
         for proc, port in started:
             self.wait_ready(proc, self.tcp_ok(port))
+        self.start_frontdoor(portal_port)
+
+    def start_frontdoor(self, portal_port: int) -> None:
+        """The local load balancer on ``portal_port``, before the public functions' upstreams."""
         argv = [sys.executable, "-m", "infra.frontdoor", "--port", str(portal_port)]
         for target, exposure in routes.functions().items():
             if exposure is routes.Exposure.PUBLIC:
@@ -483,7 +489,7 @@ class Platform:
             "MCU_LONGITUDE": str(lon),
             "MCU_ICE_SERVERS": "[]",  # nothing outside 127.0.0.0/8, no public STUN
             "MCU_ICE_ADDRESSES": HOST,
-            "MCU_HEARTBEAT_S": str(MCU_HEARTBEAT_S),
+            "MCU_HEARTBEAT_S": str(self.mcu_heartbeat_s),
             "MCU_RAW_BUCKET": RAW_BUCKET,
             "MCU_RECORDINGS_DIR": str(self.state_dir / f"mcu-{mcu_id}" / "recordings"),
             "STORAGE_EMULATOR_HOST": self.endpoints["storage_emulator"],

@@ -102,6 +102,31 @@ RATE_LIMITS: tuple[RateLimit, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Sizing:
+    """How one function runs in production, and locally: ``concurrency`` requests at once per
+    instance (its threads: the code is thread-safe; locally the same number of threads), up to
+    ``max_instances``, each with ``cpu`` vCPUs (more than one request at once needs a whole one)."""
+
+    concurrency: int
+    max_instances: int
+    cpu: float
+    memory: str
+    timeout_s: int
+
+
+# From bench/portal_load.py (docs/benchmarks.md): a request of the meeting API takes ~10-30 ms,
+# most of it waiting on Firestore, a few ms of CPU; eight at once keep one vCPU busy without
+# queueing. The tasks function's sweeps are long and I/O-bound; they hold leases, so several may run.
+SIZING: dict[str, Sizing] = {
+    "pbx_api": Sizing(concurrency=8, max_instances=20, cpu=1, memory="512Mi", timeout_s=60),
+    "meeting_api": Sizing(concurrency=8, max_instances=20, cpu=1, memory="512Mi", timeout_s=60),
+    "mcu_api": Sizing(concurrency=8, max_instances=20, cpu=1, memory="512Mi", timeout_s=60),
+    "meeting_page": Sizing(concurrency=16, max_instances=10, cpu=1, memory="512Mi", timeout_s=60),
+    "tasks_api": Sizing(concurrency=4, max_instances=10, cpu=1, memory="1Gi", timeout_s=540),
+}
+
+
 def route_for(path: str) -> Route | None:
     """The route serving ``path`` (longest prefix), or None."""
     best: Route | None = None
@@ -138,6 +163,16 @@ def document() -> dict[str, object]:
             for r in ROUTES
         ],
         "functions": {name: str(exposure) for name, exposure in sorted(functions().items())},
+        "sizing": {
+            name: {
+                "concurrency": s.concurrency,
+                "max_instances": s.max_instances,
+                "cpu": str(s.cpu).removesuffix(".0"),
+                "memory": s.memory,
+                "timeout_s": s.timeout_s,
+            }
+            for name, s in sorted(SIZING.items())
+        },
         "rate_limits": [
             {"name": x.name, "prefix": x.prefix, "count": x.count, "interval_s": x.interval_s, "priority": x.priority}
             for x in RATE_LIMITS

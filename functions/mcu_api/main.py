@@ -22,7 +22,7 @@ from webmeeting.adapters import mcu_identity
 from webmeeting.domain.api import McuEvents, McuHeartbeat, RecordingUploaded
 from webmeeting.domain.mcu import RegisteredMcu
 from webmeeting.services import lifecycle, recordings
-from webmeeting.services.mcus import record_heartbeat
+from webmeeting.services.mcus import live_digest, mark_events, record_heartbeat
 from webmeeting.services.sessions import reconcile_live, record_events
 
 PREFIX = "/api/mcu/v1"
@@ -69,8 +69,9 @@ def _heartbeat(request: flask.Request, _: re.Match[str]) -> flask.Response:
     beat = http.parse(McuHeartbeat, http.read_body(request, BODY_LIMIT))
     if beat.id != mcu_id:
         raise errors.Forbidden("an MCU speaks only for itself")
-    record_heartbeat(mcu_id, _heartbeat_fields(beat, entry))
-    if beat.live is not None and beat.live_at is not None:  # lost "left" events: reconcile
+    digest = live_digest(beat.live) if beat.live is not None and beat.live_at is not None else None
+    if record_heartbeat(mcu_id, _heartbeat_fields(beat, entry), digest) and beat.live is not None and beat.live_at is not None:
+        # lost "left" events: reconcile (when the snapshot or the sessions may have changed)
         lifecycle.after(reconcile_live(mcu_id, beat.live, beat.live_at, runtime.clock().now()), runtime.settings())
     return flask.Response(status=204)
 
@@ -79,6 +80,8 @@ def _events(request: flask.Request, _: re.Match[str]) -> flask.Response:
     mcu_id, _entry = _authenticate(request)
     batch = http.parse(McuEvents, http.read_body(request, BODY_LIMIT))
     recorded = record_events(list(batch.events), mcu_id, runtime.clock().now())
+    if recorded.stored:
+        mark_events(mcu_id)
     lifecycle.after(recorded, runtime.settings())
     return http.json_response({"stored": recorded.stored})
 

@@ -71,6 +71,25 @@ def test_functions_ingress_follows_the_table() -> None:
     assert set(TOPOLOGY["functions"]) == set(routes.functions())
 
 
+def test_functions_are_sized_by_the_table_in_production_and_locally() -> None:
+    """Concurrency, instances, vCPUs, memory and timeout come from ``routes.SIZING`` in terraform;
+    the local platform runs each function with the same number of request threads."""
+    config = resources(PORTAL / "main.tf")[("google_cloudfunctions2_function", "function")]["service_config"][0]
+    sizing = "local.topology.sizing[each.value]"
+    assert config["max_instance_request_concurrency"] == f"${{{sizing}.concurrency}}"
+    assert config["available_cpu"] == f"${{{sizing}.cpu}}"
+    assert config["available_memory"] == f"${{{sizing}.memory}}"
+    assert config["timeout_seconds"] == f"${{{sizing}.timeout_s}}"
+    assert f"{sizing}.max_instances" in config["max_instance_count"]
+    assert f"THREADS = tostring({sizing}.concurrency)" in config["environment_variables"]
+    assert set(TOPOLOGY["sizing"]) == set(routes.functions()) == set(routes.SIZING)
+    for name, s in routes.SIZING.items():
+        assert TOPOLOGY["sizing"][name]["concurrency"] == s.concurrency
+        assert s.concurrency == 1 or s.cpu >= 1, f"{name}: more than one request at once needs a whole vCPU"
+    source = Path(launcher.__file__).read_text()
+    assert '"THREADS": threads' in source and "routes.SIZING[target].concurrency" in source
+
+
 def test_cloud_armor_rules_are_the_rate_limit_table() -> None:
     policy = resources(PORTAL / "edge.tf")[("google_compute_security_policy", "edge")]
     dynamic = policy["dynamic"][0]["rule"]

@@ -1,41 +1,16 @@
-"""Headless Chromium (Debian's package) driven by Playwright, with fake camera and microphone."""
+"""Browser-test helpers on headless Chromium (``infra.chromium``): joining, frame counts,
+network drops."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 from typing import Any
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--allow-loopback-in-peer-connection",  # else no ICE candidates on loopback
-    "--autoplay-policy=no-user-gesture-required",
-]
+from infra.chromium import CHROMIUM, FLAGS, close, launch
 
-
-def launch(playwright: Any) -> Any:
-    """One Chromium instance with a profile folder of its own (``context.profile``)."""
-    profile = tempfile.mkdtemp(prefix="wm-chromium-")
-    context = playwright.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS, headless=True)
-    context.profile = profile
-    return context
-
-
-def close(context: Any) -> None:
-    context.close()
-    shutil.rmtree(context.profile, ignore_errors=True)
+__all__ = ["CHROMIUM", "FLAGS", "close", "launch", "join", "drop_connections"]
 
 
 def join(context: Any, url: str, name: str) -> Any:

@@ -6,6 +6,8 @@ is alive or not now, whatever day the platform pretends it is.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -19,27 +21,56 @@ from webmeeting.errors import InvalidRequest, NotFound
 from webmeeting.settings import Settings
 
 PROBE_TIMEOUT_S = 1.5  # a reported-dead MCU that does not answer this fast is taken as dead
+# the sessions are compared with an MCU's live snapshot when the snapshot changed, when events
+# arrived since the last comparison, and at least this often; otherwise a steady MCU's heartbeat
+# costs one read (its own document), whatever it carries
+RECONCILE_EVERY_S = 60.0
 
 
-def record_heartbeat(mcu_id: str, body: dict[str, Any]) -> None:
+def live_digest(live: dict[str, list[str]]) -> str:
+    """A fingerprint of who an MCU has, per meeting (the order of either does not matter)."""
+    canonical = json.dumps(sorted((key, sorted(ids)) for key, ids in live.items()))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def record_heartbeat(mcu_id: str, body: dict[str, Any], digest: str | None = None) -> bool:
+    """Store the heartbeat; whether the live snapshot it carries (``digest``) is due to be
+    reconciled with the sessions now."""
     now = runtime.clock().wall()
     ref = fs.mcus().document(mcu_id)
     snap = ref.get()
-    status = fs.data(snap).get("status", "active") if snap.exists else "active"  # deprecation is an admin's call
-    ref.set(
-        {
-            "region": body["region"],
-            "url": body["url"],
-            "capacity": body["capacity"],
-            "load": body["load"],
-            "latitude": body["latitude"],
-            "longitude": body["longitude"],
-            "workers": body["workers"],
-            "status": status,
-            "last_heartbeat_at": now,
-            "unreachable_at": None,
-        }
-    )
+    old = fs.data(snap) if snap.exists else {}
+    fields: dict[str, Any] = {
+        "region": body["region"],
+        "url": body["url"],
+        "capacity": body["capacity"],
+        "load": body["load"],
+        "latitude": body["latitude"],
+        "longitude": body["longitude"],
+        "workers": body["workers"],
+        "status": old.get("status", "active"),  # deprecation is an admin's call
+        "last_heartbeat_at": now,
+        "unreachable_at": None,
+    }
+    due = False
+    if digest is not None:
+        last = old.get("reconciled_at")
+        events_at = old.get("events_at")
+        due = (
+            digest != old.get("live_digest")
+            or last is None
+            or (events_at is not None and events_at >= last)
+            or (now - last).total_seconds() >= RECONCILE_EVERY_S
+        )
+        if due:
+            fields |= {"live_digest": digest, "reconciled_at": now}
+    ref.set(fields, merge=True)  # merge: an "events arrived" mark written meanwhile stays
+    return due
+
+
+def mark_events(mcu_id: str) -> None:
+    """Events of ``mcu_id`` changed its sessions: its next live snapshot is compared with them."""
+    fs.mcus().document(mcu_id).set({"events_at": runtime.clock().wall()}, merge=True)
 
 
 def mcu_from_doc(mcu_id: str, d: dict[str, Any]) -> Mcu:
@@ -62,7 +93,8 @@ def mcu_from_doc(mcu_id: str, d: dict[str, Any]) -> Mcu:
 
 
 def all_mcus() -> list[Mcu]:
-    return [mcu_from_doc(s.id, fs.data(s)) for s in fs.mcus().stream()]
+    docs = [(s.id, fs.data(s)) for s in fs.mcus().stream()]
+    return [mcu_from_doc(mcu_id, d) for mcu_id, d in docs if "region" in d]  # heartbeated at least once
 
 
 def mcu_info(mcu: Mcu | None) -> McuInfo | None:

@@ -14,7 +14,9 @@ export function videoOf(participantId) {
   return document.querySelector(`video[data-participant-id="${CSS.escape(participantId)}"]`);
 }
 
-export function render(ctx, extras = () => []) {
+const QUALITY_TEXT = { good: "good connection", fair: "fair connection", poor: "poor connection" };
+
+export function render(ctx, extras = () => [], quality = () => null) {
   $("participant-count").textContent = String(ctx.people.size);
   const list = $("people");
   list.replaceChildren();
@@ -26,6 +28,16 @@ export function render(ctx, extras = () => []) {
     li.dataset.participantId = p.id;
     li.dataset.role = p.role;
     li.dataset.hand = p.hand ? "up" : "down";
+    const q = quality(p.id);
+    if (q) {
+      li.dataset.quality = q;
+      const dot = document.createElement("span");
+      dot.className = `quality ${q}`;
+      dot.setAttribute("role", "img");
+      dot.setAttribute("aria-label", QUALITY_TEXT[q]);
+      dot.title = QUALITY_TEXT[q];
+      li.prepend(dot);
+    }
     li.append(...extras(p));
     list.append(li);
   }
@@ -46,7 +58,9 @@ export function render(ctx, extras = () => []) {
       const sub = ctx.subs.get(p.id);
       if (sub) attach(video, sub.stream, true);
     }
-    video.parentElement.querySelector(".label").textContent = p.name;
+    video.parentElement.querySelector(".label").textContent = p.name + (quality(p.id) === "poor" ? " · poor connection" : "");
+    video.setAttribute("aria-label", `${p.name}'s camera`);
+    video.parentElement.dataset.quality = quality(p.id) || "";
     video.parentElement.classList.toggle("video-off", p.video === false);
   }
   for (const video of document.querySelectorAll("video[data-participant-id]")) {

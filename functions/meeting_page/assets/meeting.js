@@ -14,11 +14,13 @@ import { bindInvitations } from "./invitations.js";
 import { createPolls } from "./polls.js";
 import { createPortal } from "./portal.js";
 import { createPrejoin } from "./prejoin.js";
+import { createQuality } from "./quality.js";
 import { createLobby } from "./lobby.js";
 import { createRecording } from "./recording.js";
 import { createScreen } from "./screen.js";
 import { createSpeaker } from "./speaker.js";
 import { SEND } from "./signalling.js";
+import { createTabs } from "./tabs.js";
 
 const app = document.getElementById("app");
 const ctx = {
@@ -45,8 +47,7 @@ const ctx = {
 
 const portal = createPortal(ctx);
 const parts = {};
-const connection = createConnection(ctx, portal, {
-  render() {
+function renderRoom() {
     // the organizer lowers a raised hand from the participant list
     render(ctx, (p) => {
       if (ctx.role !== "organizer" || p.id === ctx.me) return [];
@@ -59,15 +60,19 @@ const connection = createConnection(ctx, portal, {
       tools.push(button(presenter ? "Make participant" : "Make presenter", presenter ? "demote-participant" : "promote-participant",
         () => connection.send(SEND.moderate, { action: presenter ? "demote" : "promote", participant_id: p.id })));
       tools.push(button("Remove", "remove-participant", () => connection.send(SEND.moderate, { action: "remove", participant_id: p.id })));
+      for (const t of tools) t.setAttribute("aria-label", `${t.textContent}: ${p.name}`);
       return tools;
-    });
+    }, (id) => parts.quality?.of(id));
     parts.chat.people();
     parts.hands.show();
     parts.speaker.show();
     parts.screen.show();
     parts.lobby.show();
     if (ctx.sinkId) for (const v of document.querySelectorAll("video[data-participant-id]")) if (v.sinkId !== ctx.sinkId) v.setSinkId?.(ctx.sinkId).catch(() => {});
-  },
+}
+
+const connection = createConnection(ctx, portal, {
+  render: renderRoom,
   onJoined() {
     sendMediaState(); // what the prejoin screen chose (camera or microphone off)
     fetchShared();
@@ -95,7 +100,7 @@ const connection = createConnection(ctx, portal, {
     }
     showMediaState();
   },
-  onChat(msg) { parts.chat.show(msg); },
+  onChat(msg) { parts.chat.show(msg); if (msg.sender !== ctx.me) parts.tabs.chatArrived(); },
   onChatHistory(messages) { parts.chat.history(messages); },
   onReaction(msg) { parts.hands.reaction(msg); },
   onRole(role) {
@@ -123,6 +128,8 @@ parts.hands = createHands(ctx, connection.send);
 parts.speaker = createSpeaker(ctx);
 parts.screen = createScreen(ctx, connection);
 parts.lobby = createLobby(ctx, connection.send);
+parts.tabs = createTabs();
+parts.quality = createQuality(ctx, renderRoom);
 bindInvitations(ctx, portal);
 
 const prejoin = createPrejoin(ctx);
@@ -183,6 +190,7 @@ window.addEventListener("online", () => connection.online());
 // Connection statistics, per remote participant (also what the browser tests read).
 window.webmeeting = {
   participantId() { return ctx.me; },
+  quality() { return parts.quality.all(); }, // participant id -> good | fair | poor
   audioLevels() { return parts.speaker.levels(); },
   async stats() {
     const out = {};

@@ -171,14 +171,16 @@ resource "google_cloudfunctions2_function" "function" {
 
   service_config {
     service_account_email            = google_service_account.function[each.value].email
-    max_instance_count               = var.function_max_instances
-    available_memory                 = each.value == "tasks_api" ? "1Gi" : "512Mi"
-    timeout_seconds                  = each.value == "tasks_api" ? 540 : 60
+    # sizing from the route table (webmeeting/routes.py SIZING; the local platform runs the same threads)
+    max_instance_count               = min(var.function_max_instances, local.topology.sizing[each.value].max_instances)
+    available_memory                 = local.topology.sizing[each.value].memory
+    available_cpu                    = local.topology.sizing[each.value].cpu
+    timeout_seconds                  = local.topology.sizing[each.value].timeout_s
     # public: only through the load balancer (its Cloud Armor, its X-Forwarded-For); internal: Scheduler and Tasks count as internal
     ingress_settings               = local.topology.functions[each.value] == "public" ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
-    environment_variables          = local.env
-    max_instance_request_concurrency = 1
+    environment_variables            = merge(local.env, { THREADS = tostring(local.topology.sizing[each.value].concurrency) })
+    max_instance_request_concurrency = local.topology.sizing[each.value].concurrency
 
     dynamic "secret_environment_variables" {
       for_each = [for g in local.secret_grants : g.secret if g.fn == each.value]
