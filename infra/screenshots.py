@@ -27,7 +27,12 @@ TIMEOUT_MS = 30_000
 
 
 def _wait(page: Page, js: str) -> None:
-    page.wait_for_function(js, timeout=TIMEOUT_MS)
+    """Until ``js`` is true in the page (polled: the page's CSP forbids wait_for_function's eval)."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not page.evaluate(js):
+        if time.monotonic() > deadline:
+            raise TimeoutError(js)
+        time.sleep(0.2)
 
 
 def _join(context: Any, url: str, name: str, people: int | None = None) -> Page:
@@ -71,6 +76,7 @@ def shoot(out: Path) -> list[Path]:
                 ada = _join(desk, organizer_url, "Ada Lovelace", 1)
                 grace = _join(desk, url, "Grace Hopper", 2)
                 alan = _join(phone, url, "Alan Turing", 3)
+                alan.click("[data-testid=tab-chat]")  # a phone shows one panel at a time
                 ada.click("button[data-testid=share-screen]")
                 _wait(alan, "document.querySelector('video[data-screen-of]')?.videoWidth > 0")
                 for page, text in (
@@ -83,7 +89,6 @@ def shoot(out: Path) -> list[Path]:
                     time.sleep(0.4)
                 grace.click("button[data-testid=raise-hand]")
                 _wait(ada, "document.querySelectorAll('[data-testid=chat-message]').length === 3")
-                alan.click("[data-testid=tab-chat]")
                 time.sleep(2)  # the videos settle
                 shots.append(_save(ada, out / "room-desktop.png"))
                 shots.append(_save(alan, out / "room-phone.png"))
