@@ -111,18 +111,16 @@ def write_recording(folder: Path, people: list[Person], seconds: float, started:
             rtp_base = 1_000 + 7919 * (n + 1) * (2 if kind == "video" else 1)
             codec = p.video_codec if kind == "video" else "opus"
             path = folder / f"{track_id}.wmr"
+            header = {
+                "track_id": track_id,
+                "participant_id": p.participant_id,
+                "kind": kind,
+                "source": source,
+                "codec": codec,
+                "clock_rate": clock,
+            }
             with open(path, "wb") as fh:
-                rawtrack.write_header(
-                    fh,
-                    {
-                        "track_id": track_id,
-                        "participant_id": p.participant_id,
-                        "kind": kind,
-                        "source": source,
-                        "codec": codec,
-                        "clock_rate": clock,
-                    },
-                )
+                rawtrack.write_header(fh, header)
                 # the publisher's clock: capture instant 0 of this person is (t0 + joins_at + skew) there
                 capture0 = t0 + p.joins_at
                 fh.write(rawtrack.sender_report_record(rawtrack.SenderReport(_ntp(capture0 + p.clock_skew_s), rtp_base)))
@@ -138,12 +136,7 @@ def write_recording(folder: Path, people: list[Person], seconds: float, started:
                     count += 1
             tracks.append(
                 {
-                    "track_id": track_id,
-                    "participant_id": p.participant_id,
-                    "kind": kind,
-                    "source": source,
-                    "codec": codec,
-                    "clock_rate": clock,
+                    **header,
                     "file": path.name,
                     "frames": count,
                     "bytes": path.stat().st_size,

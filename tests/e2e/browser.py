@@ -9,8 +9,22 @@ import subprocess
 from typing import Any
 
 from infra.chromium import CHROMIUM, FLAGS, close, launch
+from tests.helpers import wait_for
 
-__all__ = ["CHROMIUM", "FLAGS", "close", "launch", "join", "drop_connections"]
+__all__ = ["CHROMIUM", "FLAGS", "close", "launch", "in_meeting", "join", "drop_connections"]
+
+
+def in_meeting(page: Any, people: int, timeout_s: float = 20) -> str:
+    """Wait until ``page`` is connected with ``people`` in the room; returns its participant id."""
+    wait_for(
+        "the room",
+        lambda: (
+            page.text_content("[data-testid=connection-state]") == "connected"
+            and page.text_content("[data-testid=participant-count]") == str(people)
+        ),
+        timeout_s,
+    )
+    return str(page.evaluate("window.webmeeting.participantId()"))
 
 
 def join(context: Any, url: str, name: str) -> Any:

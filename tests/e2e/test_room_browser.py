@@ -14,7 +14,7 @@ from playwright.sync_api import Page
 
 from infra.launcher import FILES_BUCKET, RAW_BUCKET, RECORDINGS_BUCKET, Platform
 from infra.pbx_client import PbxClient
-from tests.e2e.browser import close, join, launch
+from tests.e2e.browser import close, in_meeting, join, launch
 from tests.helpers import dump_firestore, ext, meeting, wait_for
 from webmeeting.adapters import storage
 
@@ -28,16 +28,7 @@ def _links(pbx: PbxClient) -> tuple[str, str]:
 
 
 def _in_meeting(page: Page, people: int) -> str:
-    """Wait until ``page`` is connected with ``people`` in the room; returns its participant id."""
-    wait_for(
-        "the room",
-        lambda: (
-            page.text_content("[data-testid=connection-state]") == "connected"
-            and page.text_content("[data-testid=participant-count]") == str(people)
-        ),
-        TIMEOUT_S,
-    )
-    return str(page.evaluate("window.webmeeting.participantId()"))
+    return in_meeting(page, people, TIMEOUT_S)
 
 
 @contextmanager
@@ -370,3 +361,49 @@ def test_the_active_speaker_is_shown(playwright: Any, pbx: PbxClient) -> None:
             samples.append(ada.get_attribute(entry, "data-speaking"))
             ada.wait_for_timeout(200)
         assert set(samples) == {"false"}, samples
+
+
+def test_phone_width_tabs_by_keyboard_and_connection_quality(playwright: Any, pbx: PbxClient) -> None:
+    """At 390 px the side panels are tabs (one panel shown, arrow keys move between them, nothing
+    wider than the screen); each person's connection quality is shown, with a text label."""
+    url, organizer_url = _links(pbx)
+    desk, phone = launch(playwright), launch(playwright, viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        ada = join(desk, organizer_url, "Ada")
+        ada_id = _in_meeting(ada, 1)
+        bob = join(phone, url, "Bob")
+        bob_id = _in_meeting(bob, 2)
+        assert bob.evaluate("document.documentElement.scrollWidth") <= 390  # nothing overflows the phone
+        assert bob.is_visible("#panel-people") and not bob.is_visible("#panel-chat")
+        bob.focus("[data-testid=tab-people]")
+        bob.keyboard.press("ArrowRight")
+        assert bob.get_attribute("[data-testid=tab-chat]", "aria-selected") == "true"
+        assert bob.evaluate("document.activeElement.id") == "tab-chat"
+        assert bob.is_visible("textarea[data-testid=chat-input]") and not bob.is_visible("#panel-people")
+        bob.keyboard.press("End")
+        assert bob.is_visible("#panel-polls") and not bob.is_visible("#panel-chat")
+        bob.keyboard.press("ArrowRight")  # wraps around
+        assert bob.is_visible("#panel-people")
+        # a chat message while the chat is not shown is counted on its tab
+        ada.fill("textarea[data-testid=chat-input]", "hello Bob")
+        ada.click("button[data-testid=chat-send]")
+        wait_for("unread counted", lambda: bob.text_content("#chat-unread") == "1", TIMEOUT_S)
+        bob.click("[data-testid=tab-chat]")
+        assert not bob.is_visible("#chat-unread")
+        # connection quality on loopback: good, for each person, with a label
+        for page, other in ((ada, bob_id), (bob, ada_id)):
+            entry = f"[data-testid=participant][data-participant-id='{other}']"
+            wait_for("quality shown", lambda p=page, e=entry: p.get_attribute(e, "data-quality") == "good", TIMEOUT_S)
+            assert page.get_attribute(f"{entry} .quality", "aria-label") == "good connection"
+        assert ada.evaluate("window.webmeeting.quality()")[bob_id] == "good"
+        # every control has a name a screen reader can say
+        unnamed = ada.evaluate(
+            """[...document.querySelectorAll('#meeting button, #meeting input, #meeting select, #meeting textarea')]
+                 .filter((e) => e.offsetParent !== null && e.type !== 'hidden')
+                 .filter((e) => !(e.getAttribute('aria-label') || e.textContent.trim() || e.labels?.length || e.placeholder))
+                 .map((e) => e.outerHTML.slice(0, 80))"""
+        )
+        assert unnamed == []
+    finally:
+        close(desk)
+        close(phone)

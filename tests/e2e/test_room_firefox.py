@@ -10,24 +10,12 @@ import pytest
 from playwright.sync_api import Page
 
 from infra.pbx_client import PbxClient
-from tests.e2e.browser import close, join, launch
+from tests.e2e.browser import close, in_meeting, join, launch
 from tests.e2e.firefox import Firefox
 from tests.helpers import ext, wait_for
 
 pytestmark = pytest.mark.e2e
 TIMEOUT_S = 25
-
-
-def _connected(page: Page, people: int) -> str:
-    wait_for(
-        "the room",
-        lambda: (
-            page.text_content("[data-testid=connection-state]") == "connected"
-            and page.text_content("[data-testid=participant-count]") == str(people)
-        ),
-        TIMEOUT_S,
-    )
-    return str(page.evaluate("window.webmeeting.participantId()"))
 
 
 def _fox_receives(fox: Firefox, publisher: str) -> dict[str, Any]:
@@ -46,7 +34,7 @@ def test_a_firefox_participant_in_the_room(playwright: Any, pbx: PbxClient) -> N
     fox = Firefox()
     try:
         ada = join(browser, quick["quick_meeting_organizer_url"], "Ada")
-        ada_id = _connected(ada, 1)
+        ada_id = in_meeting(ada, 1, TIMEOUT_S)
         # the lobby: Firefox waits at the door with its preview, and is let in without reloading
         ada.click("button[data-testid=lobby-toggle]")
         wait_for("lobby on", lambda: ada.get_attribute("button[data-testid=lobby-toggle]", "aria-pressed") == "true", TIMEOUT_S)
@@ -117,6 +105,16 @@ def test_a_firefox_participant_in_the_room(playwright: Any, pbx: PbxClient) -> N
             lambda: fox.run("return document.querySelector(arguments[0]).dataset.hand;", entry) == "down",
             TIMEOUT_S,
         )
+
+        # a reaction, seen by the others
+        fox.click("button[data-testid=react][data-emoji='👏']")
+        wait_for(
+            "Firefox's reaction at Ada", lambda: ada.query_selector(f"[data-testid=reaction][data-from='{fox_id}']"), TIMEOUT_S
+        )
+        # the organizer locks the meeting: Firefox is told
+        ada.click("button[data-testid=lock-meeting]")
+        wait_for("locked in Firefox", lambda: fox.run("return !document.getElementById('locked-indicator').hidden"), TIMEOUT_S)
+        ada.click("button[data-testid=lock-meeting]")
 
         # Firefox's fake microphone is a steady tone: it speaks; muted by the organizer, its audio stops
         wait_for("Firefox speaking at Ada", lambda: ada.get_attribute(entry, "data-speaking") == "true", TIMEOUT_S)
