@@ -74,16 +74,17 @@ class McuClient:
     def _config(self) -> RTCConfiguration:
         return RTCConfiguration(iceServers=[])  # explicit: nothing beyond loopback
 
-    async def publish(self, tracks: list[MediaStreamTrack], video_codec: str | None = None) -> None:
+    async def publish(self, tracks: list[MediaStreamTrack], video_codec: str | list[str] | None = None) -> None:
+        """Publish ``tracks``; ``video_codec``: the codec (or codecs, preferred first) to offer."""
         assert self.ws
         pc = RTCPeerConnection(self._config())
         self.pub_pc = pc
         for track in tracks:
             t = pc.addTransceiver(track, direction="sendonly")
             if track.kind == "video" and video_codec:
-                t.setCodecPreferences(
-                    [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == video_codec.lower()]
-                )
+                wanted = [video_codec] if isinstance(video_codec, str) else video_codec
+                caps = RTCRtpSender.getCapabilities("video").codecs
+                t.setCodecPreferences([c for name in wanted for c in caps if c.mimeType.lower() == name.lower()])
         await pc.setLocalDescription(await pc.createOffer())
         self._answer = asyncio.get_running_loop().create_future()
         await self.ws.send_json(contract.wire(contract.Publish(type="publish", sdp=pc.localDescription.sdp)))

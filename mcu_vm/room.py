@@ -141,6 +141,22 @@ class Room:
         return [p for p in self.participants.values() if p.role in ("organizer", "presenter")]
 
 
+COMMON_VIDEO_CODEC = "video/vp8"  # every browser decodes it (Chromium, Firefox, Safari; H.264 not always)
+
+
+def room_video_codecs(codecs: list[Any]) -> list[Any]:
+    """A publish's negotiated video codecs narrowed to what every subscriber can decode: VP8
+    (and its retransmission stream) when the publisher offers it, whatever its order (Safari
+    offers H.264 first; Firefox here has no H.264 decoder). The MCU forwards without
+    transcoding, so the publisher's codec is every subscriber's."""
+    common = [c for c in codecs if c.mimeType.lower() == COMMON_VIDEO_CODEC]
+    if not common:
+        return codecs  # an H.264-only publisher: forwarded as it is
+    types = {c.payloadType for c in common}
+    rtx = [c for c in codecs if c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") in types]
+    return common + rtx
+
+
 def codec_preferences(kind: str, negotiated: Any) -> list[Any]:
     """The capabilities matching a publisher's negotiated codec, so the subscriber's peer
     connection carries exactly the packets the publisher sends."""
@@ -305,6 +321,15 @@ class RoomRegistry:
             await p.ws.close()
         self.discard_if_empty(room)
 
+    async def _drop_subscription(self, p: Participant, key: tuple[str, str]) -> None:
+        """One subscription of ``p`` ends (its answer failed): that stream only, nothing else."""
+        sub = p.subscriptions.pop(key, None)
+        if sub is None:
+            return
+        for pub, fwd in sub.tracks:
+            pub.unsubscribe(fwd)
+        await sub.pc.close()
+
     async def _end_source(self, room: Room, p: Participant, source: str, by: Participant) -> None:
         """Stop one publish of ``p`` (a screen share): its tracks, and everyone's copies of them."""
         src = p.sources.pop(source, None)
@@ -334,12 +359,14 @@ class RoomRegistry:
         elif isinstance(message, contract.Unshare):
             await self._end_source(room, p, SCREEN, by=p)
         elif isinstance(message, contract.SubscribeAnswer):
-            sub = p.subscriptions.get((message.publisher_id, message.source))
+            key = (message.publisher_id, message.source)
+            sub = p.subscriptions.get(key)
             if sub:
                 try:
                     await sub.pc.setRemoteDescription(RTCSessionDescription(sdp=message.sdp, type="answer"))
-                except Exception:  # noqa: BLE001 - a refused answer fails that subscription only
+                except Exception:  # noqa: BLE001 - a refused or declined answer fails that subscription only
                     log.info("a subscription answer was refused")
+                    await self._drop_subscription(p, key)
                     await p.send(contract.error("invalid_sdp"))
         elif isinstance(message, contract.Mute):
             audio = p.audio if message.audio is None else message.audio
@@ -538,6 +565,9 @@ class RoomRegistry:
         src = p.sources[source] = Source(pc)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "video":
+                    transceiver._codecs = room_video_codecs(transceiver._codecs)  # the answer names only these
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:  # noqa: BLE001 - a refused offer: that publish fails, the participant stays
             log.info("a publish offer was refused")

@@ -7,9 +7,11 @@ import asyncio
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from mcu_vm.__main__ import client_ip
 from mcu_vm.portal import PortalClient
+from mcu_vm.room import room_video_codecs
 
 
 async def _portal(status: int, calls: list[int]) -> tuple[web.AppRunner, str]:
@@ -58,3 +60,14 @@ def test_behind_its_tls_proxy_the_mcu_records_the_browsers_address() -> None:
     assert client_ip(proxied, 1) == "203.0.113.9"  # what Caddy appended; the rest the client wrote
     assert client_ip(proxied, 0) != "203.0.113.9"  # locally (no proxy) the header is not trusted at all
     assert client_ip(make_mocked_request("GET", "/ws"), 1) == client_ip(make_mocked_request("GET", "/ws"), 0)
+
+
+def test_a_publish_is_narrowed_to_the_codec_every_browser_decodes() -> None:
+    h264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
+    h264_rtx = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=103, parameters={"apt": 102})
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    vp8_rtx = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96})
+    # Safari's order, H.264 first: the room gets VP8 (and its retransmission stream) only
+    assert room_video_codecs([h264, h264_rtx, vp8, vp8_rtx]) == [vp8, vp8_rtx]
+    # no VP8 offered: forwarded as it is (a subscriber that cannot decode it loses that stream only)
+    assert room_video_codecs([h264, h264_rtx]) == [h264, h264_rtx]

@@ -15,6 +15,8 @@ export function createConnection(ctx, portal, hooks) {
   let ws = null;
   let iceServers = [];
   let attempts = 0;
+  let connectedAt = 0; // when the MCU last said "joined": backoff resets only after a while up
+  const STABLE_MS = 10000;
   let reconnectTimer = null;
 
   function setState(text) { $("connection-state").textContent = text; }
@@ -95,7 +97,7 @@ export function createConnection(ctx, portal, hooks) {
         stop("The organizer did not let you in.", { rejected: true });
         break;
       case RECEIVE.joined:
-        attempts = 0;
+        connectedAt = Date.now();
         ctx.me = msg.participant_id;
         iceServers = msg.ice_servers || [];
         ctx.people.clear();
@@ -117,7 +119,13 @@ export function createConnection(ctx, portal, hooks) {
         await ctx.pubPcs[msg.source]?.setRemoteDescription({ type: "answer", sdp: msg.sdp });
         break;
       case RECEIVE.subscribe_offer:
-        await subscribe(msg);
+        // a stream this browser cannot take fails alone: no reconnect into the same failure
+        await subscribe(msg).catch(() => {
+          const subs = msg.source === "screen" ? ctx.screens : ctx.subs;
+          subs.get(msg.publisher_id)?.pc.close();
+          subs.delete(msg.publisher_id);
+          setState(`connected (a stream of ${msg.name} could not be played here)`);
+        });
         break;
       case RECEIVE.participant_joined:
       case RECEIVE.participant_updated:
@@ -166,6 +174,7 @@ export function createConnection(ctx, portal, hooks) {
 
   function reconnect(why) {
     if (ctx.leaving || reconnectTimer) return;
+    if (connectedAt && Date.now() - connectedAt > STABLE_MS) attempts = 0; // it held: start the backoff over
     teardown();
     setState(`reconnecting (${why})`);
     const delay = RECONNECT_DELAYS_MS[Math.min(attempts, RECONNECT_DELAYS_MS.length - 1)];
