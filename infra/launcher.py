@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
@@ -26,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from webmeeting import routes, runtime, tokens
 
@@ -114,6 +119,7 @@ class Platform:
     secret_key: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
     mcu_secrets: dict[str, str] = field(default_factory=dict)  # MCU id -> its own secret (one identity per MCU)
     tasks_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    turn_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # coturn's static-auth-secret
     token_keys: tuple[str, str] = field(default_factory=tokens.new_keypair)  # (private, public) PEM
     mcu_count: int = len(LOCAL_MCUS)
     scheduler: bool = False  # the local Cloud Scheduler (make run); tests call the jobs' handlers themselves
@@ -300,6 +306,80 @@ class Platform:
         for queue in QUEUES:
             tasks.ensure_queue(self.project, queue)
 
+    def start_turn(self) -> dict[str, Any]:
+        """coturn on 127.0.0.1: UDP and TCP on one port, TLS on another (a certificate of its own),
+        credentials in the TURN REST scheme under ``turn_secret``; loopback peers allowed (the
+        MCUs are on 127.0.0.1), nothing else."""
+        turnserver = shutil.which("turnserver")
+        if turnserver is None:
+            raise LaunchError("turnserver missing: install the Debian package coturn (make system)")
+        port, tls_port = free_port(), free_port()
+        folder = self.state_dir / "turn"
+        folder.mkdir(parents=True, exist_ok=True)
+        cert, key = self._self_signed(folder)
+        conf = folder / "turnserver.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"listening-ip={HOST}",
+                    f"relay-ip={HOST}",
+                    f"listening-port={port}",
+                    f"tls-listening-port={tls_port}",
+                    f"cert={cert}",
+                    f"pkey={key}",
+                    "use-auth-secret",
+                    f"static-auth-secret={self.turn_secret}",
+                    "realm=webmeeting.local",
+                    "allow-loopback-peers",
+                    "no-multicast-peers",
+                    "no-cli",
+                    "no-dtls",
+                    "fingerprint",
+                    "no-software-attribute",
+                    "min-port=40000",
+                    "max-port=44999",
+                    f"userdb={folder / 'turndb'}",
+                    f"pidfile={folder / 'turnserver.pid'}",
+                    "log-file=stdout",
+                    "simple-log",
+                    "",
+                ]
+            )
+        )
+        os.chmod(conf, 0o600)
+        proc = self.spawn("turn", [turnserver, "-c", str(conf)])
+        self.wait_ready(proc, self.tcp_ok(port))
+        urls = [
+            f"turn:{HOST}:{port}?transport=udp",
+            f"turn:{HOST}:{port}?transport=tcp",
+            f"turns:{HOST}:{tls_port}?transport=tcp",
+        ]
+        return {"host": HOST, "port": port, "tls_port": tls_port, "urls": urls}
+
+    @staticmethod
+    def _self_signed(folder: Path) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webmeeting local TURN")])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=7))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+        os.chmod(key_path, 0o600)
+        return cert_path, key_path
+
     def start_smtp(self, port: int | None = None) -> dict[str, Any]:
         """The SMTP capture (on ``port`` when given: a restart after a test stopped it)."""
         port = port or free_port()
@@ -399,6 +479,7 @@ class Platform:
             # the egress guard stays on: the simulator's exact address is the only one admitted
             "WEBMEETING_EGRESS_ALLOW": self.endpoints["pbx_simulator"].removeprefix("http://"),
             "WEBMEETING_JOIN_TOKEN_KEY": self.token_keys[0],
+            "WEBMEETING_TURN_SECRET": self.turn_secret,
             "WEBMEETING_MCUS_FILE": str(self.mcu_registry_file),  # who may speak as which MCU
             "WEBMEETING_TASKS_SECRET": self.tasks_secret,
             # as in production: tasks and scheduler jobs call the internal function's own URL
@@ -463,6 +544,8 @@ class Platform:
         path = self.mcu_registry_file
         registry = json.loads(path.read_text()) if path.exists() else {}
         entry = {"region": region, "url": url, "latitude": lat, "longitude": lon, "capacity": capacity}
+        if self.endpoints.get("turn"):
+            entry["turn_urls"] = self.endpoints["turn"]["urls"]  # locally one coturn relays for every MCU
         registry[mcu_id] = entry | {"secret_sha256": secret_digest(secret)}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -555,6 +638,7 @@ class Platform:
             self.create_queues()
             self.endpoints["smtp"] = self.start_smtp()
             self.endpoints["dns"] = self.start_dns()
+            self.endpoints["turn"] = self.start_turn()
             self.endpoints["pbx_simulator"] = self.start_pbx_simulator()
             self.export_env()
             self.seed()

@@ -53,6 +53,7 @@ def run_demo(platform: Platform) -> None:
     console.print(f"portal        {ep['portal']}")
     console.print(f"PBX API       {ep['pbx_api']}  (OpenAPI: {ep['pbx_api']}/openapi.json)")
     console.print(f"mail inbox    {ep['smtp']['inbox_dir']}")
+    console.print(f"TURN (coturn) {', '.join(ep['turn']['urls'])}")
     console.print(f"dev licenses  {', '.join(ep['dev_license_keys'])}")
     console.print(f"demo PBX      {DEMO_FQDN} (pbx_id {client.pbx_id})")
     console.print("\n[bold]Quick Meeting links[/bold]")

@@ -67,6 +67,7 @@ class Settings:
     files_bucket: str = "webmeeting-files"  # files shared in sessions, documents of meetings
     file_max_bytes: int = MAX_FILE_BYTES  # one shared file or document at most
     join_token_key: str = ""  # PEM, ES256 private key signing join tokens (meeting_api)
+    turn_secret: str = ""  # shared with the MCUs' coturns: signs TURN credentials (meeting_api); empty: no TURN
     tasks_target: str = ""  # base URL of the internal tasks function, as Cloud Tasks and Scheduler reach it
     tasks_auth: str = "secret"  # tasks_api callers: "secret" (local: the task secret header) | "iam" (production)
     tasks_secret: str = ""  # the local task secret (tasks_auth=secret)
@@ -105,6 +106,7 @@ class Settings:
             files_bucket=env.get("WEBMEETING_FILES_BUCKET", "webmeeting-files"),
             file_max_bytes=int(env.get("WEBMEETING_FILE_MAX_BYTES", str(MAX_FILE_BYTES))),
             join_token_key=env.get("WEBMEETING_JOIN_TOKEN_KEY", ""),
+            turn_secret=env.get("WEBMEETING_TURN_SECRET", ""),
             tasks_target=env.get("WEBMEETING_TASKS_TARGET", "").rstrip("/"),
             tasks_auth=_choice(env, "WEBMEETING_TASKS_AUTH", ("secret", "iam"), "secret"),
             tasks_secret=env.get("WEBMEETING_TASKS_SECRET", ""),

@@ -75,10 +75,10 @@ def _free_port() -> int:
 class Firefox:
     """One headless Firefox with a profile of its own, one page (Marionette's window)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefs: dict[str, Any] | None = None) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix="wm-firefox-"))
         self.port = _free_port()
-        prefs = {**PREFS, "marionette.port": self.port}
+        prefs = {**PREFS, **(prefs or {}), "marionette.port": self.port}
         (self.profile / "user.js").write_text(
             "".join(f"user_pref({_js(k)}, {_js(v)});\n" for k, v in prefs.items()), encoding="utf-8"
         )

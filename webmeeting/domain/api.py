@@ -257,6 +257,12 @@ class JoinRequest(Strict):
     failed_mcu_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
+class IceServer(Response):
+    urls: list[str]
+    username: str
+    credential: str
+
+
 class JoinResponse(Response):
     token: str
     mcu_url: str
@@ -265,6 +271,9 @@ class JoinResponse(Response):
     rejoin_secret: str
     role: Literal["organizer", "participant"]
     expires_at: datetime
+    ice_servers: list[IceServer] = Field(
+        default_factory=list, description="the MCU's TURN server with short-lived credentials (TURN REST scheme)"
+    )
 
 
 class McuHeartbeat(Strict):

@@ -94,6 +94,10 @@ class RegisteredMcu(BaseModel):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     capacity: int = Field(ge=0, le=100_000)
+    # the TURN server that runs with this MCU (coturn: UDP 3478, TLS 443); empty: none
+    turn_urls: list[Annotated[str, Field(pattern=r"^turns?:[A-Za-z0-9.:\[\]_-]+(\?transport=(udp|tcp))?$", max_length=200)]] = (
+        Field(default_factory=list, max_length=4)
+    )
     account: str = Field(default="", max_length=200)
     secret_sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
 

@@ -8,9 +8,10 @@ import secrets
 from datetime import datetime
 from typing import Literal
 
-from webmeeting import crypto, tokens
+from webmeeting import crypto, tokens, turn
 from webmeeting.adapters import firestore as fs
-from webmeeting.domain.api import JoinRequest, JoinResponse
+from webmeeting.adapters import mcu_identity
+from webmeeting.domain.api import IceServer, JoinRequest, JoinResponse
 from webmeeting.domain.licenses import license_problem
 from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
 from webmeeting.errors import Forbidden, LicenseInvalid, Unavailable
@@ -90,5 +91,20 @@ def join(req: JoinRequest, settings: Settings, now: datetime, wall_now: datetime
     )
     token = tokens.issue(settings.require("join_token_key"), claims, wall_now)
     return JoinResponse(
-        token=token, mcu_url=mcu.url, mcu_id=mcu.id, participant_id=pid, rejoin_secret=rejoin, role=role, expires_at=expires
+        token=token,
+        mcu_url=mcu.url,
+        mcu_id=mcu.id,
+        participant_id=pid,
+        rejoin_secret=rejoin,
+        role=role,
+        expires_at=expires,
+        ice_servers=turn_servers(mcu.id, pid, settings, wall_now),
     )
+
+
+def turn_servers(mcu_id: str, participant_id: str, settings: Settings, wall_now: datetime) -> list[IceServer]:
+    """The TURN server that runs with ``mcu_id``, with credentials for this participant."""
+    entry = mcu_identity.registry().get(mcu_id)
+    if entry is None or not entry.turn_urls or not settings.turn_secret:
+        return []
+    return [IceServer(**turn.credentials(settings.turn_secret, participant_id, entry.turn_urls, wall_now))]

@@ -99,7 +99,9 @@ export function createConnection(ctx, portal, hooks) {
       case RECEIVE.joined:
         connectedAt = Date.now();
         ctx.me = msg.participant_id;
-        iceServers = msg.ice_servers || [];
+        // the MCU's own list, and the TURN relay the portal gave us credentials for (networks
+        // that block UDP, or allow only TCP/TLS out)
+        iceServers = [...(msg.ice_servers || []), ...ctx.turnServers];
         ctx.people.clear();
         for (const p of msg.participants) ctx.people.set(p.id, p);
         hooks.render();
@@ -196,6 +198,7 @@ export function createConnection(ctx, portal, hooks) {
       return reconnect(err.message);
     }
     ctx.rejoinSecret = body.rejoin_secret;
+    ctx.turnServers = body.ice_servers || [];
     ctx.me = body.participant_id;
     ctx.mcuId = body.mcu_id;
     ctx.token = body.token;

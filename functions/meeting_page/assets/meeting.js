@@ -40,6 +40,7 @@ const ctx = {
   sinkId: "", // the chosen speaker, where the browser can choose
   locked: false,
   leaving: false,
+  turnServers: [], // the MCU's TURN relay with this join's credentials
   subs: new Map(), // publisher id -> {pc, stream}
   screens: new Map(), // sharer's id -> {pc, stream}: their shared screen
   people: new Map(), // participant id -> public info
@@ -191,6 +192,21 @@ window.addEventListener("online", () => connection.online());
 window.webmeeting = {
   participantId() { return ctx.me; },
   quality() { return parts.quality.all(); }, // participant id -> good | fair | poor
+  // how each of our connections goes: the candidate types of its selected pair (host, srflx, prflx, relay)
+  async routes() {
+    const pcs = [ctx.pubPc, ...[...ctx.subs.values()].map((s) => s.pc)].filter(Boolean);
+    const out = [];
+    for (const pc of pcs) {
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+          const local = stats.get(s.localCandidateId);
+          out.push({ local: local?.candidateType, protocol: local?.relayProtocol || local?.protocol });
+        }
+      });
+    }
+    return out;
+  },
   audioLevels() { return parts.speaker.levels(); },
   async stats() {
     const out = {};
