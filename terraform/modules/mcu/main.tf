@@ -2,7 +2,7 @@
 # package, and creating raw recordings under this group's own prefix — no reading, overwriting
 # or deleting), an instance template, a regional managed instance group with health-check
 # auto-healing, a static external IP per VM (browsers reach the MCU directly for media), and
-# firewall rules for signalling and the UDP media range.
+# firewall rules for signalling, the UDP media range and the TURN relay (coturn on each VM).
 
 resource "google_service_account" "mcu" {
   project      = var.project_id
@@ -87,6 +87,8 @@ resource "google_compute_instance_template" "mcu" {
       signalling_port = var.signalling_port
       udp_port_min    = var.udp_port_min
       udp_port_max    = var.udp_port_max
+      turn_relay_min  = var.turn_relay_port_min
+      turn_relay_max  = var.turn_relay_port_max
       project_id      = var.project_id
       capacity        = var.capacity
     })
@@ -169,6 +171,25 @@ resource "google_compute_firewall" "media" {
   allow {
     protocol = "udp"
     ports    = ["${var.udp_port_min}-${var.udp_port_max}"]
+  }
+}
+
+resource "google_compute_firewall" "turn" {
+  # coturn on each MCU: UDP and TCP 3478 (TLS shares 443 with signalling), and its relay ports
+  project       = var.project_id
+  name          = "${var.name}-turn"
+  network       = var.network
+  direction     = "INGRESS"
+  target_tags   = ["webmeeting-mcu"]
+  source_ranges = ["0.0.0.0/0"] # browsers anywhere, also behind networks that let only TCP out
+
+  allow {
+    protocol = "udp"
+    ports    = ["3478", "${var.turn_relay_port_min}-${var.turn_relay_port_max}"]
+  }
+  allow {
+    protocol = "tcp"
+    ports    = ["3478"]
   }
 }
 

@@ -14,7 +14,7 @@ output "service_account" {
 }
 
 output "registry" {
-  description = "The group's MCUs as the portal's registry knows them (WEBMEETING_MCUS): id => URL, region, location, capacity, account."
+  description = "The group's MCUs as the portal's registry knows them (WEBMEETING_MCUS): id => URL, region, location, capacity, TURN URLs, account."
   value = {
     for i, address in google_compute_address.mcu[*].address : "${var.name}-${i + 1}" => {
       url       = "wss://${address}.sslip.io/ws"
@@ -22,6 +22,8 @@ output "registry" {
       latitude  = var.latitude
       longitude = var.longitude
       capacity  = var.capacity
+      # the coturn on the same VM: UDP and TCP on 3478, TLS on 443 (shared with signalling by SNI)
+      turn_urls = ["turn:${address}:3478?transport=udp", "turn:${address}:3478?transport=tcp", "turns:turn.${address}.sslip.io:443?transport=tcp"]
       account   = google_service_account.mcu.email
     }
   }

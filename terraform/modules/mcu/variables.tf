@@ -84,3 +84,15 @@ variable "network" {
   description = "VPC network of the MCUs."
   default     = "default"
 }
+
+variable "turn_relay_port_min" {
+  type        = number
+  description = "First UDP port coturn relays on (outside the MCU's media range)."
+  default     = 50000
+}
+
+variable "turn_relay_port_max" {
+  type        = number
+  description = "Last UDP port coturn relays on."
+  default     = 59999
+}

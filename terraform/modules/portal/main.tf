@@ -7,12 +7,17 @@ locals {
   functions = toset(jsondecode(file("${path.module}/../../generated/functions.json")).functions)
   jobs      = jsondecode(file("${path.module}/../../generated/jobs.json"))
   retention = jsondecode(file("${path.module}/../../generated/retention.json"))
-  secrets   = toset(["secret-key", "join-token-key", "join-token-public-key"])
+  secrets   = toset(["secret-key", "join-token-key", "join-token-public-key", "turn-secret"])
   # which function reads which secret (as WEBMEETING_<NAME>); nothing more
   secret_readers = {
     "secret-key"     = tolist(local.functions)
     "join-token-key" = ["meeting_api"]
+    "turn-secret"    = ["meeting_api"] # signs each join's TURN credentials
   }
+  # what the MCU VMs read: the key that verifies join tokens, and their coturn's shared secret
+  mcu_secret_grants = merge([
+    for secret in ["join-token-public-key", "turn-secret"] : { for region, account in var.mcu_accounts : "${region}-${secret}" => { account = account, secret = secret } }
+  ]...)
   secret_grants = merge([for secret, fns in local.secret_readers : { for fn in fns : "${fn}-${secret}" => { fn = fn, secret = secret } }]...)
 
   # Firestore for all; Storage and Tasks only where the code uses them
@@ -134,12 +139,12 @@ resource "google_secret_manager_secret_iam_member" "function" {
 }
 
 resource "google_secret_manager_secret_iam_member" "mcu" {
-  # the MCUs read only the public key that verifies join tokens
-  for_each  = var.mcu_accounts
+  # the MCUs read only the public key that verifies join tokens and their coturn's TURN secret
+  for_each  = local.mcu_secret_grants
   project   = var.project_id
-  secret_id = google_secret_manager_secret.secret["join-token-public-key"].secret_id
+  secret_id = google_secret_manager_secret.secret[each.value.secret].secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${each.value}"
+  member    = "serviceAccount:${each.value.account}"
 }
 
 # --- functions ---------------------------------------------------------------------------------

@@ -74,9 +74,10 @@ variable "mcus" {
     latitude  = number
     longitude = number
     capacity  = number
+    turn_urls = list(string)
     account   = string
   }))
-  description = "The MCU registry (MCU id => its URL, region, location, capacity and service account), from the MCU modules."
+  description = "The MCU registry (MCU id => its URL, region, location, capacity, TURN URLs and service account), from the MCU modules."
 }
 
 variable "mcu_accounts" {
