@@ -200,3 +200,22 @@ def test_the_converter_holds_no_platform_key() -> None:
     from webmeeting.adapters.converter_runner import WITHHELD
 
     assert {"WEBMEETING_SECRET_KEY", "WEBMEETING_JOIN_TOKEN_KEY"} <= set(WITHHELD)
+
+
+def test_turn_runs_with_each_mcu_and_its_secret_is_read_by_the_signer_and_the_relays_only() -> None:
+    mcu = resources(TF / "modules" / "mcu" / "main.tf")
+    rule = mcu[("google_compute_firewall", "turn")]
+    udp = next(a for a in rule["allow"] if a["protocol"] == "udp")
+    tcp = next(a for a in rule["allow"] if a["protocol"] == "tcp")
+    assert "3478" in udp["ports"] and "${var.turn_relay_port_min}-${var.turn_relay_port_max}" in udp["ports"]
+    assert tcp["ports"] == ["3478"]
+    registry = parse(TF / "modules" / "mcu" / "outputs.tf")["output"]
+    turn_urls = next(o for o in registry if "registry" in o)["registry"]["value"]
+    assert "turn:${address}:3478?transport=udp" in turn_urls and "turns:turn.${address}.sslip.io:443?transport=tcp" in turn_urls
+    startup = (TF / "modules" / "mcu" / "startup.sh.tftpl").read_text()
+    assert "use-auth-secret" in startup and "--secret=webmeeting-turn-secret" in startup
+    for private in ("10.0.0.0", "127.0.0.0", "169.254.0.0", "172.16.0.0", "192.168.0.0", "100.64.0.0"):
+        assert f"denied-peer-ip={private}" in startup  # the relay reaches public addresses only
+    portal = parse(PORTAL / "main.tf")["locals"][0]
+    assert portal["secret_readers"]["turn-secret"] == ["meeting_api"]
+    assert '"turn-secret"' in str(portal["mcu_secret_grants"])
