@@ -308,8 +308,8 @@ class Platform:
 
     def start_turn(self) -> dict[str, Any]:
         """coturn on 127.0.0.1: UDP and TCP on one port, TLS on another (a certificate of its own),
-        credentials in the TURN REST scheme under ``turn_secret``; loopback peers allowed (the
-        MCUs are on 127.0.0.1), nothing else."""
+        credentials in the TURN REST scheme under ``turn_secret``; it relays to 127.0.0.1 (the
+        MCUs) and nowhere else."""
         turnserver = shutil.which("turnserver")
         if turnserver is None:
             raise LaunchError("turnserver missing: install the Debian package coturn (make system)")
@@ -331,6 +331,10 @@ class Platform:
                     f"static-auth-secret={self.turn_secret}",
                     "realm=webmeeting.local",
                     "allow-loopback-peers",
+                    # a relay to the local MCUs only (as in production: to its own MCU only)
+                    "denied-peer-ip=0.0.0.0-255.255.255.255",
+                    "denied-peer-ip=::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                    f"allowed-peer-ip={HOST}",
                     "no-multicast-peers",
                     "no-cli",
                     "no-dtls",

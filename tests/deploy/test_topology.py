@@ -214,8 +214,10 @@ def test_turn_runs_with_each_mcu_and_its_secret_is_read_by_the_signer_and_the_re
     assert "turn:${address}:3478?transport=udp" in turn_urls and "turns:turn.${address}.sslip.io:443?transport=tcp" in turn_urls
     startup = (TF / "modules" / "mcu" / "startup.sh.tftpl").read_text()
     assert "use-auth-secret" in startup and "--secret=webmeeting-turn-secret" in startup
-    for private in ("10.0.0.0", "127.0.0.0", "169.254.0.0", "172.16.0.0", "192.168.0.0", "100.64.0.0"):
-        assert f"denied-peer-ip={private}" in startup  # the relay reaches public addresses only
+    # no open relay: every peer denied but the MCU itself (IPv4 and IPv6), no loopback peers
+    assert "denied-peer-ip=0.0.0.0-255.255.255.255" in startup and "denied-peer-ip=::-ffff:" in startup
+    assert "allowed-peer-ip=$IP" in startup and "no-loopback-peers" in startup
+    assert startup.count("allowed-peer-ip=") == 1
     portal = parse(PORTAL / "main.tf")["locals"][0]
     assert portal["secret_readers"]["turn-secret"] == ["meeting_api"]
     assert '"turn-secret"' in str(portal["mcu_secret_grants"])

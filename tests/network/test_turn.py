@@ -4,10 +4,13 @@ short-lived credentials the portal issues with each join for that MCU."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aioice import stun
+from aioice.turn import create_turn_endpoint
 from playwright.sync_api import Page
 
 from infra.launcher import Platform
@@ -100,3 +103,35 @@ def test_turn_over_tcp(playwright: Any, pbx: PbxClient) -> None:
         assert routes and all(r["local"] == "relay" and r["protocol"] == "tcp" for r in routes), routes
     finally:
         close(browser)
+
+
+def test_the_relay_takes_only_valid_credentials_and_reaches_only_the_mcus(platform: Platform, pbx: PbxClient) -> None:
+    """No open relay: a TURN allocation needs this platform's credentials, and relays to the
+    MCUs' address only (elsewhere, even another loopback address, is refused)."""
+    key = pbx.sync([ext("101")]).json()["extensions"][0]["quick_meeting_url"].rsplit("/", 1)[1]
+    (server,) = join_meeting(platform, key, "Mallory")["ice_servers"]
+    address = ("127.0.0.1", int(platform.endpoints["turn"]["port"]))
+
+    async def run() -> tuple[bool, bool, bool]:
+        try:
+            await create_turn_endpoint(asyncio.DatagramProtocol, address, server["username"], "not the credential")
+            forged = True
+        except Exception:  # noqa: BLE001 - the allocation is refused (401)
+            forged = False
+        transport, _ = await create_turn_endpoint(asyncio.DatagramProtocol, address, server["username"], server["credential"])
+        inner = transport._TurnTransport__inner_protocol  # type: ignore[attr-defined]
+        try:
+            await inner.channel_bind(0x4000, ("127.0.0.1", 9))  # the MCUs' address
+            to_mcu = True
+        except stun.TransactionFailed:
+            to_mcu = False
+        try:
+            await inner.channel_bind(0x4001, ("127.0.0.2", 9))  # anywhere else
+            elsewhere = True
+        except stun.TransactionFailed:
+            elsewhere = False
+        transport.close()
+        return forged, to_mcu, elsewhere
+
+    forged, to_mcu, elsewhere = asyncio.run(run())
+    assert not forged and to_mcu and not elsewhere
