@@ -48,7 +48,8 @@ def record_heartbeat(mcu_id: str, body: dict[str, Any], digest: str | None = Non
         "latitude": body["latitude"],
         "longitude": body["longitude"],
         "workers": body["workers"],
-        "status": old.get("status", "active"),  # deprecation is an admin's call
+        # no "status": deprecation is an admin's call, and a heartbeat that wrote back what it
+        # read could undo an admin's change made in between (readers take a missing one as active)
         "last_heartbeat_at": now,
         "unreachable_at": None,
     }
@@ -64,7 +65,7 @@ def record_heartbeat(mcu_id: str, body: dict[str, Any], digest: str | None = Non
         )
         if due:
             fields |= {"live_digest": digest, "reconciled_at": now}
-    ref.set(fields, merge=True)  # merge: an "events arrived" mark written meanwhile stays
+    ref.set(fields, merge=True)  # merge: the admin's status and an "events arrived" mark written meanwhile stay
     return due
 
 
