@@ -38,7 +38,19 @@ def test_a_firefox_participant_in_the_room(playwright: Any, pbx: PbxClient) -> N
         # the lobby: Firefox waits at the door with its preview, and is let in without reloading
         ada.click("button[data-testid=lobby-toggle]")
         wait_for("lobby on", lambda: ada.get_attribute("button[data-testid=lobby-toggle]", "aria-pressed") == "true", TIMEOUT_S)
-        fox.join(quick["quick_meeting_url"], "Fox <b>Firefox</b>")
+        # Firefox's prejoin: its cameras and microphones listed, its preview playing
+        fox.goto(quick["quick_meeting_url"])
+        wait_for(
+            "Firefox's devices",
+            lambda: fox.run(
+                """return document.querySelectorAll('[data-testid=camera-select] option').length > 0
+                     && document.querySelectorAll('[data-testid=mic-select] option').length > 0
+                     && document.getElementById('preview').videoWidth > 0;"""
+            ),
+            TIMEOUT_S,
+        )
+        fox.fill("input[name=display_name]", "Fox <b>Firefox</b>")
+        fox.click("button[data-testid=join]")
         wait_for("Firefox waiting", lambda: fox.run("return !document.getElementById('lobby-screen').hidden"), TIMEOUT_S)
         ada.wait_for_selector("[data-testid=lobby-entry]", timeout=TIMEOUT_S * 1000)
         ada.click("[data-testid=lobby-entry] button[data-testid=admit]")
