@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TASKS_VENV := .venv-tasks
 PAGE := functions/meeting_page
-APT_PACKAGES := default-jre-headless chromium firefox-esr coturn iproute2 ffmpeg
+APT_PACKAGES := default-jre-headless chromium firefox-esr pulseaudio coturn iproute2 ffmpeg
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
 .PHONY: run test unit service lint system venv clean openapi retention-doc signalling package terraform-data bench demo screenshots
@@ -39,7 +39,7 @@ $(CHECKOV_VENV)/.stamp: infra/requirements-checkov.txt
 # System packages: installed only when missing. The Firestore emulator is Google's jar from
 # the Debian package google-cloud-cli-firestore-emulator (Google Cloud CLI apt repository).
 system:
-	@command -v java >/dev/null && command -v chromium >/dev/null && command -v firefox-esr >/dev/null && command -v turnserver >/dev/null && command -v ss >/dev/null && command -v ffprobe >/dev/null || \
+	@command -v java >/dev/null && command -v chromium >/dev/null && command -v firefox-esr >/dev/null && command -v pulseaudio >/dev/null && command -v turnserver >/dev/null && command -v ss >/dev/null && command -v ffprobe >/dev/null || \
 		(apt-get update -q && apt-get install -y -q --no-install-recommends $(APT_PACKAGES))
 	@test -f $(FIRESTORE_JAR) || apt-get install -y -q google-cloud-cli-firestore-emulator || \
 		(echo "Firestore emulator missing: install the Debian package google-cloud-cli-firestore-emulator" && exit 1)

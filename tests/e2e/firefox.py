@@ -1,10 +1,13 @@
 """Headless Firefox (Debian's ``firefox-esr``) driven over Marionette (PyPI ``marionette_driver``),
 with fake camera and microphone, loopback ICE, and every background service off: whatever
-Firefox would fetch from Mozilla goes to a dead proxy on 127.0.0.1 instead."""
+Firefox would fetch from Mozilla goes to a dead proxy on 127.0.0.1 instead. Its sound card is a
+PulseAudio null sink of its own (Debian ``pulseaudio``): without an audio device Firefox never
+starts a Web Audio context, so the prejoin's level meter would never move."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +20,7 @@ from marionette_driver.by import By
 from marionette_driver.marionette import Marionette
 
 FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
+PULSEAUDIO = shutil.which("pulseaudio") or "/usr/bin/pulseaudio"
 
 PREFS: dict[str, Any] = {
     # fake media, no prompts, loopback ICE with real addresses
@@ -82,10 +86,12 @@ class Firefox:
         (self.profile / "user.js").write_text(
             "".join(f"user_pref({_js(k)}, {_js(v)});\n" for k, v in prefs.items()), encoding="utf-8"
         )
+        self.sound = _SoundCard(self.profile / "pulse")
         self.process = subprocess.Popen(
             [FIREFOX, "--headless", "--marionette", "--no-remote", "--profile", str(self.profile), "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.sound.env},
         )
         self.client = Marionette(host="127.0.0.1", port=self.port, socket_timeout=60, startup_timeout=60)
         deadline = time.monotonic() + 60
@@ -137,7 +143,43 @@ class Firefox:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+        self.sound.close()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+class _SoundCard:
+    """A PulseAudio daemon with one null sink, reachable only on a unix socket in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        self.socket = folder / "native"
+        env = {**os.environ, "HOME": str(folder), "XDG_RUNTIME_DIR": str(folder)}
+        self.process = subprocess.Popen(
+            [
+                PULSEAUDIO, "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", "--log-target=stderr",
+                "-F", "/dev/null",
+                "--load=module-null-sink sink_name=speakers",
+                f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while not self.socket.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.close()
+                raise RuntimeError("PulseAudio did not start")
+            time.sleep(0.1)
+        self.env = {"PULSE_SERVER": f"unix:{self.socket}"}
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 def _js(value: Any) -> str:

@@ -48,6 +48,12 @@ export function createPrejoin(ctx) {
       meter.frame = requestAnimationFrame(tick);
     };
     meter = { audio, frame: requestAnimationFrame(tick) };
+    // a browser may hold Web Audio until the person interacts with the page: the first click or
+    // key starts the meter then
+    if (audio.state === "suspended") {
+      const wake = () => audio.state === "suspended" && audio.resume().catch(() => {});
+      for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, wake, { once: true, capture: true });
+    }
   }
 
   function stopMeter() {
