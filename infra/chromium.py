@@ -3,8 +3,10 @@ screen: what the browser tests and the screenshot script run."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -23,12 +25,19 @@ FLAGS = [
 ]
 
 
-def launch(playwright: Any, **options: Any) -> Any:
+def launch(playwright: Any, prefix: list[str] | None = None, args_extra: list[str] | None = None, **options: Any) -> Any:
     """One Chromium instance with a profile folder of its own (``context.profile``); ``options``
-    for Playwright's context (a viewport, a device scale)."""
+    for Playwright's context (a viewport, a device scale). ``prefix`` runs the browser under a
+    command, such as ``ip netns exec <namespace>`` (Playwright talks to it over a pipe)."""
     profile = tempfile.mkdtemp(prefix="wm-chromium-")
+    executable = CHROMIUM
+    if prefix:
+        wrapper = Path(profile) / "chromium.sh"
+        wrapper.write_text(f'#!/bin/sh\nexec {shlex.join([*prefix, CHROMIUM])} "$@"\n')
+        wrapper.chmod(0o755)
+        executable = str(wrapper)
     context = playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, args=FLAGS, headless=True, **options
+        str(Path(profile) / "data"), executable_path=executable, args=FLAGS + (args_extra or []), headless=True, **options
     )
     context.profile = profile
     return context

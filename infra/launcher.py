@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -358,7 +359,16 @@ class Platform:
             f"turn:{HOST}:{port}?transport=tcp",
             f"turns:{HOST}:{tls_port}?transport=tcp",
         ]
-        return {"host": HOST, "port": port, "tls_port": tls_port, "urls": urls}
+        # the TLS key's SPKI digest (base64 SHA-256): a local browser may be told to trust exactly
+        # this key (Chromium's --ignore-certificate-errors-spki-list), as production's relay has a
+        # publicly trusted certificate
+        spki = (
+            x509.load_pem_x509_certificate(cert.read_bytes())
+            .public_key()
+            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        tls_spki = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+        return {"host": HOST, "port": port, "tls_port": tls_port, "urls": urls, "tls_spki": tls_spki}
 
     @staticmethod
     def _self_signed(folder: Path) -> tuple[Path, Path]:

@@ -24,7 +24,8 @@ class Received:
     kinds: dict[str, int] = field(default_factory=dict)  # frames (or packets) per kind
     video_bytes: int = 0  # when the client forwards instead of decoding (packets)
     first_video_at: float | None = None
-    codecs: set[str] = field(default_factory=set)
+    codecs: set[str] = field(default_factory=set)  # the one each stream carries
+    negotiated: set[str] = field(default_factory=set)  # every codec agreed, RTX included
     sizes: set[tuple[int, int]] = field(default_factory=set)
 
 
@@ -120,6 +121,7 @@ class McuClient:
         for t in pc.getTransceivers():
             if t._codecs:
                 rec.codecs.add(t._codecs[0].mimeType)
+                rec.negotiated.update(c.mimeType for c in t._codecs)
         answer = contract.SubscribeAnswer(type="subscribe_answer", publisher_id=pub_id, sdp=pc.localDescription.sdp)
         await self.ws.send_json(contract.wire(answer))
         if self.on_subscribed:

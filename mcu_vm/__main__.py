@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 
 from mcu_vm.portal import PortalClient
 from mcu_vm.settings import McuSettings
-from mcu_vm.signalling import CLIENT_IP_HEADER, CLOSE_UNAUTHENTICATED
+from mcu_vm.signalling import CLIENT_IP_HEADER, CLOSE_UNAUTHENTICATED, WS_HEARTBEAT_S
 from mcu_vm.worker import serve
 from webmeeting import tokens
 from webmeeting.domain import signalling as contract
@@ -127,7 +127,7 @@ class Supervisor:
     async def relay(self, request: web.Request) -> web.WebSocketResponse:
         """Read the join message, then splice the socket to the meeting's worker."""
         assert self.session
-        ws = web.WebSocketResponse(heartbeat=10, max_msg_size=64 * 1024)
+        ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_S, max_msg_size=64 * 1024)
         await ws.prepare(request)
         try:
             first = await ws.receive(timeout=10)

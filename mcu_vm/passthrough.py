@@ -11,7 +11,9 @@ they change): ``rtcrtpreceiver.decoder_worker`` (its signature), ``RTCRtpSender.
 ``aioice.ice.get_host_addresses``, ``RTCRtpReceiver._handle_rtcp_packet`` (wrapped to keep the
 publisher's last RTCP sender report: recordings use it for lip sync) and the receiver's
 ``__timestamp_mapper._origin`` (frames' timestamps are relative to the first one) and
-``__rtx_ssrc`` (which active sources are retransmission streams).
+``__rtx_ssrc`` (which active sources are retransmission streams); ``RTCRtpSender._retransmit``
+(wrapped: NACKs answered within a ``RetransmitBudget``) and the sender's ``__rtp_history``,
+``__rtp_timestamp``, ``__rtt`` and ``__octet_count``.
 """
 
 from __future__ import annotations
@@ -26,16 +28,25 @@ from collections.abc import Callable
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack, rtcrtpreceiver
+from aiortc import MediaStreamTrack, RTCRtpSender, rtcrtpreceiver
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtp import RtcpSrPacket
+from aiortc.rtp import RTP_HISTORY_SIZE, RtcpSrPacket
 
 log = logging.getLogger("mcu.passthrough")
 
 VIDEO_QUEUE_PACKETS = 90  # ~3 s at 30 fps: beyond this a subscriber is too slow; flush and re-sync
 AUDIO_QUEUE_PACKETS = 150  # ~3 s of 20 ms Opus frames
+# Keyframes cost every subscriber of a publisher (a keyframe is several times a delta frame), so
+# requests are coalesced per publisher, and one receiver cannot drive them for everyone:
 KEYFRAME_REQUEST_INTERVAL_S = 0.5  # while a request is unanswered, no new PLI within this interval
-KEYFRAME_REQUEST_MIN_GAP_S = 0.05  # once answered (a keyframe came), the next request may follow this soon
+KEYFRAME_REQUEST_MIN_GAP_S = 0.3  # once answered (a keyframe came), the next one no sooner than this
+SUBSCRIBER_KEYFRAME_GAP_S = 2.0  # one subscriber's own requests (its PLI/FIR, its resyncs): one per this
+# Retransmissions (NACKs from a subscriber), per subscriber stream:
+RETRANSMIT_MAX_AGE_S = 0.5  # older than this the receiver has played past it (it asks for a keyframe)
+RETRANSMIT_SHARE = 0.25  # resent bytes may add at most this share of what the stream itself sent
+RETRANSMIT_BURST_BYTES = 40_000  # ... with this much at once (a lost frame or two)
+DEFAULT_RTT_S = 0.1  # until the receiver's reports give the round trip
+VIDEO_CLOCK_RATE = 90_000
 
 _installed = False
 decoders_created = 0  # stays 0 in an MCU process: no decoder is ever built for forwarded media
@@ -60,6 +71,45 @@ def _h264_nal_types(data: bytes) -> list[int]:
             return types
         types.append(data[i + 3] & 0x1F)
         i += 3
+
+
+class RetransmitBudget:
+    """Which NACKed packets one subscriber stream resends: only those young enough to matter
+    (``RETRANSMIT_MAX_AGE_S``), never the same one again within a round trip, and only within a
+    byte budget that grows with what the stream sent (``RETRANSMIT_SHARE``): a receiver on a
+    lossy or thin link cannot pull more than its share into a link that already drops."""
+
+    def __init__(self) -> None:
+        self.tokens = float(RETRANSMIT_BURST_BYTES)
+        self._octets_seen = 0
+        self._last_resent: dict[int, float] = {}  # sequence number -> when it was last resent
+        self.resent = 0
+        self.resent_bytes = 0
+        self.refused: dict[str, int] = {"old": 0, "repeat": 0, "budget": 0}
+
+    def allow(self, seq: int, age_s: float, size: int, now: float, rtt_s: float | None, octets_sent: int) -> bool:
+        """``age_s``: how far (in media time) the packet is behind the newest one sent;
+        ``octets_sent``: the stream's payload bytes so far (the budget grows with them)."""
+        self.tokens = min(float(RETRANSMIT_BURST_BYTES), self.tokens + RETRANSMIT_SHARE * max(0, octets_sent - self._octets_seen))
+        self._octets_seen = max(self._octets_seen, octets_sent)
+        if age_s > RETRANSMIT_MAX_AGE_S:
+            self.refused["old"] += 1
+            return False
+        last = self._last_resent.get(seq)
+        if last is not None and now - last < (rtt_s or DEFAULT_RTT_S):
+            self.refused["repeat"] += 1
+            return False
+        if size > self.tokens:
+            self.refused["budget"] += 1
+            return False
+        self.tokens -= size
+        self._last_resent[seq] = now
+        if len(self._last_resent) > 512:  # only recent ones can repeat: forget the oldest half
+            for old in list(self._last_resent)[:256]:
+                del self._last_resent[old]
+        self.resent += 1
+        self.resent_bytes += size
+        return True
 
 
 def passthrough_worker(
@@ -111,6 +161,27 @@ def install() -> None:
         await real_handle_rtcp(self, packet)
 
     rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = keeping_sender_reports  # type: ignore[method-assign]
+
+    real_retransmit = RTCRtpSender._retransmit
+
+    async def bounded_retransmit(self: Any, sequence_number: int) -> None:
+        packet = self._RTCRtpSender__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)
+        if packet is None or packet.sequence_number != sequence_number:
+            return  # not in the history (aiortc would not resend it either)
+        budget = self.__dict__.setdefault("wm_retransmit", RetransmitBudget())
+        newest = self._RTCRtpSender__rtp_timestamp
+        age_s = ((newest - packet.timestamp) & 0xFFFFFFFF) / VIDEO_CLOCK_RATE if newest is not None else 0.0
+        if budget.allow(
+            sequence_number,
+            age_s,
+            len(packet.payload) + 12,
+            time.monotonic(),
+            self._RTCRtpSender__rtt,
+            self._RTCRtpSender__octet_count,
+        ):
+            await real_retransmit(self, sequence_number)
+
+    RTCRtpSender._retransmit = bounded_retransmit  # type: ignore[method-assign]
     _installed = True
 
 
@@ -129,7 +200,11 @@ class ForwardTrack(MediaStreamTrack):
     """What one subscriber receives of one publisher's track: encoded packets, bounded.
 
     Video starts at a keyframe; a subscriber whose queue overflows is flushed and waits for the
-    next keyframe (asking the publisher for one) instead of growing memory.
+    next keyframe (asking the publisher for one) instead of growing memory. What this subscriber
+    asks for itself (its decoder's PLI/FIR, its resyncs) goes to the publisher at most once per
+    ``SUBSCRIBER_KEYFRAME_GAP_S``: a lossy receiver waits for its keyframe, it does not fill
+    everybody else's stream with them. A request held back is sent when the gap ends, unless a
+    keyframe reached this subscriber meanwhile.
     """
 
     def __init__(self, kind: str, request_keyframe: Callable[[], None]) -> None:
@@ -143,14 +218,21 @@ class ForwardTrack(MediaStreamTrack):
         self.forwarded = 0
         self.dropped = 0
         self.resyncs = 0
+        self.keyframe_asks = 0  # requests this subscriber passed on to the publisher
+        self.keyframe_asks_held = 0  # and those it held back (within the gap)
+        self._last_ask = float("-inf")
+        self._wants_keyframe = False  # a held-back request, until a keyframe gets here
+        self._deferred: asyncio.TimerHandle | None = None
 
     def push(self, packet: av.Packet) -> None:
         if self.readyState != "live":
             return
+        if packet.is_keyframe:
+            self._wants_keyframe = False
         if self.waiting_for_keyframe:
             if not packet.is_keyframe:
                 self.dropped += 1
-                self._request_keyframe()
+                self._ask()
                 return
             self.waiting_for_keyframe = False
         try:
@@ -165,11 +247,30 @@ class ForwardTrack(MediaStreamTrack):
         self.resyncs += 1
         if self.kind == "video":
             self.waiting_for_keyframe = True
-            self._request_keyframe()
+            self._ask()
 
     def keyframe_requested(self) -> None:
         """A PLI/FIR from the subscriber: its decoder lost sync."""
+        self._ask()
+
+    def _ask(self) -> None:
+        if self.kind != "video":
+            return
+        self._wants_keyframe = True
+        wait = self._last_ask + SUBSCRIBER_KEYFRAME_GAP_S - time.monotonic()
+        if wait > 0:
+            self.keyframe_asks_held += 1
+            if self._deferred is None:
+                self._deferred = asyncio.get_running_loop().call_later(wait, self._deferred_ask)
+            return
+        self._last_ask = time.monotonic()
+        self.keyframe_asks += 1
         self._request_keyframe()
+
+    def _deferred_ask(self) -> None:
+        self._deferred = None
+        if self.readyState == "live" and (self._wants_keyframe or self.waiting_for_keyframe):
+            self._ask()
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         packet = await self._queue.get()
@@ -180,6 +281,9 @@ class ForwardTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         try:
             self._queue.put_nowait(None)
         except asyncio.QueueFull:

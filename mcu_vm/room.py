@@ -159,9 +159,12 @@ def room_video_codecs(codecs: list[Any]) -> list[Any]:
 
 def codec_preferences(kind: str, negotiated: Any) -> list[Any]:
     """The capabilities matching a publisher's negotiated codec, so the subscriber's peer
-    connection carries exactly the packets the publisher sends."""
+    connection carries exactly the packets the publisher sends; for video with RTX, so what a
+    subscriber misses is resent on its own stream (retransmissions stay apart from the media in
+    the receiver's statistics and loss accounting)."""
     out = []
-    for cap in RTCRtpSender.getCapabilities(kind).codecs:
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    for cap in caps:
         if cap.mimeType.lower() != negotiated.mimeType.lower():
             continue
         if cap.name.lower() == "h264":
@@ -170,6 +173,8 @@ def codec_preferences(kind: str, negotiated: Any) -> list[Any]:
             if want[:2] + want[4:] != have[:2] + have[4:]:  # profile and level; ignore constraint flags
                 continue
         out.append(cap)
+    if kind == "video" and out:
+        out += [cap for cap in caps if cap.mimeType.lower() == "video/rtx"]
     return out
 
 

@@ -32,6 +32,10 @@ MAX_MESSAGE_BYTES = 64 * 1024  # SDPs are a few KiB
 MESSAGE_RATE_PER_S = 10.0  # sustained signalling messages per socket
 MESSAGE_BURST = 60.0  # a joiner answers one subscription offer per publisher at once
 MAX_DROPPED = 200  # refused (over-rate) messages before the MCU closes the socket
+# a ping after this long without a frame from the browser, its pong due within half of it: an
+# outage of several seconds (a lift, a network change) ends nobody's meeting, while a socket
+# that is gone is found within 1.5x this
+WS_HEARTBEAT_S = 20.0
 CLOSE_UNAUTHENTICATED, CLOSE_INVALID, CLOSE_FULL, CLOSE_RATE, CLOSE_REMOVED = (
     contract.CLOSE_UNAUTHENTICATED,
     contract.CLOSE_INVALID,
@@ -67,7 +71,7 @@ class Signalling:
         self.registry = registry
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=10, max_msg_size=MAX_MESSAGE_BYTES)
+        ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_S, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         registry = self.registry
         registry.sockets.add(ws)

@@ -19,6 +19,8 @@ from typing import Any
 from marionette_driver.by import By
 from marionette_driver.marionette import Marionette
 
+from infra.netns import Namespace
+
 FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
 PULSEAUDIO = shutil.which("pulseaudio") or "/usr/bin/pulseaudio"
 
@@ -79,7 +81,8 @@ def _free_port() -> int:
 class Firefox:
     """One headless Firefox with a profile of its own, one page (Marionette's window)."""
 
-    def __init__(self, prefs: dict[str, Any] | None = None) -> None:
+    def __init__(self, prefs: dict[str, Any] | None = None, namespace: Namespace | None = None) -> None:
+        """``namespace``: Firefox runs in that network namespace (Marionette is reached inside it)."""
         self.profile = Path(tempfile.mkdtemp(prefix="wm-firefox-"))
         self.port = _free_port()
         prefs = {**PREFS, **(prefs or {}), "marionette.port": self.port}
@@ -88,22 +91,32 @@ class Firefox:
         )
         self.sound = _SoundCard(self.profile / "pulse")
         self.process = subprocess.Popen(
-            [FIREFOX, "--headless", "--marionette", "--no-remote", "--profile", str(self.profile), "about:blank"],
+            [
+                *(namespace.prefix if namespace else []),
+                FIREFOX,
+                "--headless",
+                "--marionette",
+                "--no-remote",
+                "--profile",
+                str(self.profile),
+                "about:blank",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, **self.sound.env},
         )
-        self.client = Marionette(host="127.0.0.1", port=self.port, socket_timeout=60, startup_timeout=60)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.client.start_session()
-                break
-            except Exception:  # noqa: BLE001 - Firefox is still starting up
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.close()
-                    raise
-                time.sleep(0.5)
+        with namespace.entered() if namespace else contextlib.nullcontext():
+            self.client = Marionette(host="127.0.0.1", port=self.port, socket_timeout=60, startup_timeout=60)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    self.client.start_session()
+                    break
+                except Exception:  # noqa: BLE001 - Firefox is still starting up
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        self.close()
+                        raise
+                    time.sleep(0.5)
         self.client.timeout.script = 30
 
     def goto(self, url: str) -> None:

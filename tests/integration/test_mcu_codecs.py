@@ -60,6 +60,7 @@ def test_codec_is_forwarded_without_decoding(platform: Platform, pbx: PbxClient,
     got = bob.received[alice.joined["participant_id"]]
     assert got.kinds.get("video", 0) > 20 and got.kinds.get("audio", 0) > 20, got
     assert got.codecs == {codec, "audio/opus"}
+    assert got.negotiated == {codec, "video/rtx", "audio/opus"}  # retransmissions on their own stream
     assert got.sizes == {(640, 480)}  # aiortc's test pattern, decoded at the subscriber
     health = requests.get(platform.endpoints["mcus"][0]["status"], timeout=5).json()
     assert health["decoders_created"] == 0

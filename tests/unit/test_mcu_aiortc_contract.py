@@ -89,3 +89,14 @@ def test_receiver_knows_its_rtx_ssrcs() -> None:
             return [Source(222), Source(111)]
 
     assert media_ssrc(Receiver()) == 111
+
+
+def test_senders_answer_nacks_through_the_wrapped_retransmit() -> None:
+    """NACKs are answered within a RetransmitBudget by wrapping this method; it reads these."""
+    source = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "await self._retransmit(seq)" in source
+    assert list(inspect.signature(RTCRtpSender._retransmit).parameters) == ["self", "sequence_number"]
+    init = inspect.getsource(RTCRtpSender.__init__)
+    for name in ("__rtp_history", "__rtp_timestamp", "__octet_count", "__rtt"):
+        assert f"self.{name}" in init, name
+    assert "self.__rtp_timestamp = packet.timestamp" in inspect.getsource(RTCRtpSender._run_rtp)

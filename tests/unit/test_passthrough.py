@@ -40,7 +40,29 @@ def test_video_waits_for_a_keyframe_and_asks_for_one() -> None:
         return len(asked), got
 
     asked, got = run(go())
-    assert asked == 2 and got == [True, False]
+    assert asked == 1 and got == [True, False]  # the second delta frame's ask was held: one is on its way
+
+
+def test_one_subscriber_asks_for_keyframes_at_most_once_per_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passthrough, "SUBSCRIBER_KEYFRAME_GAP_S", 0.2)
+
+    async def go() -> tuple[int, int, int, int]:
+        asked: list[int] = []
+        lossy = ForwardTrack("video", lambda: asked.append(1))
+        lossy.push(packet(True))
+        for _ in range(10):  # its decoder's PLIs, 5-7 a second in the field
+            lossy.keyframe_requested()
+        burst = len(asked)
+        await asyncio.sleep(0.3)  # no keyframe came: the held request goes at the gap's end
+        after_gap = len(asked)
+        for _ in range(3):
+            lossy.keyframe_requested()
+        lossy.push(packet(True))  # a keyframe (asked for by someone) reached it meanwhile
+        await asyncio.sleep(0.3)
+        lossy.stop()
+        return burst, after_gap, len(asked), lossy.keyframe_asks_held
+
+    assert run(go()) == (1, 2, 2, 12)  # the last three were held, then answered by the keyframe
 
 
 def test_a_slow_subscriber_is_flushed_and_resynced_at_the_next_keyframe() -> None:
@@ -133,3 +155,21 @@ def test_udp_binds_stay_in_the_port_range() -> None:
         return ports
 
     assert sorted(run(go())) == [29100, 29101, 29102, 29103]
+
+
+def test_retransmissions_only_young_packets_once_per_rtt_within_the_budget() -> None:
+    from mcu_vm.passthrough import RETRANSMIT_BURST_BYTES, RETRANSMIT_MAX_AGE_S, RETRANSMIT_SHARE, RetransmitBudget
+
+    budget = RetransmitBudget()
+    assert budget.allow(1, 0.1, 1200, now=10.0, rtt_s=0.2, octets_sent=0)
+    assert not budget.allow(2, RETRANSMIT_MAX_AGE_S + 0.01, 1200, now=10.0, rtt_s=0.2, octets_sent=0)  # too old
+    assert not budget.allow(1, 0.1, 1200, now=10.1, rtt_s=0.2, octets_sent=0)  # again within the round trip
+    assert budget.allow(1, 0.15, 1200, now=10.25, rtt_s=0.2, octets_sent=0)  # after it: the resend was lost too
+    # the burst spent, a NACK storm gets nothing more until the stream itself sends
+    while budget.allow(1000 + budget.resent, 0.1, 1200, now=11.0, rtt_s=0.2, octets_sent=0):
+        pass
+    assert budget.resent_bytes <= RETRANSMIT_BURST_BYTES and budget.refused["budget"] == 1
+    assert not budget.allow(5000, 0.1, 1200, now=11.0, rtt_s=0.2, octets_sent=1000)  # 250 bytes earned: not enough
+    assert budget.allow(5001, 0.1, 1200, now=11.0, rtt_s=0.2, octets_sent=10_000)  # 2,500 earned
+    assert budget.tokens == pytest.approx(RETRANSMIT_SHARE * 10_000 - 1200, abs=1200)
+    assert budget.refused["old"] == 1 and budget.refused["repeat"] == 1

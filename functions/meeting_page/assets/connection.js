@@ -98,6 +98,7 @@ export function createConnection(ctx, portal, hooks) {
         break;
       case RECEIVE.joined:
         connectedAt = Date.now();
+        ctx.joins += 1;
         ctx.me = msg.participant_id;
         // the MCU's own list, and the TURN relay the portal gave us credentials for (networks
         // that block UDP, or allow only TCP/TLS out)

@@ -41,6 +41,7 @@ const ctx = {
   locked: false,
   leaving: false,
   turnServers: [], // the MCU's TURN relay with this join's credentials
+  joins: 0, // how often this tab entered the meeting (1 unless it had to reconnect)
   subs: new Map(), // publisher id -> {pc, stream}
   screens: new Map(), // sharer's id -> {pc, stream}: their shared screen
   people: new Map(), // participant id -> public info
@@ -191,6 +192,7 @@ window.addEventListener("online", () => connection.online());
 // Connection statistics, per remote participant (also what the browser tests read).
 window.webmeeting = {
   participantId() { return ctx.me; },
+  joins() { return ctx.joins; },
   quality() { return parts.quality.all(); }, // participant id -> good | fair | poor
   // how each of our connections goes: the candidate types of its selected pair (host, srflx, prflx, relay)
   async routes() {
