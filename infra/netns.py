@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterable, Iterator
 
 CLONE_NEWNET = 0x40000000
@@ -88,8 +89,11 @@ class TcpGate:
     """TCP to ``ports`` on the machine's 127.0.0.1 from inside ``namespace`` (same port numbers);
     nothing else gets through. Runs its own event loop in a thread until ``close()``."""
 
-    def __init__(self, namespace: Namespace, ports: Iterable[int]) -> None:
+    def __init__(self, namespace: Namespace, ports: Iterable[int], blackouts: list[tuple[float, float]] | None = None) -> None:
+        """``blackouts``: (start, end) in ``time.monotonic()`` seconds when nothing crosses
+        (what was sent then arrives after, as TCP's retransmissions would bring it)."""
         self.ports = sorted(set(ports))
+        self.blackouts = blackouts if blackouts is not None else []
         listeners = []
         with namespace.entered():
             for port in self.ports:
@@ -127,6 +131,7 @@ class TcpGate:
         async def copy(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             try:
                 while data := await r.read(65536):
+                    await self._through_blackouts()
                     w.write(data)
                     await w.drain()
             except (ConnectionError, OSError):
@@ -136,6 +141,14 @@ class TcpGate:
                     w.close()
 
         await asyncio.gather(copy(inner_r, outer_w), copy(outer_r, inner_w))
+
+    async def _through_blackouts(self) -> None:
+        while True:
+            now = time.monotonic()
+            ends = [end for start, end in self.blackouts if start <= now < end]
+            if not ends:
+                return
+            await asyncio.sleep(max(ends) - now)
 
     def close(self) -> None:
         def stop() -> None:

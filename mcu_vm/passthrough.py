@@ -19,6 +19,8 @@ publisher's last RTCP sender report: recordings use it for lip sync) and the rec
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import fractions
 import logging
 import queue
@@ -30,7 +32,7 @@ from typing import Any
 import av
 from aiortc import MediaStreamTrack, RTCRtpSender, rtcrtpreceiver
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtp import RTP_HISTORY_SIZE, RtcpSrPacket
+from aiortc.rtp import RTCP_PSFB_APP, RTP_HISTORY_SIZE, RtcpPsfbPacket, RtcpRrPacket, RtcpSrPacket, unpack_remb_fci
 
 log = logging.getLogger("mcu.passthrough")
 
@@ -41,6 +43,9 @@ AUDIO_QUEUE_PACKETS = 150  # ~3 s of 20 ms Opus frames
 KEYFRAME_REQUEST_INTERVAL_S = 0.5  # while a request is unanswered, no new PLI within this interval
 KEYFRAME_REQUEST_MIN_GAP_S = 0.3  # once answered (a keyframe came), the next one no sooner than this
 SUBSCRIBER_KEYFRAME_GAP_S = 2.0  # one subscriber's own requests (its PLI/FIR, its resyncs): one per this
+MAX_LAYER = 2  # VP8 L1T3: temporal layers 0, 1, 2
+PAUSED = -1
+RATE_WINDOW_S = 2.0  # a publisher's bit rate per temporal layer, over this window
 # Retransmissions (NACKs from a subscriber), per subscriber stream:
 RETRANSMIT_MAX_AGE_S = 0.5  # older than this the receiver has played past it (it asks for a keyframe)
 RETRANSMIT_SHARE = 0.25  # resent bytes may add at most this share of what the stream itself sent
@@ -112,6 +117,22 @@ class RetransmitBudget:
         return True
 
 
+def vp8_temporal_layer(payload: bytes) -> int | None:
+    """The TID of a VP8 RTP payload descriptor (RFC 7741), or None when it carries none."""
+    if len(payload) < 2 or not payload[0] & 0x80:  # X: no extension byte
+        return None
+    flags, pos = payload[1], 2
+    if flags & 0x80:  # I: a picture id, 7 or 15 bits
+        if len(payload) <= pos:
+            return None
+        pos += 2 if payload[pos] & 0x80 else 1
+    if flags & 0x40:  # L: TL0PICIDX
+        pos += 1
+    if flags & 0x20 and len(payload) > pos:  # T: TID in the top two bits of the next byte
+        return payload[pos] >> 6
+    return None
+
+
 def passthrough_worker(
     loop: asyncio.AbstractEventLoop, input_q: queue.Queue, output_q: asyncio.Queue, decode_error: threading.Event
 ) -> None:
@@ -161,6 +182,42 @@ def install() -> None:
         await real_handle_rtcp(self, packet)
 
     rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = keeping_sender_reports  # type: ignore[method-assign]
+
+    real_handle_rtp = rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet
+
+    async def noting_layers(self: Any, packet: Any, arrival_time_ms: int) -> None:
+        await real_handle_rtp(self, packet, arrival_time_ms)
+        codec = self._RTCRtpReceiver__codecs.get(packet.payload_type)
+        if codec is None or codec.name.lower() != "vp8":
+            return
+        tid = vp8_temporal_layer(packet.payload)
+        origin = getattr(getattr(self, "_RTCRtpReceiver__timestamp_mapper", None), "_origin", None)
+        if tid is None or origin is None:
+            return
+        layers = self.__dict__.setdefault("wm_layers", {})  # frame timestamp (as frames carry it) -> layer
+        layers[(packet.timestamp - origin) & 0xFFFFFFFF] = tid
+        if len(layers) > 256:
+            del layers[next(iter(layers))]
+
+    rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet = noting_layers  # type: ignore[method-assign]
+
+    real_sender_rtcp = RTCRtpSender._handle_rtcp_packet
+
+    async def noting_estimates(self: Any, packet: Any) -> None:
+        """The subscriber's receive estimate (REMB) and reported loss, kept on the sender for
+        the allocator."""
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            with contextlib.suppress(ValueError):
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                if self._ssrc in ssrcs:
+                    self.wm_remb = (float(bitrate), time.monotonic())
+        elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == self._ssrc:
+                    self.wm_loss = (report.fraction_lost / 256, time.monotonic())
+        await real_sender_rtcp(self, packet)
+
+    RTCRtpSender._handle_rtcp_packet = noting_estimates  # type: ignore[method-assign]
 
     real_retransmit = RTCRtpSender._retransmit
 
@@ -223,12 +280,41 @@ class ForwardTrack(MediaStreamTrack):
         self._last_ask = float("-inf")
         self._wants_keyframe = False  # a held-back request, until a keyframe gets here
         self._deferred: asyncio.TimerHandle | None = None
+        # temporal layers this subscriber gets (video): up to ``layer``; PAUSED: none. A change
+        # down applies at once (no frame depends on a higher layer); up, at the next base-layer
+        # frame (what follows it refers to nothing it missed); from paused, at a keyframe
+        self.layer = MAX_LAYER
+        self.target_layer = MAX_LAYER
+        self.paused_frames = 0
+        self.layer_frames_dropped = 0
 
-    def push(self, packet: av.Packet) -> None:
+    def set_layer(self, layer: int) -> None:
+        if self.kind != "video" or layer == self.target_layer:
+            return
+        self.target_layer = layer
+        if layer < self.layer:
+            self.layer = layer
+        if layer != PAUSED and self.layer == PAUSED:
+            self.waiting_for_keyframe = True
+            self._ask()
+
+    def push(self, packet: av.Packet, layer: int | None = None) -> None:
         if self.readyState != "live":
             return
         if packet.is_keyframe:
             self._wants_keyframe = False
+        if self.kind == "video" and self.target_layer != self.layer:
+            if self.layer == PAUSED:
+                if packet.is_keyframe:
+                    self.layer = self.target_layer
+            elif (layer or 0) == 0:
+                self.layer = self.target_layer
+        if self.layer == PAUSED:
+            self.paused_frames += 1
+            return
+        if layer is not None and layer > self.layer:
+            self.layer_frames_dropped += 1
+            return
         if self.waiting_for_keyframe:
             if not packet.is_keyframe:
                 self.dropped += 1
@@ -306,6 +392,22 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self.held = False  # forward nothing (the participant's microphone or camera is off)
         self.source = "camera"  # or "screen": a shared screen (set by the room)
+        self.joined_at = time.monotonic()
+        self.layered = False  # its frames carry temporal layers (VP8 with a temporal scalability mode)
+        self._recent: collections.deque[tuple[float, int, int]] = collections.deque()  # (time, layer, bytes)
+
+    def layer_rates(self, now: float | None = None) -> list[float]:
+        """Bit rate with layers 0..i, over the last ``RATE_WINDOW_S`` (one entry without layers)."""
+        now = time.monotonic() if now is None else now
+        while self._recent and self._recent[0][0] < now - RATE_WINDOW_S:
+            self._recent.popleft()
+        per = [0.0] * (MAX_LAYER + 1)
+        for _, layer, size in self._recent:
+            per[min(layer, MAX_LAYER)] += size * 8 / RATE_WINDOW_S
+        if not self.layered:
+            return [sum(per)]
+        top = max((i for i, r in enumerate(per) if r > 0), default=0)
+        return [sum(per[: i + 1]) for i in range(top + 1)]
 
     def hold(self, held: bool) -> None:
         """Stop or resume forwarding; video resumes at a keyframe."""
@@ -326,10 +428,17 @@ class Publisher:
                     raise TypeError("a decoded frame reached the forwarder: passthrough.install() was not called")
                 if packet.is_keyframe:
                     self._keyframe_since_request = True
+                layer = None
+                if self.kind == "video":
+                    layer = (self.receiver.__dict__.get("wm_layers") or {}).get(packet.pts)
+                    self.layered = layer is not None
+                    self._recent.append((time.monotonic(), layer or 0, packet.size))
+                    if len(self._recent) > 4096:
+                        self._recent.popleft()
                 if self.held:
                     continue
                 for sub in list(self.subscribers):
-                    sub.push(packet)
+                    sub.push(packet, layer)
         except (MediaStreamError, asyncio.CancelledError):
             pass
         finally:

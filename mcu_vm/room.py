@@ -19,13 +19,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from pydantic import BaseModel
 
-from mcu_vm.passthrough import ForwardTrack, Publisher
+from mcu_vm.adaptation import AUDIO_BPS, PAUSED, Holder, Offer, allocate, budget, congested
+from mcu_vm.passthrough import MAX_LAYER, ForwardTrack, Publisher
 from mcu_vm.portal import PortalClient
 from mcu_vm.recording import RecordingControl, RoomRecording, Uploader
 from webmeeting.domain import signalling as contract
@@ -38,6 +39,8 @@ BROADCAST_COALESCE_S = 0.1  # participant updates go out at most this often per 
 MAX_SECTIONS = {"audio": 1, "video": 1}
 CHAT_RATE_PER_S, CHAT_BURST = 1.0, 5.0  # chat messages, reactions, change notices, shares: each per participant
 LOBBY_MAX = 50  # people waiting at one room's door
+ADAPT_EVERY_S = 0.5  # how often each subscriber's video layers are chosen again
+ESTIMATE_FRESH_S = 3.0  # a receiver estimate (REMB) older than this is not used
 CAMERA, SCREEN = "camera", "screen"
 
 
@@ -78,6 +81,8 @@ class Participant:
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)  # by (publisher id, source)
     hand: bool = False
     social: TokenBuckets = field(default_factory=lambda: TokenBuckets(CHAT_RATE_PER_S, CHAT_BURST, max_keys=4))
+    layers: Holder = field(default_factory=Holder)  # the video layers it gets, held against flapping
+    estimate_trusted: bool = False  # its receiver's estimate has once reached what it is sent
 
     @property
     def publishers(self) -> dict[str, Publisher]:
@@ -198,6 +203,7 @@ class RoomRegistry:
         self.rooms: dict[str, Room] = {}
         self.sockets: set[web.WebSocketResponse] = set()
         self._sends: set[asyncio.Future[None]] = set()  # coalesced broadcasts in flight
+        self._adapting: asyncio.Task[None] | None = None
 
     # -- accounting ------------------------------------------------------------------------------
 
@@ -208,6 +214,52 @@ class RoomRegistry:
         )
         return {"rooms": len(self.rooms), "participants": participants, "forwarded_streams": streams}
 
+    def forwarding(self) -> dict[str, int]:
+        """How the live streams' repair traffic goes, summed (what the network benchmark reads):
+        keyframe requests sent to publishers, the subscribers' own requests passed on or held
+        back, and NACKed packets resent or refused (too old, a repeat, over the budget)."""
+        out = dict.fromkeys(
+            (
+                "plis",
+                "asks",
+                "asks_held",
+                "resent",
+                "resent_bytes",
+                "refused_old",
+                "refused_repeat",
+                "refused_budget",
+                "paused_frames",
+                "layer_frames_dropped",
+                "paused_streams",
+                "estimates",
+                "estimate_kbps",
+            ),
+            0,
+        )
+        for room in self.rooms.values():
+            for p in room.participants.values():
+                for _, pub in p.all_publishers():
+                    out["plis"] += pub.keyframe_requests
+                for sub in p.subscriptions.values():
+                    for _, fwd in sub.tracks:
+                        out["asks"] += fwd.keyframe_asks
+                        out["asks_held"] += fwd.keyframe_asks_held
+                        out["paused_frames"] += fwd.paused_frames
+                        out["layer_frames_dropped"] += fwd.layer_frames_dropped
+                        out["paused_streams"] += fwd.layer == PAUSED
+                    for sender in sub.pc.getSenders():
+                        remb = sender.__dict__.get("wm_remb")
+                        if remb is not None:
+                            out["estimates"] += 1
+                            out["estimate_kbps"] += int(remb[0] / 1000)
+                        budget = sender.__dict__.get("wm_retransmit")
+                        if budget is not None:
+                            out["resent"] += budget.resent
+                            out["resent_bytes"] += budget.resent_bytes
+                            for reason, n in budget.refused.items():
+                                out[f"refused_{reason}"] += n
+        return out
+
     def live(self) -> dict[str, list[str]]:
         """Who is connected, per meeting: the portal reconciles lost "left" events against it."""
         return {key: sorted(room.participants) for key, room in self.rooms.items()}
@@ -216,10 +268,75 @@ class RoomRegistry:
         servers = [RTCIceServer(**s) for s in self.ice_servers]  # type: ignore[arg-type]
         return RTCConfiguration(iceServers=servers)  # explicit, possibly empty: never a default
 
+    # -- bandwidth: what each subscriber is sent ------------------------------------------------
+
+    async def _adapt_forever(self) -> None:
+        while True:
+            await asyncio.sleep(ADAPT_EVERY_S)
+            try:
+                self.adapt(time.monotonic())
+            except Exception:  # noqa: BLE001 - one bad round must not end adaptation for everyone
+                log.exception("adaptation round failed")
+
+    def adapt(self, now: float) -> None:
+        """Per subscriber: its receiver's reports (REMB per subscription connection, summed;
+        loss, the worst) decide which temporal layers of each video stream it gets
+        (``mcu_vm.adaptation``): everything until they show congestion. Nobody else's streams
+        change."""
+        for room in self.rooms.values():
+            for p in room.participants.values():
+                offers: list[Offer] = []
+                gates: dict[Any, tuple[ForwardTrack, bool]] = {}
+                estimates: list[float] = []
+                losses: list[float] = []
+                for key, sub in p.subscriptions.items():
+                    video = [(pub, fwd) for pub, fwd in sub.tracks if pub.kind == "video"]
+                    if not video:
+                        continue
+                    pub, fwd = video[0]
+                    for sender in sub.pc.getSenders():
+                        remb, loss = sender.__dict__.get("wm_remb"), sender.__dict__.get("wm_loss")
+                        if remb and now - remb[1] < ESTIMATE_FRESH_S:
+                            estimates.append(remb[0])
+                        if loss and now - loss[1] < ESTIMATE_FRESH_S:
+                            losses.append(loss[0])
+                    priority = 1e12 if key[1] == SCREEN else -pub.joined_at  # a shared screen, then who came first
+                    audio = any(other.kind == "audio" for other, _ in sub.tracks)
+                    offers.append(Offer(key, priority, pub.layer_rates(now), audio))
+                    gates[key] = (fwd, pub.layered)
+                if not offers:
+                    continue
+                offers.sort(key=lambda o: -o.priority)
+                sending = sum(
+                    o.rates[min(gates[o.key][0].target_layer, len(o.rates) - 1)] + (AUDIO_BPS if o.audio else 0)
+                    for o in offers
+                    if gates[o.key][0].target_layer != PAUSED and o.rates
+                )
+                estimate = sum(estimates) if estimates else None
+                if estimate is not None and estimate >= sending:
+                    p.estimate_trusted = True  # the receiver's estimate caught up with what it gets
+                if not p.estimate_trusted:
+                    estimate = None  # still starting low and rising: no sign of congestion
+                loss = max(losses) if losses else None
+                wanted = allocate(budget(estimate, loss, sending), offers) if congested(estimate, loss, sending) else None
+                chosen = p.layers.apply(wanted, now, {o.key: len(o.rates) - 1 for o in offers})
+                for stream, layer in chosen.items():
+                    fwd, layered = gates[stream]
+                    was_paused = fwd.target_layer == PAUSED
+                    fwd.set_layer(layer if layered or layer == PAUSED else MAX_LAYER)
+                    if was_paused != (layer == PAUSED):  # the page shows the person's name instead
+                        publisher_id, source = cast(tuple[str, str], stream)
+                        told = contract.VideoPaused(publisher_id=publisher_id, source=source, paused=layer == PAUSED)  # type: ignore[arg-type]
+                        sent = asyncio.ensure_future(p.send(told))
+                        self._sends.add(sent)
+                        sent.add_done_callback(self._sends.discard)
+
     # -- membership ------------------------------------------------------------------------------
 
     async def enter(self, room: Room, p: Participant) -> contract.ErrorCode | None:
         """A checked join: into the room, or to the lobby's door (or why not)."""
+        if self._adapting is None:
+            self._adapting = asyncio.ensure_future(self._adapt_forever())
         if p.role == "participant" and p.id in room.presenters:
             p.role = "presenter"  # given in this room by the organizer, kept across reconnects
         if not room.lobby or p.role != "participant" or p.id in room.admitted:
@@ -641,6 +758,8 @@ class RoomRegistry:
 
     async def close(self) -> None:
         """Shut down: every participant leaves, every peer connection closes."""
+        if self._adapting is not None:
+            self._adapting.cancel()
         for room in list(self.rooms.values()):
             for p in list(room.participants.values()):
                 await self.remove(room, p, reason="mcu_shutdown")

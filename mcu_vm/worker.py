@@ -36,7 +36,8 @@ def make_app(settings: McuSettings) -> web.Application:
     async def status(request: web.Request) -> web.Response:
         at = datetime.now(UTC).isoformat().replace("+00:00", "Z")  # the snapshot's time, taken before it
         body = {**registry.load(), "live": registry.live(), "live_at": at}
-        return web.json_response({**body, "decoders_created": passthrough.decoders_created, "pid": os.getpid()})
+        body |= {"forwarding": registry.forwarding(), "decoders_created": passthrough.decoders_created, "pid": os.getpid()}
+        return web.json_response(body)
 
     async def on_startup(app: web.Application) -> None:
         if uploader:

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page
 
+from infra.firefox import Firefox
 from infra.launcher import RECORDINGS_BUCKET, Platform
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import close, in_meeting, join, launch
-from tests.e2e.firefox import Firefox
 from tests.e2e.test_room_browser import _everything_stored
 from tests.helpers import ext, wait_for
 from webmeeting.adapters import firestore as fs

@@ -13,10 +13,10 @@ from aioice import stun
 from aioice.turn import create_turn_endpoint
 from playwright.sync_api import Page
 
+from infra.firefox import Firefox
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import close, in_meeting, join, launch
-from tests.e2e.firefox import Firefox
 from tests.helpers import ext, join_meeting, wait_for
 from webmeeting import turn
 

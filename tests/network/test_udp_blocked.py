@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page
 
+from infra.firefox import Firefox
 from infra.launcher import Platform
 from infra.netns import Namespace, TcpGate
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import close, in_meeting, join, launch
-from tests.e2e.firefox import Firefox
 from tests.helpers import ext, wait_for
 
 pytestmark = pytest.mark.network

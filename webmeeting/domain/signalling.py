@@ -355,6 +355,16 @@ class ContentChanged(_Message):
     participant_id: str
 
 
+class VideoPaused(_Message):
+    """To one subscriber: a person's video is paused for it (its link cannot take it as well as
+    the streams before it), or flows again. Their audio goes on."""
+
+    type: Literal["video_paused"] = "video_paused"
+    publisher_id: str
+    source: Source = "camera"
+    paused: bool
+
+
 class Error(_Message):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -377,6 +387,7 @@ ServerMessage = Annotated[
     | ContentChanged
     | LockState
     | Removed
+    | VideoPaused
     | Error,
     Field(discriminator="type"),
 ]
@@ -427,6 +438,7 @@ SERVER_TYPES = (
     ContentChanged,
     LockState,
     Removed,
+    VideoPaused,
     Error,
 )
 

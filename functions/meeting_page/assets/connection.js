@@ -37,7 +37,15 @@ export function createConnection(ctx, portal, hooks) {
     const pc = new RTCPeerConnection({ iceServers });
     ctx.pubPcs[source] = pc;
     if (source === "camera") ctx.pubPc = pc;
-    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    for (const track of stream.getTracks()) {
+      const init = { direction: "sendonly", streams: [stream] };
+      // video in three temporal layers (VP8 L1T3): the MCU sends a subscriber on a thin link
+      // fewer frames of it instead of none
+      if (track.kind === "video") {
+        try { pc.addTransceiver(track, { ...init, sendEncodings: [{ scalabilityMode: "L1T3" }] }); continue; } catch (e) { /* no temporal layers here */ }
+      }
+      pc.addTransceiver(track, init);
+    }
     pc.onconnectionstatechange = () => {
       if (ctx.pubPcs[source] === pc && pc.connectionState === "failed") { ctx.failedMcu = ctx.mcuId; reconnect("media connection failed"); }
     };
@@ -138,6 +146,17 @@ export function createConnection(ctx, portal, hooks) {
         if (msg.participant.id === ctx.me) hooks.onSelf(msg.participant); // the organizer may have muted us
         hooks.render();
         break;
+      case RECEIVE.video_paused: {
+        // the MCU paused this person's video for our link (audio goes on): their tile says so
+        const video = msg.source === "screen"
+          ? document.querySelector(`video[data-screen-of="${CSS.escape(msg.publisher_id)}"]`)
+          : document.querySelector(`video[data-participant-id="${CSS.escape(msg.publisher_id)}"]`);
+        if (video) {
+          if (msg.paused) video.dataset.paused = "bandwidth"; else delete video.dataset.paused;
+          video.parentElement?.classList.toggle("video-paused", msg.paused);
+        }
+        break;
+      }
       case RECEIVE.lock_state:
         hooks.onLock(msg.locked);
         break;

@@ -217,10 +217,18 @@ window.webmeeting = {
       const entry = { video: null, audio: null };
       report.forEach((s) => {
         if (s.type === "inbound-rtp" && s.kind === "video") {
-          entry.video = { framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, bytes: s.bytesReceived || 0 };
+          entry.video = {
+            framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0,
+            bytes: s.bytesReceived || 0, lost: s.packetsLost || 0, keyframes: s.keyFramesDecoded ?? null,
+            retransmittedBytes: s.retransmittedBytesReceived ?? null, nacks: s.nackCount ?? null,
+            freezes: s.freezeCount ?? null, freezeSeconds: s.totalFreezesDuration ?? null,
+          };
         }
         if (s.type === "inbound-rtp" && s.kind === "audio") {
-          entry.audio = { packets: s.packetsReceived || 0, samples: s.totalSamplesReceived || 0, bytes: s.bytesReceived || 0 };
+          entry.audio = {
+            packets: s.packetsReceived || 0, samples: s.totalSamplesReceived || 0, bytes: s.bytesReceived || 0,
+            concealed: s.concealedSamples ?? null, lost: s.packetsLost || 0,
+          };
         }
       });
       out[id] = entry;
@@ -236,7 +244,10 @@ window.webmeeting = {
     let out = null;
     (await ctx.pubPc.getStats()).forEach((s) => {
       if (s.type === "outbound-rtp" && s.kind === "video") {
-        out = { me: ctx.me, width: s.frameWidth || 0, height: s.frameHeight || 0, limitation: s.qualityLimitationReason || "none" };
+        out = {
+          me: ctx.me, width: s.frameWidth || 0, height: s.frameHeight || 0, limitation: s.qualityLimitationReason || "none",
+          fps: s.framesPerSecond ?? null, targetBitrate: s.targetBitrate ?? null, scalabilityMode: s.scalabilityMode ?? null,
+        };
       }
     });
     return out;

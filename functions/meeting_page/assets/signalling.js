@@ -36,6 +36,7 @@ export const RECEIVE = Object.freeze({
   "content_changed": "content_changed",
   "lock_state": "lock_state",
   "removed": "removed",
+  "video_paused": "video_paused",
   "error": "error"
 });
 
@@ -152,6 +153,11 @@ export const FIELDS = Object.freeze({
     "locked"
   ],
   "removed": [],
+  "video_paused": [
+    "publisher_id",
+    "source",
+    "paused"
+  ],
   "error": [
     "code",
     "message"
