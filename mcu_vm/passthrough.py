@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpSender, rtcrtpreceiver
@@ -253,6 +253,14 @@ def media_ssrc(receiver: Any) -> int | None:
     return None
 
 
+class Sink(Protocol):
+    """What a publisher hands its frames to: a subscriber's ``ForwardTrack``, a recorder."""
+
+    def push(self, packet: av.Packet, layer: int | None = None) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class ForwardTrack(MediaStreamTrack):
     """What one subscriber receives of one publisher's track: encoded packets, bounded.
 
@@ -384,7 +392,7 @@ class Publisher:
         self.kind = track.kind
         self.receiver = receiver
         self.codec = codec  # the negotiated RTCRtpCodecParameters
-        self.subscribers: set[ForwardTrack] = set()
+        self.subscribers: set[Sink] = set()
         self._last_keyframe_request = 0.0
         self._keyframe_since_request = True
         self._deferred: asyncio.TimerHandle | None = None

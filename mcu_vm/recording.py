@@ -57,7 +57,8 @@ class TrackRecorder:
         if self.waiting_for_keyframe:
             request_keyframe()
 
-    def push(self, packet: av.Packet) -> None:
+    def push(self, packet: av.Packet, layer: int | None = None) -> None:
+        """Every frame, whatever its temporal layer (a recording is not a subscriber on a thin link)."""
         try:
             self._push(packet)
         except Exception:  # noqa: BLE001 - a recording problem must never stop the forwarding
