@@ -46,6 +46,7 @@ from rich.table import Table  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
 from infra import chromium  # noqa: E402
+from infra.chromium import RELAY_ONLY  # noqa: E402
 from infra.firefox import Firefox  # noqa: E402
 from infra.impaired import Impairment, LinkSpec, UdpLink  # noqa: E402
 from infra.launcher import DEV_LICENSE_KEYS, Platform  # noqa: E402
@@ -54,11 +55,6 @@ from infra.pbx_client import PbxClient  # noqa: E402
 
 BLACKOUT_S = 5.0
 TIMEOUT_S = 40.0
-RELAY_ONLY = """(() => {
-  const Native = window.RTCPeerConnection;
-  window.RTCPeerConnection = function (config = {}) { return new Native({ ...config, iceTransportPolicy: "relay" }); };
-  window.RTCPeerConnection.prototype = Native.prototype;
-})();"""
 
 # an async function body: frames of every remote camera for arguments[0] ms, freezes, and the
 # time the MCU had that video paused for this link (the tile says so): not counted as frozen

@@ -25,6 +25,14 @@ FLAGS = [
 ]
 
 
+# an init script: every peer connection of the page may use relay (TURN) candidates only
+RELAY_ONLY = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (config = {}) { return new Native({ ...config, iceTransportPolicy: "relay" }); };
+  window.RTCPeerConnection.prototype = Native.prototype;
+})();"""
+
+
 def launch(playwright: Any, prefix: list[str] | None = None, args_extra: list[str] | None = None, **options: Any) -> Any:
     """One Chromium instance with a profile folder of its own (``context.profile``); ``options``
     for Playwright's context (a viewport, a device scale). ``prefix`` runs the browser under a

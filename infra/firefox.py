@@ -150,12 +150,7 @@ class Firefox:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.delete_session()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        _end(self.process)
         self.sound.close()
         shutil.rmtree(self.profile, ignore_errors=True)
 
@@ -187,12 +182,17 @@ class _SoundCard:
         self.env = {"PULSE_SERVER": f"unix:{self.socket}"}
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        _end(self.process)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, and kill what does not go within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def _js(value: Any) -> str:

@@ -13,6 +13,7 @@ from aioice import stun
 from aioice.turn import create_turn_endpoint
 from playwright.sync_api import Page
 
+from infra.chromium import RELAY_ONLY
 from infra.firefox import Firefox
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient
@@ -22,12 +23,6 @@ from webmeeting import turn
 
 pytestmark = pytest.mark.network
 TIMEOUT_S = 25
-# every peer connection of the page may use relay candidates only
-RELAY_ONLY = """(() => {
-  const Native = window.RTCPeerConnection;
-  window.RTCPeerConnection = function (config = {}) { return new Native({ ...config, iceTransportPolicy: "relay" }); };
-  window.RTCPeerConnection.prototype = Native.prototype;
-})();"""
 
 
 def test_each_join_carries_turn_credentials_for_its_mcu(platform: Platform, pbx: PbxClient) -> None:
