@@ -32,6 +32,7 @@ from webmeeting.domain import signalling as contract
 from webmeeting.domain.api import McuHeartbeat
 
 log = logging.getLogger("mcu.supervisor")
+RELAY_DRAIN_S = 2.0  # after a worker closes a socket, how long its last words may take to reach the client
 
 
 def _free_port() -> int:
@@ -150,19 +151,30 @@ class Supervisor:
             await up.send_str(first.data)
 
             async def down() -> None:
-                async for msg in up:
-                    if msg.type == WSMsgType.TEXT:
+                async for msg in up:  # until the worker closes (or the client's side closed it)
+                    if msg.type != WSMsgType.TEXT:
+                        break
+                    try:
                         await ws.send_str(msg.data)
-                    else:
+                    except ConnectionError:  # the client is gone
                         break
                 await ws.close(code=up.close_code or 1000)
 
             pump = asyncio.ensure_future(down())
+            worker_closed = False
             async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    await up.send_str(msg.data)
-                else:
+                if msg.type != WSMsgType.TEXT:
                     break
+                try:
+                    await up.send_str(msg.data)
+                except ConnectionError:  # the worker closed this participant (over rate, removed, ...)
+                    worker_closed = True
+                    break
+            if worker_closed or up.closed:
+                # what the worker said before it closed (an error, the reason) still reaches the
+                # client: closing `up` now would drop the messages the pump has not relayed yet
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pump), RELAY_DRAIN_S)
             await up.close()
             await asyncio.gather(pump, return_exceptions=True)
         return ws
