@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from infra.netns import HOST, Namespace
+from infra.netns import HOST, Namespace, call_in
 
 
 @dataclass
@@ -119,6 +119,8 @@ class UdpLink:
             inside.bind((HOST, port))
             inside.setblocking(False)
         self._outside: dict[tuple[str, int], _Outside] = {}
+        self._source = HOST  # the outside address the platform sees this link's packets from
+        self.rebinds = 0
         self._inside: asyncio.DatagramTransport | None = None
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -153,8 +155,23 @@ class UdpLink:
             return
         self.carry(self.spec.up, data, lambda: self._outside_send(outside, data))
 
+    def rebind(self) -> None:
+        """A network change: from now on the platform sees this link's packets from a new
+        address (another loopback address, new ports), and what it sends to the old ones is lost:
+        like a phone moving from Wi-Fi to mobile data, or a NAT that forgot its mappings."""
+
+        def change() -> None:
+            self.rebinds += 1
+            self._source = f"127.0.0.{1 + self.rebinds}"
+            for outside in self._outside.values():
+                if outside.transport is not None:
+                    outside.transport.close()
+            self._outside.clear()
+
+        call_in(self._loop, change)
+
     async def _open(self, outside: _Outside, first: bytes) -> None:
-        await self._loop.create_datagram_endpoint(lambda: outside, remote_addr=(HOST, self.port))
+        await self._loop.create_datagram_endpoint(lambda: outside, local_addr=(self._source, 0), remote_addr=(HOST, self.port))
         self.carry(self.spec.up, first, lambda: self._outside_send(outside, first))
 
     @staticmethod

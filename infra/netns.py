@@ -25,7 +25,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 CLONE_NEWNET = 0x40000000
 IP = shutil.which("ip") or "/usr/sbin/ip"  # Debian's iproute2
@@ -85,6 +85,20 @@ class Namespace:
         subprocess.run([IP, "netns", "del", self.name], check=False)
 
 
+def call_in(loop: asyncio.AbstractEventLoop, fn: Callable[[], None], timeout: float = 5) -> None:
+    """Run ``fn`` on ``loop`` (another thread's) and wait for it."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            fn()
+        finally:
+            done.set()
+
+    loop.call_soon_threadsafe(run)
+    done.wait(timeout)
+
+
 class TcpGate:
     """TCP to ``ports`` on the machine's 127.0.0.1 from inside ``namespace`` (same port numbers);
     nothing else gets through. Runs its own event loop in a thread until ``close()``."""
@@ -104,6 +118,7 @@ class TcpGate:
                 sock.setblocking(False)
                 listeners.append(sock)
         self.connections = 0
+        self._live: set[asyncio.StreamWriter] = set()  # both ends of every connection through the gate
         self._loop = asyncio.new_event_loop()
         self._servers: list[asyncio.Server] = []
         ready = threading.Event()
@@ -128,6 +143,8 @@ class TcpGate:
             inner_w.close()
             return
 
+        self._live |= {inner_w, outer_w}
+
         async def copy(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             try:
                 while data := await r.read(65536):
@@ -140,7 +157,21 @@ class TcpGate:
                 with contextlib.suppress(Exception):
                     w.close()
 
-        await asyncio.gather(copy(inner_r, outer_w), copy(outer_r, inner_w))
+        try:
+            await asyncio.gather(copy(inner_r, outer_w), copy(outer_r, inner_w))
+        finally:
+            self._live -= {inner_w, outer_w}
+
+    def reset(self) -> None:
+        """A network change: every connection through the gate is cut (both ends get a reset, as
+        a browser closes its sockets when its address changes); new ones go through."""
+
+        def cut() -> None:
+            for w in list(self._live):
+                w.transport.abort()
+            self._live.clear()
+
+        call_in(self._loop, cut)
 
     async def _through_blackouts(self) -> None:
         while True:

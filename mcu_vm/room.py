@@ -41,6 +41,10 @@ CHAT_RATE_PER_S, CHAT_BURST = 1.0, 5.0  # chat messages, reactions, change notic
 LOBBY_MAX = 50  # people waiting at one room's door
 ADAPT_EVERY_S = 0.5  # how often each subscriber's video layers are chosen again
 ESTIMATE_FRESH_S = 3.0  # a receiver estimate (REMB) older than this is not used
+# a socket that dropped without a "leave" (a network change, an outage): the participant stays in
+# the room this long, media torn down, for the same tab to come back into its place (role, hand,
+# media state kept; the others see "reconnecting", never a leave and a join)
+RESUME_GRACE_S = 15.0
 CAMERA, SCREEN = "camera", "screen"
 
 
@@ -83,6 +87,7 @@ class Participant:
     social: TokenBuckets = field(default_factory=lambda: TokenBuckets(CHAT_RATE_PER_S, CHAT_BURST, max_keys=4))
     layers: Holder = field(default_factory=Holder)  # the video layers it gets, held against flapping
     estimate_trusted: bool = False  # its receiver's estimate has once reached what it is sent
+    away: asyncio.TimerHandle | None = None  # its socket dropped: gone when this fires, unless it comes back
 
     @property
     def publishers(self) -> dict[str, Publisher]:
@@ -106,6 +111,7 @@ class Participant:
             video=self.video,
             hand=self.hand,
             screen=self.sharing,
+            reconnecting=self.away is not None,
         )
 
     async def send(self, message: BaseModel) -> None:
@@ -208,7 +214,8 @@ class RoomRegistry:
     # -- accounting ------------------------------------------------------------------------------
 
     def load(self) -> dict[str, int]:
-        participants = sum(len(r.participants) for r in self.rooms.values())
+        # the connected: a place held for a dropped socket has no media (nor load) until it is back
+        participants = sum(1 for r in self.rooms.values() for p in r.participants.values() if p.away is None)
         streams = sum(
             len(s.tracks) for r in self.rooms.values() for p in r.participants.values() for s in p.subscriptions.values()
         )
@@ -393,6 +400,12 @@ class RoomRegistry:
 
     async def add(self, room: Room, p: Participant) -> None:
         event = "reconnected" if p.id in room.seen else "joined"
+        previous = room.participants.get(p.id)
+        if previous is not None:  # the same tab back into its place (its old socket dropped)
+            await self.drop(room, previous)  # its media, if it had any left
+            if previous.away is not None:
+                previous.away.cancel()
+            p.hand, p.audio, p.video, p.social = previous.hand, previous.audio, previous.video, previous.social
         room.seen.add(p.id)
         room.admitted.add(p.id)
         room.participants[p.id] = p
@@ -412,15 +425,41 @@ class RoomRegistry:
         )
         if p.role != "participant":
             await self._lobby_changed(room, to=[p])
+        arrived = (
+            contract.ParticipantUpdated(participant=p.public())
+            if previous
+            else contract.ParticipantJoined(participant=p.public())
+        )
         for other in list(room.participants.values()):
             if other is not p:
-                await other.send(contract.ParticipantJoined(participant=p.public()))
+                await other.send(arrived)
                 for source in list(other.sources):
                     await self._offer_subscription(p, other, source)
 
-    async def remove(self, room: Room, p: Participant, reason: str) -> None:
-        room.participants.pop(p.id, None)
-        closing: list[RTCPeerConnection] = []
+    async def drop(self, room: Room, p: Participant) -> None:
+        """``p``'s socket is gone without a leave: its media ends now (its publishes, what it
+        receives, everyone's copies of its streams); it stays in the room for RESUME_GRACE_S,
+        shown as reconnecting, then leaves. Once per drop."""
+        if p.away is None:
+            p.away = asyncio.get_running_loop().call_later(RESUME_GRACE_S, lambda: asyncio.ensure_future(self._expire(room, p)))
+            self.portal.event("left", room.key, p.id, reason="dropped")  # connected time stops here
+            self._updated(room, p, by=p)
+        closing = [sub.pc for sub in self._end_subscriptions(room, p)]
+        for _, pub in p.all_publishers():
+            await pub.stop()
+        closing += [src.pc for src in p.sources.values()]
+        p.sources.clear()
+        await asyncio.gather(*(pc.close() for pc in closing), return_exceptions=True)
+        if not p.ws.closed:
+            await p.ws.close()
+
+    async def _expire(self, room: Room, p: Participant) -> None:
+        if room.participants.get(p.id) is p:
+            await self.remove(room, p, reason="dropped", event=False)  # "left" went to the portal at the drop
+
+    def _end_subscriptions(self, room: Room, p: Participant) -> list[Subscription]:
+        """What ``p`` receives and everyone's copies of ``p``'s streams, unhooked (their peer
+        connections are the caller's to close)."""
         ended = list(p.subscriptions.values())
         p.subscriptions.clear()
         for other in room.participants.values():
@@ -429,7 +468,16 @@ class RoomRegistry:
         for sub in ended:
             for pub, fwd in sub.tracks:
                 pub.unsubscribe(fwd)
-            closing.append(sub.pc)
+        return ended
+
+    async def remove(self, room: Room, p: Participant, reason: str, *, event: bool = True) -> None:
+        current = room.participants.get(p.id)
+        if current is not None and current is not p:
+            return  # the same tab came back on a new socket: nothing of this connection is left
+        room.participants.pop(p.id, None)
+        if p.away is not None:
+            p.away.cancel()
+        closing = [sub.pc for sub in self._end_subscriptions(room, p)]
         room.dirty.discard(p.id)
         for other in room.participants.values():
             await other.send(contract.ParticipantLeft(participant_id=p.id))
@@ -438,7 +486,8 @@ class RoomRegistry:
         closing += [src.pc for src in p.sources.values()]
         p.sources.clear()
         await asyncio.gather(*(pc.close() for pc in closing), return_exceptions=True)
-        self.portal.event("left", room.key, p.id, reason=reason)
+        if event:
+            self.portal.event("left", room.key, p.id, reason=reason)
         if reason == "replaced" and not p.ws.closed:
             await p.ws.close()
         self.discard_if_empty(room)

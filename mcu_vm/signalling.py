@@ -80,6 +80,7 @@ class Signalling:
         ip = request.headers.get(CLIENT_IP_HEADER, "")
         participant: Participant | None = None
         room: Room | None = None
+        left = False  # said "leave" (or was cut off for flooding): gone at once, no place held
         try:
             try:
                 first = await ws.receive_json(timeout=JOIN_TIMEOUT_S)
@@ -91,10 +92,9 @@ class Signalling:
                 return ws
             room = registry.rooms.setdefault(claims.meeting_key, Room(claims.meeting_key))
             stale = room.participants.get(claims.participant_id)
-            if stale is not None:  # the same person reconnected before we noticed the old socket drop
-                await registry.remove(room, stale, reason="replaced")
-                room = registry.rooms.setdefault(claims.meeting_key, room)  # the session goes on (it may have emptied)
-            if len(room.participants) >= claims.max_participants:
+            if stale is not None:  # the same tab back (a network change) before or after its old socket dropped
+                await registry.drop(room, stale)  # it comes back into its place (RoomRegistry.add)
+            if len(room.participants) - (stale is not None) >= claims.max_participants:
                 await refuse(ws, "meeting_full")
                 return ws
             refused = registry.admits(room, claims.participant_id, claims.role)
@@ -109,11 +109,14 @@ class Signalling:
                 participant = None
                 await refuse(ws, refused)
                 return ws
-            await self._serve(ws, room, participant)
+            left = await self._serve(ws, room, participant)
         finally:
             registry.sockets.discard(ws)
             if room is not None and participant is not None and room.participants.get(participant.id) is participant:
-                await registry.remove(room, participant, reason="left")
+                if left:
+                    await registry.remove(room, participant, reason="left")
+                else:  # dropped without a leave: its place is held for a while (RESUME_GRACE_S)
+                    await registry.drop(room, participant)
             elif room is not None:
                 if participant is not None:
                     await registry.leave_lobby(room, participant)
@@ -122,7 +125,9 @@ class Signalling:
                 await ws.close()
         return ws
 
-    async def _serve(self, ws: web.WebSocketResponse, room: Room, participant: Participant) -> None:
+    async def _serve(self, ws: web.WebSocketResponse, room: Room, participant: Participant) -> bool:
+        """Messages until the socket ends: True if the participant left (or flooded), False if
+        the socket just dropped."""
         bucket = TokenBuckets(MESSAGE_RATE_PER_S, MESSAGE_BURST, max_keys=1)
         dropped = 0
         async for msg in ws:
@@ -133,14 +138,14 @@ class Signalling:
             except ValueError:  # not JSON, or not a message of the contract
                 message = None
             if isinstance(message, contract.Leave):
-                break
+                return True
             if not bucket.allow("", loop_time()):  # every frame counts, valid or not
                 dropped += 1
                 if dropped == 1 or dropped % 50 == 0:
                     await participant.send(contract.error("rate_limited"))
                 if dropped >= MAX_DROPPED:
                     await ws.close(code=CLOSE_RATE)
-                    break
+                    return True
                 continue
             if message is None:
                 await participant.send(contract.error("invalid_request"))
@@ -150,6 +155,7 @@ class Signalling:
             except Exception:  # noqa: BLE001 - one bad message never drops the participant or the room
                 log.exception("a %s message failed", message.type)
                 await participant.send(contract.error("invalid_request"))
+        return False
 
     async def _check_join(self, ws: web.WebSocketResponse, first: Any) -> tokens.JoinClaims | None:
         try:

@@ -246,6 +246,7 @@ class ParticipantInfo(_Message):
     video: bool
     hand: bool = False
     screen: bool = False  # sharing their screen now
+    reconnecting: bool = False  # their connection dropped: the MCU holds their place a few seconds
 
 
 class ChatMessage(_Message):

@@ -18,6 +18,8 @@ export function createConnection(ctx, portal, hooks) {
   let connectedAt = 0; // when the MCU last said "joined": backoff resets only after a while up
   const STABLE_MS = 10000;
   let reconnectTimer = null;
+  let joinedHere = false; // the current socket reached "joined": its MCU works
+  const RESUME_WAIT_MS = 3000; // a socket back to the same MCU that is not in by then: ask the portal
 
   function setState(text) { $("connection-state").textContent = text; }
 
@@ -105,6 +107,7 @@ export function createConnection(ctx, portal, hooks) {
         stop("The organizer did not let you in.", { rejected: true });
         break;
       case RECEIVE.joined:
+        joinedHere = true;
         connectedAt = Date.now();
         ctx.joins += 1;
         ctx.me = msg.participant_id;
@@ -194,14 +197,41 @@ export function createConnection(ctx, portal, hooks) {
     for (const id of [...ctx.subs.keys(), ...ctx.screens.keys()]) dropSubscription(id);
   }
 
-  function reconnect(why) {
+  // ``resume``: the socket of a working MCU dropped (a network change, an outage): straight back
+  // to that MCU with the token we hold, at once; the MCU keeps our place (role, hand) meanwhile
+  function reconnect(why, { resume = false } = {}) {
     if (ctx.leaving || reconnectTimer) return;
     if (connectedAt && Date.now() - connectedAt > STABLE_MS) attempts = 0; // it held: start the backoff over
     teardown();
     setState(`reconnecting (${why})`);
+    if (resume) { reconnectTimer = setTimeout(() => { reconnectTimer = null; resumeHere(); }, 0); return; }
     const delay = RECONNECT_DELAYS_MS[Math.min(attempts, RECONNECT_DELAYS_MS.length - 1)];
     attempts += 1;
     reconnectTimer = setTimeout(() => { reconnectTimer = null; connect(); }, delay);
+  }
+
+  async function resumeHere() {
+    let token;
+    try { token = await portal.token(); } catch (e) { token = null; } // fresh if ours is old
+    if (ctx.leaving || ws) return;
+    if (!token || !ctx.mcuUrl) { ctx.failedMcu = ctx.mcuId; return reconnect("connection lost"); }
+    openSocket(ctx.mcuUrl, token);
+    const mine = ws;
+    setTimeout(() => {
+      if (ws === mine && !joinedHere && !ctx.leaving) { ctx.failedMcu = ctx.mcuId; reconnect("MCU unreachable"); }
+    }, RESUME_WAIT_MS);
+  }
+
+  function openSocket(url, token) {
+    joinedHere = false;
+    ws = new WebSocket(url);
+    ws.onopen = () => ws.send(message(SEND.join, { token, meeting_key: ctx.meetingKey }));
+    ws.onmessage = (e) => onMessage(e).catch((err) => reconnect(String(err)));
+    ws.onclose = () => {
+      if (joinedHere) { reconnect("connection lost", { resume: true }); return; }
+      ctx.failedMcu = ctx.mcuId; // never got in there: the portal decides (failing over if it is dead)
+      reconnect("connection lost");
+    };
   }
 
   async function connect() {
@@ -225,11 +255,9 @@ export function createConnection(ctx, portal, hooks) {
     ctx.tokenAt = Date.now();
     ctx.role = body.role;
     hooks.onRole(ctx.role);
+    ctx.mcuUrl = body.mcu_url;
     ctx.failedMcu = null;
-    ws = new WebSocket(body.mcu_url);
-    ws.onopen = () => ws.send(message(SEND.join, { token: body.token, meeting_key: ctx.meetingKey }));
-    ws.onmessage = (e) => onMessage(e).catch((err) => reconnect(String(err)));
-    ws.onclose = () => { ctx.failedMcu = ctx.mcuId; reconnect("connection lost"); };
+    openSocket(body.mcu_url, body.token);
   }
 
   function stop(reason, { removed = false, rejected = false } = {}) {

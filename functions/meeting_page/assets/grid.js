@@ -23,7 +23,8 @@ export function render(ctx, extras = () => [], quality = () => null) {
   for (const p of ctx.people.values()) {
     const li = document.createElement("li");
     li.textContent = (p.hand ? "✋ " : "") + p.name + (p.id === ctx.me ? " (you)" : "")
-      + (p.role === "participant" ? "" : ` · ${p.role}`) + (p.audio === false ? " · muted" : "");
+      + (p.role === "participant" ? "" : ` · ${p.role}`) + (p.audio === false ? " · muted" : "")
+      + (p.reconnecting ? " · reconnecting" : "");
     li.dataset.testid = "participant";
     li.dataset.participantId = p.id;
     li.dataset.role = p.role;
@@ -58,7 +59,9 @@ export function render(ctx, extras = () => [], quality = () => null) {
       const sub = ctx.subs.get(p.id);
       if (sub) attach(video, sub.stream, true);
     }
-    video.parentElement.querySelector(".label").textContent = p.name + (quality(p.id) === "poor" ? " · poor connection" : "");
+    video.parentElement.querySelector(".label").textContent = p.name
+      + (p.reconnecting ? " · reconnecting" : quality(p.id) === "poor" ? " · poor connection" : "");
+    video.parentElement.classList.toggle("reconnecting", Boolean(p.reconnecting));
     video.setAttribute("aria-label", `${p.name}'s camera`);
     video.parentElement.dataset.quality = quality(p.id) || "";
     video.parentElement.classList.toggle("video-off", p.video === false);

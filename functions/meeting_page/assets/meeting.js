@@ -188,6 +188,8 @@ $("lock-meeting").addEventListener("click", () => connection.send(SEND.lock, { l
 $("mute-all").addEventListener("click", () => connection.send(SEND.mute_all));
 $("rejoin").addEventListener("click", (e) => { ctx.rejoinSecret = null; start(e); });
 window.addEventListener("online", () => connection.online());
+// a closed tab says goodbye (otherwise the MCU holds its place a few seconds, as for a network drop)
+window.addEventListener("pagehide", () => connection.send(SEND.leave));
 
 // Connection statistics, per remote participant (also what the browser tests read).
 window.webmeeting = {
