@@ -69,7 +69,9 @@ class Impairment:
         leave += self.delay_ms / 1000
         if self.jitter_ms:
             leave += self._random.uniform(0, self.jitter_ms / 1000)
-        leave = max(leave, self._last_departure)  # a link delays, it does not reorder
+        # a link delays, it does not reorder: strictly after the one before (timers due at the same
+        # instant may fire in any order)
+        leave = max(leave, self._last_departure + 1e-6)
         self._last_departure = leave
         self.sent += 1
         self.sent_bytes += size
@@ -144,7 +146,9 @@ class UdpLink:
         if leave <= now:
             deliver()
         else:
-            self._loop.call_later(leave - now, deliver)
+            # at the departure itself, on the loop's own (monotonic) clock: a delay measured from a
+            # slightly later "now" would let a packet due 1 µs after another leave before it
+            self._loop.call_at(leave, deliver)
 
     def from_inside(self, data: bytes, addr: tuple[str, int]) -> None:
         outside = self._outside.get(addr)

@@ -1,13 +1,19 @@
 """Per-subscriber bandwidth allocation: which layer of each video stream a subscriber gets.
 
 Pure rules, no I/O. Adaptation is a brake, not a throttle: a subscriber gets every layer of every
-stream until its receiver shows congestion (``congested``: loss in its reports, or an estimate
-(REMB) well below what it is sent). Then its budget (the estimate, or what got through) is spent
-on its video streams in priority order (a shared screen, then who came first), audio first: each
-stream gets the highest temporal layer that fits, down to its base layer; streams whose base
-layer does not fit are paused (the first one always keeps its base layer: the person seen most
-keeps moving). Without congestion for ``UP_AFTER_S`` a stream goes up one layer (or resumes);
-it goes down at once. One subscriber's budget changes only what that subscriber is sent.
+stream until its receiver reports loss above ``LOSS_CONGESTED`` over the last second
+(``LossMeter``; random loss of a few % is NACKs' work, not a reason to send less). Then what got
+through is spent on its video streams in priority order (a shared screen, then who came first),
+audio first: each stream gets the highest temporal layer that fits, down to its base layer;
+streams whose base layer does not fit are paused (the first one always keeps its base layer: the
+person seen most keeps moving). After ``UP_AFTER_S`` without congestion a stream goes up one layer
+(or resumes); a step that brings congestion back within ``PROBE_WINDOW_S`` failed, and the wait
+before the next one doubles (up to ``MAX_UP_WAIT_S``): a link at its limit is probed rarely
+instead of overflowing every few seconds. It goes down at once. One subscriber's budget changes
+only what that subscriber is sent.
+
+Receiver estimates (REMB) do not steer it: measured through the impaired link, browsers' receive
+estimates under random loss and jitter sat at a third to a half of what they received intact.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ PAUSED = -1
 AUDIO_BPS = 48_000  # reserved per stream with audio (Opus with headers, SRTP, RTCP)
 HEADROOM = 0.9  # of the budget, for video
 UP_AFTER_S = 3.0  # this long without congestion before a stream goes up one layer
-LOSS_CONGESTED = 0.04  # a receiver report's fraction lost above this: congestion
-ESTIMATE_CONGESTED = 0.7  # an estimate below this share of what is sent: congestion
+# A receiver report's fraction lost above this: congestion (GCC's threshold: random loss of a
+# few % is repaired by NACKs, not answered by sending less).
+LOSS_CONGESTED = 0.10
+PROBE_WINDOW_S = 3.0  # congestion this soon after a step up: that step failed
+MAX_UP_WAIT_S = 60.0  # the longest wait before trying a step up again
 
 
 @dataclass(frozen=True)
@@ -34,19 +43,14 @@ class Offer:
     audio: bool = True
 
 
-def congested(estimate_bps: float | None, loss: float | None, sending_bps: float) -> bool:
-    """Whether a subscriber's link shows congestion: reports of loss, or an estimate that fell
-    well below what it is sent (the caller passes no estimate until it has once caught up with
-    what is sent: browsers start theirs low and raise it slowly)."""
-    if loss is not None and loss > LOSS_CONGESTED:
-        return True
-    return estimate_bps is not None and sending_bps > 0 and estimate_bps < ESTIMATE_CONGESTED * sending_bps
+def congested(loss: float | None) -> bool:
+    """Whether a subscriber's link shows congestion: loss above ``LOSS_CONGESTED``."""
+    return loss is not None and loss > LOSS_CONGESTED
 
 
-def budget(estimate_bps: float | None, loss: float | None, sending_bps: float) -> float:
-    """What a congested link can take: the estimate, or what got through of what was sent."""
-    through = sending_bps * (1 - (loss or 0.0))
-    return min(estimate_bps, through) if estimate_bps is not None else through
+def budget(loss: float | None, sending_bps: float) -> float:
+    """What a congested link can take: what got through of what was sent."""
+    return sending_bps * (1 - (loss or 0.0))
 
 
 def allocate(budget_bps: float, offers: Sequence[Offer]) -> dict[Hashable, int]:
@@ -71,10 +75,15 @@ def allocate(budget_bps: float, offers: Sequence[Offer]) -> dict[Hashable, int]:
 @dataclass
 class Holder:
     """The layers one subscriber gets: down at once when congested, up one layer per stream
-    after ``UP_AFTER_S`` without congestion."""
+    after a calm period that doubles with each step that failed."""
 
     current: dict[Hashable, int] = field(default_factory=dict)
     calm_since: float | None = None
+    failures: int = 0  # steps up in a row that brought congestion back
+    stepped_at: float | None = None  # the last step up, until it held for PROBE_WINDOW_S
+
+    def wait(self) -> float:
+        return min(MAX_UP_WAIT_S, UP_AFTER_S * 2**self.failures)
 
     def apply(self, wanted: dict[Hashable, int] | None, now: float, full: dict[Hashable, int]) -> dict[Hashable, int]:
         """``wanted``: ``allocate``'s layers when congested, None when not. ``full``: each
@@ -86,16 +95,108 @@ class Holder:
             self.current.setdefault(key, top)
             self.current[key] = min(self.current[key], top)
         if wanted is not None:
+            if self.stepped_at is not None and now - self.stepped_at < PROBE_WINDOW_S:
+                self.failures += 1  # that step was too much
+            self.stepped_at = None
             self.calm_since = None
             for key, layer in wanted.items():
                 self.current[key] = min(self.current.get(key, layer), layer)
             return dict(self.current)
+        if self.stepped_at is not None and now - self.stepped_at >= PROBE_WINDOW_S:
+            self.failures, self.stepped_at = 0, None  # it held
         if self.calm_since is None:
             self.calm_since = now
-        elif now - self.calm_since >= UP_AFTER_S:
+        elif now - self.calm_since >= self.wait():
             self.calm_since = now
             for key, top in full.items():  # the most important stream below its top: one layer up
                 if self.current[key] < top:
                     self.current[key] += 1
+                    self.stepped_at = now
                     break
         return dict(self.current)
+
+
+LOSS_WINDOW_S = 1.0  # loss is measured over at least this long ...
+LOSS_MIN_EXPECTED = 20  # ... and at least this many packets
+
+
+class LossMeter:
+    """A receiver's loss over the last second or so, from its reports' cumulative counters
+    (highest sequence number, packets lost). Not a report's own fraction: browsers send a report
+    with every NACK, over the few packets since the last one (one lost of two reads as 50 %)."""
+
+    def __init__(self) -> None:
+        self._samples: list[tuple[float, int, int]] = []  # (time, extended highest sequence, cumulative lost)
+        self.loss: float | None = None
+
+    def add(self, now: float, highest_sequence: int, cumulative_lost: int) -> float | None:
+        """The loss over the window this report closes, or None when it says too little."""
+        if self._samples and highest_sequence < self._samples[-1][1]:
+            if self._samples[-1][1] - highest_sequence < 1 << 15:
+                return None  # an older report that arrived late (reports cross a jittery link too)
+            self._samples.clear()  # the counters restarted (a new source)
+        self._samples.append((now, highest_sequence, cumulative_lost))
+        while len(self._samples) > 1 and now - self._samples[1][0] >= LOSS_WINDOW_S:
+            self._samples.pop(0)  # keep the newest sample at least a window old as the base
+        then, seq0, lost0 = self._samples[0]
+        expected = highest_sequence - seq0
+        if now - then < LOSS_WINDOW_S or expected < LOSS_MIN_EXPECTED:
+            return None  # too little to say (a stream just started, or paused): no fresh figure
+        self.loss = min(1.0, max(0.0, (cumulative_lost - lost0) / expected))
+        return self.loss
+
+
+PUBLISH_MIN_BPS = 150_000  # what a publisher is never asked to go below (its base layer keeps moving)
+PUBLISH_MAX_BPS = {"camera": 2_500_000, "screen": 4_000_000}  # what it is asked for when nobody is constrained
+CONSTRAINED_FOR_S = 10.0  # a subscriber that was congested this recently still caps what publishers send
+
+
+def shares(budget_bps: float, offers: Sequence[Offer]) -> dict[Hashable, float]:
+    """What each stream could have of a congested subscriber's budget, in priority order (audio
+    first): what is left once the streams before it got theirs whole. A publisher that sends no
+    more than this reaches this subscriber with every layer."""
+    left = (budget_bps - AUDIO_BPS * sum(1 for o in offers if o.audio)) * HEADROOM
+    out: dict[Hashable, float] = {}
+    for offer in sorted(offers, key=lambda o: -o.priority):
+        out[offer.key] = max(0.0, left)
+        left -= min(offer.rates[-1] if offer.rates else 0.0, max(0.0, left))
+    return out
+
+
+def publisher_target(source: str, caps: Sequence[float | None]) -> float:
+    """The bit rate to ask of one publisher: enough for its best-placed subscriber. ``caps``: per
+    subscriber, its share of this stream (``shares``) while constrained, None when it takes all."""
+    top = PUBLISH_MAX_BPS.get(source, PUBLISH_MAX_BPS["camera"])
+    if not caps or any(c is None for c in caps):
+        return top
+    return max(PUBLISH_MIN_BPS, min(top, max(c for c in caps if c is not None)))
+
+
+PACE_OVER_SENDING = 2.0  # a constrained subscriber's video is paced at no less than this x what it is sent
+PACE_BURST_S = 0.01  # a packet may leave this much ahead of its paced time (no sleep for less)
+
+
+@dataclass
+class Pacer:
+    """One subscriber's link as the MCU sends into it: while it is constrained (``rate_bps``
+    set), its video packets leave no faster than that rate, so a keyframe (many times a delta
+    frame) is spread over the link instead of overflowing its queue at once; audio never waits."""
+
+    rate_bps: float | None = None
+    free_at: float = 0.0  # when the link is free of what was already sent
+
+    def reserve(self, now: float, size: int) -> float:
+        """Seconds a packet of ``size`` bytes waits before it leaves (0: at once)."""
+        if self.rate_bps is None or self.rate_bps <= 0:
+            return 0.0
+        start = max(now, self.free_at)
+        self.free_at = start + size * 8 / self.rate_bps
+        wait = start - now
+        return wait if wait > PACE_BURST_S else 0.0
+
+
+def pace_rate(link_bps: float, sending_bps: float) -> float:
+    """The rate to pace a constrained subscriber at: what its link took, and never below twice
+    what it is now sent: a keyframe's backlog drains within a fraction of a second, and a low
+    reading of the link cannot build a queue in the MCU."""
+    return max(link_bps, PACE_OVER_SENDING * sending_bps)

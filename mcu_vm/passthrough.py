@@ -13,7 +13,10 @@ publisher's last RTCP sender report: recordings use it for lip sync) and the rec
 ``__timestamp_mapper._origin`` (frames' timestamps are relative to the first one) and
 ``__rtx_ssrc`` (which active sources are retransmission streams); ``RTCRtpSender._retransmit``
 (wrapped: NACKs answered within a ``RetransmitBudget``) and the sender's ``__rtp_history``,
-``__rtp_timestamp``, ``__rtt`` and ``__octet_count``.
+``__rtp_timestamp``, ``__rtt`` and ``__octet_count``; the receiver's ``__remote_bitrate_estimator``
+(switched off: publishers are told what to send by ``Publisher.ask``), ``__rtcp_ssrc`` and
+``_send_rtcp`` (how that REMB goes out); ``RTCDtlsTransport._send_rtp`` (wrapped: a constrained
+subscriber's video waits there for its ``Pacer``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,19 @@ from typing import Any, Protocol
 import av
 from aiortc import MediaStreamTrack, RTCRtpSender, rtcrtpreceiver
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtp import RTCP_PSFB_APP, RTP_HISTORY_SIZE, RtcpPsfbPacket, RtcpRrPacket, RtcpSrPacket, unpack_remb_fci
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    is_rtcp,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
+
+from mcu_vm.adaptation import LossMeter, Pacer
 
 log = logging.getLogger("mcu.passthrough")
 
@@ -51,9 +66,16 @@ RETRANSMIT_MAX_AGE_S = 0.5  # older than this the receiver has played past it (i
 RETRANSMIT_SHARE = 0.25  # resent bytes may add at most this share of what the stream itself sent
 RETRANSMIT_BURST_BYTES = 40_000  # ... with this much at once (a lost frame or two)
 DEFAULT_RTT_S = 0.1  # until the receiver's reports give the round trip
+# a packet is resent again only once this share of a round trip passed: its answer cannot have
+# landed sooner. Browsers repeat a NACK after their own estimate of the round trip, which for a
+# receive-only connection (no RTCP XR from aiortc) is their 100 ms default, a shade under the real
+# one on a 100 ms path: refusing those would leave a lost retransmission unrepaired for two more.
+REPEAT_AFTER_RTTS = 0.8
 VIDEO_CLOCK_RATE = 90_000
+REMB_EVERY_S = 1.0  # a publisher is told what to send this often (and at once when it changes)
 
 _installed = False
+_pending: set[asyncio.Future[None]] = set()  # RTCP sends under way (kept referenced)
 decoders_created = 0  # stays 0 in an MCU process: no decoder is ever built for forwarded media
 
 
@@ -80,7 +102,8 @@ def _h264_nal_types(data: bytes) -> list[int]:
 
 class RetransmitBudget:
     """Which NACKed packets one subscriber stream resends: only those young enough to matter
-    (``RETRANSMIT_MAX_AGE_S``), never the same one again within a round trip, and only within a
+    (``RETRANSMIT_MAX_AGE_S``), never the same one again within a round trip
+    (``REPEAT_AFTER_RTTS``), and only within a
     byte budget that grows with what the stream sent (``RETRANSMIT_SHARE``): a receiver on a
     lossy or thin link cannot pull more than its share into a link that already drops."""
 
@@ -101,7 +124,7 @@ class RetransmitBudget:
             self.refused["old"] += 1
             return False
         last = self._last_resent.get(seq)
-        if last is not None and now - last < (rtt_s or DEFAULT_RTT_S):
+        if last is not None and now - last < REPEAT_AFTER_RTTS * (rtt_s or DEFAULT_RTT_S):
             self.refused["repeat"] += 1
             return False
         if size > self.tokens:
@@ -214,7 +237,11 @@ def install() -> None:
         elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             for report in packet.reports:
                 if report.ssrc == self._ssrc:
-                    self.wm_loss = (report.fraction_lost / 256, time.monotonic())
+                    now = time.monotonic()
+                    meter = self.__dict__.setdefault("wm_loss_meter", LossMeter())
+                    loss = meter.add(now, report.highest_sequence, report.packets_lost)
+                    if loss is not None:
+                        self.wm_loss = (loss, now)
         await real_sender_rtcp(self, packet)
 
     RTCRtpSender._handle_rtcp_packet = noting_estimates  # type: ignore[method-assign]
@@ -239,7 +266,26 @@ def install() -> None:
             await real_retransmit(self, sequence_number)
 
     RTCRtpSender._retransmit = bounded_retransmit  # type: ignore[method-assign]
+
+    real_send_rtp = RTCDtlsTransport._send_rtp
+
+    async def paced_send_rtp(self: Any, data: bytes) -> None:
+        pacer: Pacer | None = self.__dict__.get("wm_pacer")
+        if pacer is not None and not is_rtcp(data) and data[1] & 0x7F in self.__dict__.get("wm_paced", ()):
+            wait = pacer.reserve(time.monotonic(), len(data))
+            if wait:
+                await asyncio.sleep(wait)
+        await real_send_rtp(self, data)
+
+    RTCDtlsTransport._send_rtp = paced_send_rtp  # type: ignore[method-assign]
     _installed = True
+
+
+def pace(transport: Any, pacer: Pacer | None, payload_types: set[int]) -> None:
+    """Send ``payload_types`` (video and its retransmissions) over ``transport`` through
+    ``pacer`` (None: unpaced). Audio and RTCP are never paced."""
+    transport.wm_pacer = pacer
+    transport.wm_paced = frozenset(payload_types)
 
 
 def media_ssrc(receiver: Any) -> int | None:
@@ -402,6 +448,12 @@ class Publisher:
         self.source = "camera"  # or "screen": a shared screen (set by the room)
         self.joined_at = time.monotonic()
         self.layered = False  # its frames carry temporal layers (VP8 with a temporal scalability mode)
+        self.target_bps: float | None = None  # what it was last asked to send (REMB)
+        self._target_sent_at = 0.0
+        if self.kind == "video":
+            # what it is asked to send follows its subscribers (``ask``), not aiortc's estimate of
+            # the uplink (a delay-based estimator in a busy event loop reads its own lag as congestion)
+            receiver._RTCRtpReceiver__remote_bitrate_estimator = None
         self._recent: collections.deque[tuple[float, int, int]] = collections.deque()  # (time, layer, bytes)
 
     def layer_rates(self, now: float | None = None) -> list[float]:
@@ -416,6 +468,20 @@ class Publisher:
             return [sum(per)]
         top = max((i for i, r in enumerate(per) if r > 0), default=0)
         return [sum(per[: i + 1]) for i in range(top + 1)]
+
+    def ask(self, bps: float, now: float) -> None:
+        """Tell the publisher the bit rate to send (a REMB): when it changes, and once a second."""
+        changed = self.target_bps is None or abs(bps - self.target_bps) > 0.1 * self.target_bps
+        ssrc = media_ssrc(self.receiver)
+        rtcp_ssrc = getattr(self.receiver, "_RTCRtpReceiver__rtcp_ssrc", None)
+        if ssrc is None or rtcp_ssrc is None or (not changed and now - self._target_sent_at < REMB_EVERY_S):
+            return
+        self.target_bps = bps
+        self._target_sent_at = now
+        remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(int(bps), [ssrc]))
+        sent = asyncio.ensure_future(self.receiver._send_rtcp(remb))
+        _pending.add(sent)
+        sent.add_done_callback(_pending.discard)
 
     def hold(self, held: bool) -> None:
         """Stop or resume forwarding; video resumes at a keyframe."""

@@ -25,8 +25,21 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from pydantic import BaseModel
 
-from mcu_vm.adaptation import AUDIO_BPS, PAUSED, Holder, Offer, allocate, budget, congested
-from mcu_vm.passthrough import MAX_LAYER, ForwardTrack, Publisher
+from mcu_vm.adaptation import (
+    AUDIO_BPS,
+    CONSTRAINED_FOR_S,
+    PAUSED,
+    Holder,
+    Offer,
+    Pacer,
+    allocate,
+    budget,
+    congested,
+    pace_rate,
+    publisher_target,
+    shares,
+)
+from mcu_vm.passthrough import MAX_LAYER, ForwardTrack, Publisher, pace
 from mcu_vm.portal import PortalClient
 from mcu_vm.recording import RecordingControl, RoomRecording, Uploader
 from webmeeting.domain import signalling as contract
@@ -86,7 +99,10 @@ class Participant:
     hand: bool = False
     social: TokenBuckets = field(default_factory=lambda: TokenBuckets(CHAT_RATE_PER_S, CHAT_BURST, max_keys=4))
     layers: Holder = field(default_factory=Holder)  # the video layers it gets, held against flapping
-    estimate_trusted: bool = False  # its receiver's estimate has once reached what it is sent
+    congested: bool = False  # its link showed congestion in the last adaptation round
+    caps: dict[Any, tuple[float, float]] = field(default_factory=dict)  # stream -> (its share, when), while congested
+    link_bps: float = 0.0  # what its link took when last congested
+    pacer: Pacer = field(default_factory=Pacer)  # its video leaves at its link's pace while constrained
     away: asyncio.TimerHandle | None = None  # its socket dropped: gone when this fires, unless it comes back
 
     @property
@@ -286,10 +302,10 @@ class RoomRegistry:
                 log.exception("adaptation round failed")
 
     def adapt(self, now: float) -> None:
-        """Per subscriber: its receiver's reports (REMB per subscription connection, summed;
-        loss, the worst) decide which temporal layers of each video stream it gets
-        (``mcu_vm.adaptation``): everything until they show congestion. Nobody else's streams
-        change."""
+        """Per subscriber: its receivers' loss over the last second (the worst of its
+        subscription connections) decides which temporal layers of each video stream it gets
+        (``mcu_vm.adaptation``): everything until it shows congestion. Nobody else's streams
+        change; publishers are then asked for what their best-placed subscriber takes."""
         for room in self.rooms.values():
             for p in room.participants.values():
                 offers: list[Offer] = []
@@ -302,11 +318,11 @@ class RoomRegistry:
                         continue
                     pub, fwd = video[0]
                     for sender in sub.pc.getSenders():
-                        remb, loss = sender.__dict__.get("wm_remb"), sender.__dict__.get("wm_loss")
+                        remb, reported = sender.__dict__.get("wm_remb"), sender.__dict__.get("wm_loss")
                         if remb and now - remb[1] < ESTIMATE_FRESH_S:
                             estimates.append(remb[0])
-                        if loss and now - loss[1] < ESTIMATE_FRESH_S:
-                            losses.append(loss[0])
+                        if reported and now - reported[1] < ESTIMATE_FRESH_S:
+                            losses.append(reported[0])
                     priority = 1e12 if key[1] == SCREEN else -pub.joined_at  # a shared screen, then who came first
                     audio = any(other.kind == "audio" for other, _ in sub.tracks)
                     offers.append(Offer(key, priority, pub.layer_rates(now), audio))
@@ -319,14 +335,32 @@ class RoomRegistry:
                     for o in offers
                     if gates[o.key][0].target_layer != PAUSED and o.rates
                 )
-                estimate = sum(estimates) if estimates else None
-                if estimate is not None and estimate >= sending:
-                    p.estimate_trusted = True  # the receiver's estimate caught up with what it gets
-                if not p.estimate_trusted:
-                    estimate = None  # still starting low and rising: no sign of congestion
+                estimate = sum(estimates) if estimates else None  # logged: it does not steer (mcu_vm.adaptation)
                 loss = max(losses) if losses else None
-                wanted = allocate(budget(estimate, loss, sending), offers) if congested(estimate, loss, sending) else None
+                is_congested = congested(loss)
+                if is_congested != p.congested:
+                    p.congested = is_congested
+                    log.info(
+                        "a subscriber's link %s: loss %s, sent %d kbit/s (its estimate %s kbit/s)",
+                        "congested" if is_congested else "clear",
+                        None if loss is None else f"{loss:.1%}",
+                        int(sending / 1000),
+                        None if estimate is None else int(estimate / 1000),
+                    )
+                wanted = None
+                if is_congested:
+                    link = budget(loss, sending)
+                    wanted = allocate(link, offers)
+                    p.caps = {key: (bps, now) for key, bps in shares(link, offers).items()}
+                    p.link_bps = link
                 chosen = p.layers.apply(wanted, now, {o.key: len(o.rates) - 1 for o in offers})
+                # paced while it is held below what it could get or was congested of late: its
+                # steps up (a resumed stream starts with a keyframe) are spread over its link
+                held_down = any(chosen[o.key] < len(o.rates) - 1 for o in offers)
+                recent = any(now - t < CONSTRAINED_FOR_S for _, t in p.caps.values())
+                p.pacer.rate_bps = pace_rate(p.link_bps, sending) if held_down or recent else None
+                for key in gates:
+                    self._pace(p, p.subscriptions[key])
                 for stream, layer in chosen.items():
                     fwd, layered = gates[stream]
                     was_paused = fwd.target_layer == PAUSED
@@ -337,6 +371,32 @@ class RoomRegistry:
                         sent = asyncio.ensure_future(p.send(told))
                         self._sends.add(sent)
                         sent.add_done_callback(self._sends.discard)
+
+            self._ask_publishers(room, now)
+
+    @staticmethod
+    def _pace(p: Participant, sub: Subscription) -> None:
+        """The subscription's video goes out through the subscriber's pacer (set up once)."""
+        for transceiver in sub.pc.getTransceivers():
+            transport = transceiver.sender.transport
+            if transceiver.kind != "video" or transport is None or transport.__dict__.get("wm_pacer") is p.pacer:
+                continue
+            pace(transport, p.pacer, {c.payloadType for c in transceiver._codecs if c.payloadType is not None})
+
+    def _ask_publishers(self, room: Room, now: float) -> None:
+        """Each video publisher is asked for what its best-placed subscriber can take: everything
+        while one of them is unconstrained, otherwise the largest share any of them has for it."""
+        for publisher in room.participants.values():
+            for source, pub in publisher.all_publishers():
+                if pub.kind != "video":
+                    continue
+                caps: list[float | None] = []
+                for p in room.participants.values():
+                    if p is publisher or (publisher.id, source) not in p.subscriptions:
+                        continue
+                    cap = p.caps.get((publisher.id, source))
+                    caps.append(cap[0] if cap is not None and now - cap[1] < CONSTRAINED_FOR_S else None)
+                pub.ask(publisher_target(source, caps), now)
 
     # -- membership ------------------------------------------------------------------------------
 

@@ -54,16 +54,15 @@ def test_full_until_congested_then_down_at_once_and_up_one_layer_per_calm_period
     assert hold.apply({"a": 2}, 21.0, {"a": 2}) == {"a": 2}  # a stream that went is forgotten
 
 
-def test_congestion_is_loss_or_a_falling_estimate_never_a_slow_start() -> None:
-    from mcu_vm.adaptation import budget, congested
+def test_congestion_is_loss_over_the_threshold_and_the_budget_what_got_through() -> None:
+    from mcu_vm.adaptation import LOSS_CONGESTED, budget, congested
 
-    assert not congested(None, None, 1_000_000)  # nothing reported yet
-    assert not congested(800_000, 0.0, 1_000_000)  # an estimate still rising (browsers start low)
-    assert congested(600_000, 0.0, 1_000_000)  # fell well below what is sent
-    assert congested(2_000_000, 0.08, 1_000_000)  # reports of loss
-    assert budget(600_000, 0.0, 1_000_000) == 600_000
-    assert budget(2_000_000, 0.25, 1_000_000) == 750_000  # what got through
-    assert budget(None, 0.5, 1_000_000) == 500_000
+    assert not congested(None)  # nothing reported yet
+    assert not congested(0.05)  # a few % of random loss: NACKs repair it
+    assert not congested(LOSS_CONGESTED)
+    assert congested(0.15)
+    assert budget(0.25, 1_000_000) == 750_000
+    assert budget(None, 1_000_000) == 1_000_000
 
 
 def test_vp8_descriptor_temporal_layer() -> None:
@@ -115,3 +114,59 @@ def test_audio_has_no_layers(kind: str) -> None:
     fwd = ForwardTrack(kind, lambda: None)
     fwd.set_layer(PAUSED)
     assert fwd.target_layer == MAX_LAYER
+
+
+def test_loss_is_measured_over_a_second_from_the_cumulative_counters() -> None:
+    from mcu_vm.adaptation import LossMeter
+
+    meter = LossMeter()
+    assert meter.add(0.0, 50000, 0) is None  # one report: nothing to compare yet
+    assert meter.add(0.2, 50002, 1) is None  # a report sent with a NACK: 1 of 2 is not 50 % loss
+    assert meter.add(1.0, 50100, 3) == 0.03  # 3 of the 100 packets expected over the second
+    assert meter.add(1.1, 50102, 4) == 4 / 102  # over the window since the newest sample a second old
+    assert meter.add(2.5, 50250, 4) == 0.0  # the base moved up to 1.1 s: nothing lost since
+    assert meter.add(2.6, 50252, 5) == 1 / 150  # one lost of the 150 since that base
+    assert meter.add(2.7, 50240, 4) is None  # an older report that arrived late: ignored
+    assert meter.add(3.0, 10, 0) is None  # the counters restarted: a new base
+    assert meter.add(4.0, 60, 50) == 1.0  # nothing got through (none of 50)
+    # a paused stream: a second later, 5 packets are too few to say; the old figure is not repeated
+    assert meter.add(5.0, 65, 50) is None
+    assert meter.loss == 1.0
+
+
+def test_publishers_are_asked_for_what_their_best_placed_subscriber_takes() -> None:
+    from mcu_vm.adaptation import PUBLISH_MAX_BPS, PUBLISH_MIN_BPS, Offer, publisher_target, shares
+
+    offers = [Offer("a", 2, [300_000, 600_000, 1_000_000]), Offer("b", 1, [300_000, 600_000, 1_000_000])]
+    got = shares(1_096_000, offers)  # 1000 kbit/s of video after two audio streams, 90 % of it: 900
+    assert got == {"a": 900_000, "b": 0}  # the first could have all of it; nothing left for the second
+    got = shares(2_500_000, offers)
+    assert got["a"] == (2_500_000 - 96_000) * 0.9 and got["b"] == got["a"] - 1_000_000
+    assert publisher_target("camera", []) == PUBLISH_MAX_BPS["camera"]  # nobody watching: no limit
+    assert publisher_target("camera", [500_000, None]) == PUBLISH_MAX_BPS["camera"]  # one takes everything
+    assert publisher_target("screen", [None]) == PUBLISH_MAX_BPS["screen"]
+    assert publisher_target("camera", [500_000, 800_000]) == 800_000  # the best of the constrained ones
+    assert publisher_target("camera", [0.0]) == PUBLISH_MIN_BPS  # the base layer keeps moving
+    assert publisher_target("camera", [9e9]) == PUBLISH_MAX_BPS["camera"]
+
+
+def test_a_step_that_brings_congestion_back_doubles_the_wait_before_the_next() -> None:
+    from mcu_vm.adaptation import MAX_UP_WAIT_S, PROBE_WINDOW_S, UP_AFTER_S
+
+    full = {"a": 2, "b": 2}
+    hold = Holder()
+    hold.apply({"a": 0, "b": PAUSED}, 0.0, full)
+    hold.apply(None, 1.0, full)  # calm from here
+    assert hold.apply(None, 1.0 + UP_AFTER_S, full) == {"a": 1, "b": PAUSED}  # the first step
+    t = 1.0 + UP_AFTER_S + 1.0
+    assert hold.apply({"a": 0, "b": PAUSED}, t, full) == {"a": 0, "b": PAUSED}  # it failed at once
+    assert hold.failures == 1 and hold.wait() == 2 * UP_AFTER_S
+    hold.apply(None, t + 0.5, full)
+    assert hold.apply(None, t + 0.5 + UP_AFTER_S, full) == {"a": 0, "b": PAUSED}  # not yet: twice the wait
+    assert hold.apply(None, t + 0.5 + 2 * UP_AFTER_S, full) == {"a": 1, "b": PAUSED}
+    t2 = t + 0.5 + 2 * UP_AFTER_S
+    # it held: the short wait again, and with it the next step
+    assert hold.apply(None, t2 + max(PROBE_WINDOW_S, UP_AFTER_S), full) == {"a": 2, "b": PAUSED}
+    assert hold.failures == 0 and hold.wait() == UP_AFTER_S
+    hold.failures = 10
+    assert hold.wait() == MAX_UP_WAIT_S

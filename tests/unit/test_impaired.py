@@ -16,7 +16,7 @@ def test_loss_is_near_its_rate_and_delay_and_jitter_never_reorder() -> None:
     out = [link.departure(i * 0.001, 1200) for i in range(20_000)]
     kept = [t for t in out if t is not None]
     assert 0.025 < link.lost / 20_000 < 0.035
-    assert kept == sorted(kept)
+    assert all(a < b for a, b in zip(kept, kept[1:], strict=False))  # strictly: timers due together fire in any order
     delays = [t - i * 0.001 for i, t in enumerate(out) if t is not None]
     assert min(delays) >= 0.05 and max(delays) <= 0.05 + 0.02 + 0.001
 

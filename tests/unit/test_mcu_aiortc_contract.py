@@ -100,3 +100,29 @@ def test_senders_answer_nacks_through_the_wrapped_retransmit() -> None:
     for name in ("__rtp_history", "__rtp_timestamp", "__octet_count", "__rtt"):
         assert f"self.{name}" in init, name
     assert "self.__rtp_timestamp = packet.timestamp" in inspect.getsource(RTCRtpSender._run_rtp)
+
+
+def test_publishers_are_told_what_to_send_instead_of_the_receivers_estimate() -> None:
+    """Publishers get the MCU's REMB (``Publisher.ask``): the receiver's own estimator is
+    switched off through this private name, and the REMB goes out as the receiver sends RTCP."""
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    init = inspect.getsource(RTCRtpReceiver.__init__)
+    assert "self.__remote_bitrate_estimator = RemoteBitrateEstimator()" in init
+    assert "self.__rtcp_ssrc: Optional[int] = None" in init
+    assert "if self.__remote_bitrate_estimator is not None:" in inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert inspect.iscoroutinefunction(RTCRtpReceiver._send_rtcp)
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp).parameters) == ["self", "packet"]
+
+
+def test_a_constrained_subscribers_video_is_paced_where_the_transport_sends() -> None:
+    """``Pacer`` waits inside this method (wrapped): every RTP and RTCP packet of a connection
+    passes it, RTP protected here, so the wait is before encryption and in sending order."""
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+    source = inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert inspect.iscoroutinefunction(RTCDtlsTransport._send_rtp)
+    assert list(inspect.signature(RTCDtlsTransport._send_rtp).parameters) == ["self", "data"]
+    assert "self._tx_srtp.protect(data)" in source and "await self.transport._send(data)" in source
+    sender = inspect.getsource(RTCRtpSender._run_rtp)
+    assert "await self.transport._send_rtp(packet_bytes)" in sender

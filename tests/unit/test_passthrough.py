@@ -106,6 +106,11 @@ class FakeSource:
     async def _send_rtcp_pli(self, ssrc: int) -> None:
         self.plis.append(ssrc)
 
+    _RTCRtpReceiver__rtcp_ssrc = 99
+
+    async def _send_rtcp(self, packet: Any) -> None:
+        self.__dict__.setdefault("rtcp", []).append(packet)
+
 
 class Track:
     kind = "video"
@@ -164,7 +169,8 @@ def test_retransmissions_only_young_packets_once_per_rtt_within_the_budget() -> 
     assert budget.allow(1, 0.1, 1200, now=10.0, rtt_s=0.2, octets_sent=0)
     assert not budget.allow(2, RETRANSMIT_MAX_AGE_S + 0.01, 1200, now=10.0, rtt_s=0.2, octets_sent=0)  # too old
     assert not budget.allow(1, 0.1, 1200, now=10.1, rtt_s=0.2, octets_sent=0)  # again within the round trip
-    assert budget.allow(1, 0.15, 1200, now=10.25, rtt_s=0.2, octets_sent=0)  # after it: the resend was lost too
+    assert not budget.allow(1, 0.1, 1200, now=10.15, rtt_s=0.2, octets_sent=0)  # its answer is still under way
+    assert budget.allow(1, 0.15, 1200, now=10.17, rtt_s=0.2, octets_sent=0)  # about a round trip on: it was lost too
     # the burst spent, a NACK storm gets nothing more until the stream itself sends
     while budget.allow(1000 + budget.resent, 0.1, 1200, now=11.0, rtt_s=0.2, octets_sent=0):
         pass
@@ -172,4 +178,24 @@ def test_retransmissions_only_young_packets_once_per_rtt_within_the_budget() -> 
     assert not budget.allow(5000, 0.1, 1200, now=11.0, rtt_s=0.2, octets_sent=1000)  # 250 bytes earned: not enough
     assert budget.allow(5001, 0.1, 1200, now=11.0, rtt_s=0.2, octets_sent=10_000)  # 2,500 earned
     assert budget.tokens == pytest.approx(RETRANSMIT_SHARE * 10_000 - 1200, abs=1200)
-    assert budget.refused["old"] == 1 and budget.refused["repeat"] == 1
+    assert budget.refused["old"] == 1 and budget.refused["repeat"] == 2
+
+
+def test_a_publisher_is_told_what_to_send_when_it_changes_and_once_a_second() -> None:
+    from aiortc.rtp import RTCP_PSFB_APP, unpack_remb_fci
+
+    async def go() -> list[tuple[int, list[int]]]:
+        src = FakeSource()
+        src._RTCRtpReceiver__remote_bitrate_estimator = object()  # aiortc's own estimator
+        pub = Publisher(Track(), src, None)  # type: ignore[arg-type]
+        assert src._RTCRtpReceiver__remote_bitrate_estimator is None  # switched off: the MCU decides
+        pub.ask(2_500_000, now=10.0)
+        pub.ask(2_400_000, now=10.2)  # within 10 % and within the second: nothing new
+        pub.ask(1_000_000, now=10.4)  # a real change: at once
+        pub.ask(1_000_000, now=11.5)  # the same a second later: repeated (a REMB is a standing order)
+        await asyncio.sleep(0.01)
+        sent = src.__dict__.get("rtcp", [])
+        assert all(p.fmt == RTCP_PSFB_APP and p.ssrc == 99 and p.media_ssrc == 0 for p in sent)
+        return [unpack_remb_fci(p.fci) for p in sent]
+
+    assert run(go()) == [(2_500_000, [1234]), (1_000_000, [1234]), (1_000_000, [1234])]

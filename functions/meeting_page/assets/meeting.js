@@ -196,6 +196,7 @@ window.webmeeting = {
   participantId() { return ctx.me; },
   joins() { return ctx.joins; },
   quality() { return parts.quality.all(); }, // participant id -> good | fair | poor
+  playout() { return parts.quality.playout(); }, // participant id -> the hold on its video (ms) while it is repaired
   // how each of our connections goes: the candidate types of its selected pair (host, srflx, prflx, relay)
   async routes() {
     const pcs = [ctx.pubPc, ...[...ctx.subs.values()].map((s) => s.pc)].filter(Boolean);
