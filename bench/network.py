@@ -296,9 +296,21 @@ def run_one(
     publishers = 4 if scenario == "thin" else 1
     with meeting(playwright, platform, pbx, number, publishers) as (url, _, pages, ids):
         sub = Subscriber(browser, playwright, platform, spec)
+        retried = 0
         try:
-            sub.join(url, f"{browser} under test", camera=scenario != "thin")
-            me = wait("the subscriber in", lambda: sub.run("return window.webmeeting.participantId();"))
+            while True:
+                sub.join(url, f"{browser} under test", camera=scenario != "thin")
+                try:
+                    me = wait("the subscriber in", lambda s=sub: s.run("return window.webmeeting.participantId();"))
+                    break
+                except RuntimeError:
+                    # now and then (after a run with four publishers) the page in its namespace is
+                    # not in after 40 s: a second browser, counted in the figures ("retried")
+                    if retried:
+                        raise
+                    retried += 1
+                    sub.close()
+                    sub = Subscriber(browser, playwright, platform, spec)
             flowing = """const stats = await window.webmeeting.stats();
                 return arguments[0].every((id) => ((stats[id] || {}).video || {}).framesDecoded > 30
                   || document.querySelector(`video[data-participant-id="${id}"]`)?.dataset.paused);"""
@@ -340,6 +352,7 @@ def run_one(
                 "scenario": scenario,
                 "joins": joins,
                 "started": started,
+                "retried": retried,
                 "mcu": diff(mcu_forwarding(platform), mcu_before),
                 "others": others,
                 "publishers": sent,
@@ -373,7 +386,7 @@ def render(results: list[dict[str, Any]], seconds: float) -> str:
             f"| {r['browser']} | {r['scenario']} | {fmt(average(s, 'fps'))} ({fmt(average(s, 'decoded_fps'))}) | {fmt(average(s, 'freezes'), 1)} | "
             f"{fmt(average(s, 'frozen_pct'))} % | {fmt(average(s, 'paused_pct'))} % | {fmt(average(s, 'concealed_pct'), 2)} % | {fmt(average(s, 'kbps'), 0)} | "
             f"{fmt(average(s, 'rtx_kbps'), 1)} | {fmt(average(s, 'keyframes'), 1)} | "
-            f"{'-' if r['scenario'] != 'blackout' else fmt(r['back_after_s'], 2) + ' s'} | {'nobody' if set(r['joins']) == {1} else 'yes'} | "
+            f"{'-' if r['scenario'] != 'blackout' else fmt(r['back_after_s'], 2) + ' s'} | {'nobody' if set(r['joins']) == {1} else 'yes'}{' (its second browser)' if r.get('retried') else ''} | "
             f"{mcu.get('resent', 0)} / {refused} | "
             f"{r['link_window']['lost']} / {r['link_window']['dropped']} of {r['link_window']['sent']} | "
             + (
