@@ -26,6 +26,7 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 from aiortc.codecs import vpx  # noqa: E402
 from aiortc.mediastreams import VideoStreamTrack  # noqa: E402
+from av.video.frame import PictureType  # noqa: E402
 
 from infra.mcu_client import McuClient  # noqa: E402
 from mcu_vm import net, passthrough  # noqa: E402
@@ -63,6 +64,9 @@ class NoiseTrack(VideoStreamTrack):
         frame = self.frames[self.i % LOOP_FRAMES]
         self.i += 1
         frame.pts, frame.time_base = pts, time_base
+        # aiortc asks for a keyframe by marking the frame object itself (pict_type I) and never
+        # clears it: a looped frame once marked would be a keyframe on every loop after
+        frame.pict_type = PictureType.NONE
         return frame
 
 

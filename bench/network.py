@@ -306,6 +306,11 @@ def run_one(
                 except RuntimeError:
                     # now and then (after a run with four publishers) the page in its namespace is
                     # not in after 40 s: a second browser, counted in the figures ("retried")
+                    seen = sub.run(
+                        "return [document.getElementById('join-status')?.textContent, !document.getElementById('meeting')?.hidden,"
+                        " document.querySelector('[data-testid=connection-state]')?.textContent];"
+                    )
+                    Console().print(f"[yellow]the subscriber is not in[/] (join status, in the meeting, connection): {seen}")
                     if retried:
                         raise
                     retried += 1

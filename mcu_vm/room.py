@@ -321,7 +321,8 @@ class RoomRegistry:
                         remb, reported = sender.__dict__.get("wm_remb"), sender.__dict__.get("wm_loss")
                         if remb and now - remb[1] < ESTIMATE_FRESH_S:
                             estimates.append(remb[0])
-                        if reported and now - reported[1] < ESTIMATE_FRESH_S:
+                        video_sender = sender.track is not None and sender.track.kind == "video"
+                        if reported and video_sender and now - reported[1] < ESTIMATE_FRESH_S:  # audio's few packets are noise
                             losses.append(reported[0])
                     priority = 1e12 if key[1] == SCREEN else -pub.joined_at  # a shared screen, then who came first
                     audio = any(other.kind == "audio" for other, _ in sub.tracks)
