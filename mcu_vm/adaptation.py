@@ -18,6 +18,7 @@ estimates under random loss and jitter sat at a third to a half of what they rec
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -118,6 +119,7 @@ class Holder:
 
 LOSS_WINDOW_S = 1.0  # loss is measured over at least this long ...
 LOSS_MIN_EXPECTED = 20  # ... and at least this many packets
+LOSS_MAX_SAMPLES = 64  # reports kept (browsers send a few to some tens a second)
 
 
 class LossMeter:
@@ -126,7 +128,9 @@ class LossMeter:
     with every NACK, over the few packets since the last one (one lost of two reads as 50 %)."""
 
     def __init__(self) -> None:
-        self._samples: list[tuple[float, int, int]] = []  # (time, extended highest sequence, cumulative lost)
+        # (time, extended highest sequence, cumulative lost); bounded: a receiver flooding reports
+        # shortens its own window below LOSS_WINDOW_S (then no figure) and costs nothing more
+        self._samples: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=LOSS_MAX_SAMPLES)
         self.loss: float | None = None
 
     def add(self, now: float, highest_sequence: int, cumulative_lost: int) -> float | None:
@@ -137,7 +141,7 @@ class LossMeter:
             self._samples.clear()  # the counters restarted (a new source)
         self._samples.append((now, highest_sequence, cumulative_lost))
         while len(self._samples) > 1 and now - self._samples[1][0] >= LOSS_WINDOW_S:
-            self._samples.pop(0)  # keep the newest sample at least a window old as the base
+            self._samples.popleft()  # keep the newest sample at least a window old as the base
         then, seq0, lost0 = self._samples[0]
         expected = highest_sequence - seq0
         if now - then < LOSS_WINDOW_S or expected < LOSS_MIN_EXPECTED:

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from infra.chromium import RELAY_ONLY
-from infra.impaired import Impairment, LinkSpec, UdpLink
+from infra.impaired import Impairment, LinkSpec
 from infra.launcher import Platform
-from infra.netns import Namespace, TcpGate
 from infra.pbx_client import PbxClient
 from tests.e2e.browser import close, in_meeting, join, launch
 from tests.helpers import ext, wait_for
+from tests.network.behind import behind_link
 
 pytestmark = pytest.mark.network
 TIMEOUT_S = 30
@@ -45,40 +44,34 @@ def test_random_loss_is_repaired_at_full_rate_and_the_page_holds_video_while_it_
     playwright: Any, pbx: PbxClient, platform: Platform
 ) -> None:
     quick = pbx.sync([ext("102")]).json()["extensions"][0]
-    namespace = Namespace()
-    web = [urlsplit(platform.endpoints["portal"]).port] + [urlsplit(m["url"]).port for m in platform.endpoints["mcus"]]
-    gate = TcpGate(namespace, [int(p) for p in web if p])
     down = Impairment(loss=0.03, delay_ms=50, seed=3)
-    link = UdpLink(namespace, int(platform.endpoints["turn"]["port"]), LinkSpec(up=Impairment(delay_ms=50), down=down))
-    home = launch(playwright)
-    lossy = launch(playwright, prefix=namespace.prefix)
-    lossy.add_init_script(RELAY_ONLY)
-    try:
-        ada = join(home, quick["quick_meeting_organizer_url"], "Ada")
-        ada_id = in_meeting(ada, 1, TIMEOUT_S)
-        grace = join(lossy, quick["quick_meeting_url"], "Grace")
-        in_meeting(grace, 2, TIMEOUT_S)
-        wait_for("Ada's video at Grace", lambda: _frames(grace, ada_id) > 30, TIMEOUT_S)
+    with behind_link(platform, LinkSpec(up=Impairment(delay_ms=50), down=down)) as (namespace, _, _):
+        home = launch(playwright)
+        lossy = launch(playwright, prefix=namespace.prefix)
+        lossy.add_init_script(RELAY_ONLY)
+        try:
+            ada = join(home, quick["quick_meeting_organizer_url"], "Ada")
+            ada_id = in_meeting(ada, 1, TIMEOUT_S)
+            grace = join(lossy, quick["quick_meeting_url"], "Grace")
+            in_meeting(grace, 2, TIMEOUT_S)
+            wait_for("Ada's video at Grace", lambda: _frames(grace, ada_id) > 30, TIMEOUT_S)
 
-        # repaired: a hold of about 1.5 round trips (~100 ms here) on Ada's video
-        hold = lambda: (grace.evaluate("window.webmeeting.playout()") or {}).get(ada_id)  # noqa: E731
-        wait_for("a playout hold while the link loses packets", lambda: hold() is not None, 15)
-        assert 150 <= hold() <= 400, hold()
-        # every layer still comes: the MCU drops no temporal layer and pauses nothing for Grace
-        time.sleep(3)  # the MCU's loss figure covers a second; give a congestion decision time to show
-        dropped_before, before = _layer_drops(platform), _frames(grace, ada_id)
-        time.sleep(5)
-        assert _layer_drops(platform) == dropped_before
-        assert _frames(grace, ada_id) - before > 25  # and the video moves (the machine may be busy)
-        assert not grace.get_attribute(f'video[data-participant-id="{ada_id}"]', "data-paused")
-        assert down.lost > 0  # the link did lose what it carried
+            # repaired: a hold of about 1.5 round trips (~100 ms here) on Ada's video
+            hold = lambda: (grace.evaluate("window.webmeeting.playout()") or {}).get(ada_id)  # noqa: E731
+            wait_for("a playout hold while the link loses packets", lambda: hold() is not None, 15)
+            assert 150 <= hold() <= 400, hold()
+            # every layer still comes: the MCU drops no temporal layer and pauses nothing for Grace
+            time.sleep(3)  # the MCU's loss figure covers a second; give a congestion decision time to show
+            dropped_before, before = _layer_drops(platform), _frames(grace, ada_id)
+            time.sleep(5)
+            assert _layer_drops(platform) == dropped_before
+            assert _frames(grace, ada_id) - before > 25  # and the video moves (the machine may be busy)
+            assert not grace.get_attribute(f'video[data-participant-id="{ada_id}"]', "data-paused")
+            assert down.lost > 0  # the link did lose what it carried
 
-        # a clean link again: the hold is let go after a calm spell
-        down.loss = 0.0
-        wait_for("the hold let go", lambda: hold() is None, HOLD_S + 10)
-    finally:
-        close(lossy)
-        close(home)
-        link.close()
-        gate.close()
-        namespace.close()
+            # a clean link again: the hold is let go after a calm spell
+            down.loss = 0.0
+            wait_for("the hold let go", lambda: hold() is None, HOLD_S + 10)
+        finally:
+            close(lossy)
+            close(home)

@@ -170,3 +170,13 @@ def test_a_step_that_brings_congestion_back_doubles_the_wait_before_the_next() -
     assert hold.failures == 0 and hold.wait() == UP_AFTER_S
     hold.failures = 10
     assert hold.wait() == MAX_UP_WAIT_S
+
+
+def test_a_receiver_flooding_reports_only_blinds_its_own_loss_figure() -> None:
+    from mcu_vm.adaptation import LOSS_MAX_SAMPLES, LossMeter
+
+    meter = LossMeter()
+    for i in range(10_000):  # 10,000 reports within a tenth of a second, claiming loss
+        meter.add(i / 100_000, 50_000 + i, i)
+    assert len(meter._samples) == LOSS_MAX_SAMPLES
+    assert meter.loss is None  # never a second's worth: no figure, so no congestion from it
