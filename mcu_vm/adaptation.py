@@ -1,8 +1,11 @@
 """Per-subscriber bandwidth allocation: which layer of each video stream a subscriber gets.
 
 Pure rules, no I/O. Adaptation is a brake, not a throttle: a subscriber gets every layer of every
-stream until its receiver reports loss above ``LOSS_CONGESTED`` over the last second
-(``LossMeter``; random loss of a few % is NACKs' work, not a reason to send less). Then what got
+stream until its receivers report loss clearly above ``LOSS_CONGESTED`` over the last second
+(``LossMeter``, pooled over the subscriber's video streams: one link; "clearly": the lower bound
+of its 99 % confidence interval, so that 3 % random loss over the few packets of a starting
+stream is not read as 15 %; random loss of a few % is NACKs' work, not a reason to send less).
+Then what got
 through is spent on its video streams in priority order (a shared screen, then who came first),
 audio first: each stream gets the highest temporal layer that fits, down to its base layer;
 streams whose base layer does not fit are paused (the first one always keeps its base layer: the
@@ -19,8 +22,10 @@ estimates under random loss and jitter sat at a third to a half of what they rec
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 PAUSED = -1
 AUDIO_BPS = 48_000  # reserved per stream with audio (Opus with headers, SRTP, RTCP)
@@ -29,6 +34,7 @@ UP_AFTER_S = 3.0  # this long without congestion before a stream goes up one lay
 # A receiver report's fraction lost above this: congestion (GCC's threshold: random loss of a
 # few % is repaired by NACKs, not answered by sending less).
 LOSS_CONGESTED = 0.10
+LOSS_CONFIDENCE_Z = 2.33  # one-sided 99 %: congestion only when the loss is clearly above it
 PROBE_WINDOW_S = 3.0  # congestion this soon after a step up: that step failed
 MAX_UP_WAIT_S = 60.0  # the longest wait before trying a step up again
 
@@ -44,14 +50,41 @@ class Offer:
     audio: bool = True
 
 
-def congested(loss: float | None) -> bool:
-    """Whether a subscriber's link shows congestion: loss above ``LOSS_CONGESTED``."""
-    return loss is not None and loss > LOSS_CONGESTED
+class Loss(NamedTuple):
+    """Packets lost of those expected over a window (one stream's, or a link's pooled)."""
+
+    lost: int
+    expected: int
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, max(0.0, self.lost / self.expected)) if self.expected > 0 else 0.0
+
+    def lower_bound(self, z: float = LOSS_CONFIDENCE_Z) -> float:
+        """The Wilson score interval's lower end: the least loss these counts make likely."""
+        n, p = self.expected, self.fraction
+        if n <= 0:
+            return 0.0
+        centre = p + z * z / (2 * n)
+        spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return max(0.0, (centre - spread) / (1 + z * z / n))
 
 
-def budget(loss: float | None, sending_bps: float) -> float:
+def pooled(losses: Sequence[Loss]) -> Loss | None:
+    """One link's loss from its streams' (they cross the same bottleneck)."""
+    if not losses:
+        return None
+    return Loss(sum(x.lost for x in losses), sum(x.expected for x in losses))
+
+
+def congested(loss: Loss | None) -> bool:
+    """Whether a subscriber's link shows congestion: loss clearly above ``LOSS_CONGESTED``."""
+    return loss is not None and loss.lower_bound() > LOSS_CONGESTED
+
+
+def budget(loss: Loss | None, sending_bps: float) -> float:
     """What a congested link can take: what got through of what was sent."""
-    return sending_bps * (1 - (loss or 0.0))
+    return sending_bps * (1 - (loss.fraction if loss else 0.0))
 
 
 def allocate(budget_bps: float, offers: Sequence[Offer]) -> dict[Hashable, int]:
@@ -131,9 +164,9 @@ class LossMeter:
         # (time, extended highest sequence, cumulative lost); bounded: a receiver flooding reports
         # shortens its own window below LOSS_WINDOW_S (then no figure) and costs nothing more
         self._samples: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=LOSS_MAX_SAMPLES)
-        self.loss: float | None = None
+        self.loss: Loss | None = None
 
-    def add(self, now: float, highest_sequence: int, cumulative_lost: int) -> float | None:
+    def add(self, now: float, highest_sequence: int, cumulative_lost: int) -> Loss | None:
         """The loss over the window this report closes, or None when it says too little."""
         if self._samples and highest_sequence < self._samples[-1][1]:
             if self._samples[-1][1] - highest_sequence < 1 << 15:
@@ -146,7 +179,7 @@ class LossMeter:
         expected = highest_sequence - seq0
         if now - then < LOSS_WINDOW_S or expected < LOSS_MIN_EXPECTED:
             return None  # too little to say (a stream just started, or paused): no fresh figure
-        self.loss = min(1.0, max(0.0, (cumulative_lost - lost0) / expected))
+        self.loss = Loss(min(expected, max(0, cumulative_lost - lost0)), expected)
         return self.loss
 
 

@@ -30,12 +30,14 @@ from mcu_vm.adaptation import (
     CONSTRAINED_FOR_S,
     PAUSED,
     Holder,
+    Loss,
     Offer,
     Pacer,
     allocate,
     budget,
     congested,
     pace_rate,
+    pooled,
     publisher_target,
     shares,
 )
@@ -302,7 +304,7 @@ class RoomRegistry:
                 log.exception("adaptation round failed")
 
     def adapt(self, now: float) -> None:
-        """Per subscriber: its receivers' loss over the last second (the worst of its
+        """Per subscriber: its receivers' loss over the last second (pooled over its
         subscription connections) decides which temporal layers of each video stream it gets
         (``mcu_vm.adaptation``): everything until it shows congestion. Nobody else's streams
         change; publishers are then asked for what their best-placed subscriber takes."""
@@ -311,7 +313,7 @@ class RoomRegistry:
                 offers: list[Offer] = []
                 gates: dict[Any, tuple[ForwardTrack, bool]] = {}
                 estimates: list[float] = []
-                losses: list[float] = []
+                losses: list[Loss] = []
                 for key, sub in p.subscriptions.items():
                     video = [(pub, fwd) for pub, fwd in sub.tracks if pub.kind == "video"]
                     if not video:
@@ -337,14 +339,14 @@ class RoomRegistry:
                     if gates[o.key][0].target_layer != PAUSED and o.rates
                 )
                 estimate = sum(estimates) if estimates else None  # logged: it does not steer (mcu_vm.adaptation)
-                loss = max(losses) if losses else None
+                loss = pooled(losses)  # its video streams share one link
                 is_congested = congested(loss)
                 if is_congested != p.congested:
                     p.congested = is_congested
                     log.info(
                         "a subscriber's link %s: loss %s, sent %d kbit/s (its estimate %s kbit/s)",
                         "congested" if is_congested else "clear",
-                        None if loss is None else f"{loss:.1%}",
+                        None if loss is None else f"{loss.fraction:.1%} of {loss.expected}",
                         int(sending / 1000),
                         None if estimate is None else int(estimate / 1000),
                     )
