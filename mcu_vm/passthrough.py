@@ -1,21 +1,32 @@
-"""Encoded passthrough forwarding on aiortc: never decode, never re-encode.
+"""Encoded forwarding on aiortc: never decode, never re-encode, never repacketize.
 
-aiortc decodes every received track in a thread (``rtcrtpreceiver.decoder_worker``) and
-encodes every sent frame. The MCU replaces the decoder worker with one that hands the
-depacketized frames on as ``av.Packet``s, and its senders pack those packets with the codec's
-``pack()``, which aiortc does for any ``av.Packet`` a track yields.
+A publisher's RTP packets are forwarded as they arrive: the receiver's ``_handle_rtp_packet`` is
+wrapped so that ``Publisher.on_rtp`` sees each packet after SRTP unprotect and before aiortc's
+jitter buffer, and hands it to every subscriber's ``ForwardTrack``, which rewrites it for that
+subscriber (``mcu_vm.rtp_forward``) and sends it through that subscriber's transport. aiortc's
+sender on the subscriber's connection only negotiates and speaks RTCP (reports, NACKs, PLI);
+its track (the ``ForwardTrack``) never yields a frame.
+
+Frames are still assembled, once per publisher, for what needs frames: recordings (a
+``Sink``) and the per-layer rates the adaptation reads. aiortc decodes every received track in
+a thread (``rtcrtpreceiver.decoder_worker``); the MCU replaces that worker with one that hands
+the depacketized frames on as ``av.Packet``s.
 
 Private aiortc names this relies on (``tests/unit/test_mcu_aiortc_contract.py`` fails loudly if
-they change): ``rtcrtpreceiver.decoder_worker`` (its signature), ``RTCRtpSender._send_keyframe``
-(called on PLI/FIR from a subscriber), ``RTCRtpReceiver._send_rtcp_pli``, ``RTCRtpTransceiver._codecs``,
-``aioice.ice.get_host_addresses``, ``RTCRtpReceiver._handle_rtcp_packet`` (wrapped to keep the
-publisher's last RTCP sender report: recordings use it for lip sync) and the receiver's
-``__timestamp_mapper._origin`` (frames' timestamps are relative to the first one) and
-``__rtx_ssrc`` (which active sources are retransmission streams); ``RTCRtpSender._retransmit``
-(wrapped: NACKs answered within a ``RetransmitBudget``) and the sender's ``__rtp_history``,
-``__rtp_timestamp``, ``__rtt`` and ``__octet_count``; the receiver's ``__remote_bitrate_estimator``
-(switched off: publishers are told what to send by ``Publisher.ask``), ``__rtcp_ssrc`` and
-``_send_rtcp`` (how that REMB goes out); ``RTCDtlsTransport._send_rtp`` (wrapped: a constrained
+they change): ``rtcrtpreceiver.decoder_worker`` (its signature), ``RTCRtpReceiver._handle_rtp_packet``
+(wrapped: the packets' tap), the receiver's ``_enabled``, ``__codecs`` and ``__rtx_ssrc`` (RTX
+unwrapped with ``aiortc.rtp.unwrap_rtx``), ``RTCRtpSender.send`` (wrapped: the sink is bound
+once negotiated) and the sender's ``_ssrc``, ``_rtx_ssrc``, ``__ntp_timestamp``,
+``__rtp_timestamp``, ``__octet_count``, ``__packet_count`` (what its sender reports carry),
+``RTCRtpSender._send_keyframe`` (called on PLI/FIR from a subscriber),
+``RTCRtpReceiver._send_rtcp_pli``, ``RTCRtpTransceiver._codecs``, ``aioice.ice.get_host_addresses``,
+``RTCRtpReceiver._handle_rtcp_packet`` (wrapped to keep the publisher's last RTCP sender report:
+recordings use it for lip sync) and the receiver's ``__timestamp_mapper._origin`` (frames'
+timestamps are relative to the first one); ``RTCRtpSender._retransmit`` (wrapped: NACKs
+answered from the sink's history within a ``RetransmitBudget``) and the sender's ``__rtt``; the
+receiver's ``__remote_bitrate_estimator`` (switched off: publishers are told what to send by
+``Publisher.ask``), ``__rtcp_ssrc`` and ``_send_rtcp`` (how that REMB goes out);
+``RTCDtlsTransport._send_rtp`` (what the sink sends through; wrapped: a constrained
 subscriber's video waits there for its ``Pacer``).
 """
 
@@ -34,8 +45,10 @@ from typing import Any, Protocol
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpSender, rtcrtpreceiver
+from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTP_HISTORY_SIZE,
@@ -45,14 +58,14 @@ from aiortc.rtp import (
     is_rtcp,
     pack_remb_fci,
     unpack_remb_fci,
+    unwrap_rtx,
 )
 
 from mcu_vm.adaptation import LossMeter, Pacer
+from mcu_vm.rtp_forward import RtpSink, Vp8Descriptor, h264_keyframe, rewrite_picture_id, vp8_descriptor
 
 log = logging.getLogger("mcu.passthrough")
 
-VIDEO_QUEUE_PACKETS = 90  # ~3 s at 30 fps: beyond this a subscriber is too slow; flush and re-sync
-AUDIO_QUEUE_PACKETS = 150  # ~3 s of 20 ms Opus frames
 # Keyframes cost every subscriber of a publisher (a keyframe is several times a delta frame), so
 # requests are coalesced per publisher, and one receiver cannot drive them for everyone:
 KEYFRAME_REQUEST_INTERVAL_S = 0.5  # while a request is unanswered, no new PLI within this interval
@@ -208,7 +221,15 @@ def install() -> None:
 
     real_handle_rtp = rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet
 
-    async def noting_layers(self: Any, packet: Any, arrival_time_ms: int) -> None:
+    async def forwarding(self: Any, packet: Any, arrival_time_ms: int) -> None:
+        """The publisher's packet to its subscribers first (no jitter buffer in their path),
+        then aiortc's own handling: NACKs and reports to the publisher, frames for recorders."""
+        publisher = self.__dict__.get("wm_publisher")
+        if publisher is not None and self._enabled:
+            try:
+                await publisher.on_rtp(packet)
+            except Exception:  # a forwarding bug must not end the publisher's connection
+                log.exception("forwarding a packet failed")
         await real_handle_rtp(self, packet, arrival_time_ms)
         codec = self._RTCRtpReceiver__codecs.get(packet.payload_type)
         if codec is None or codec.name.lower() != "vp8":
@@ -222,7 +243,17 @@ def install() -> None:
         if len(layers) > 256:
             del layers[next(iter(layers))]
 
-    rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet = noting_layers  # type: ignore[method-assign]
+    rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet = forwarding  # type: ignore[method-assign]
+
+    real_send = RTCRtpSender.send
+
+    async def binding(self: Any, parameters: RTCRtpSendParameters) -> None:
+        await real_send(self, parameters)
+        track = self.track
+        if isinstance(track, ForwardTrack):
+            track.bind(self, parameters)  # negotiated: the subscriber's packets go out from now on
+
+    RTCRtpSender.send = binding  # type: ignore[method-assign]
 
     real_sender_rtcp = RTCRtpSender._handle_rtcp_packet
 
@@ -249,6 +280,18 @@ def install() -> None:
     real_retransmit = RTCRtpSender._retransmit
 
     async def bounded_retransmit(self: Any, sequence_number: int) -> None:
+        track = self.track
+        sink = track.sink if isinstance(track, ForwardTrack) else None
+        if sink is not None:  # forwarded packet by packet: its own history
+            entry = sink.sent(sequence_number)
+            if entry is None:
+                return
+            budget = self.__dict__.setdefault("wm_retransmit", RetransmitBudget())
+            newest = sink.newest_timestamp
+            age_s = ((newest - entry[2]) & 0xFFFFFFFF) / sink.clock_rate if newest is not None else 0.0
+            if budget.allow(sequence_number, age_s, len(entry[0]), time.monotonic(), self._RTCRtpSender__rtt, sink.octets):
+                await sink.resend(sequence_number)
+            return
         packet = self._RTCRtpSender__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)
         if packet is None or packet.sequence_number != sequence_number:
             return  # not in the history (aiortc would not resend it either)
@@ -308,11 +351,13 @@ class Sink(Protocol):
 
 
 class ForwardTrack(MediaStreamTrack):
-    """What one subscriber receives of one publisher's track: encoded packets, bounded.
+    """What one subscriber receives of one publisher's track, forwarded packet by packet
+    (``mcu_vm.rtp_forward``): the track of the subscriber's aiortc sender, which only
+    negotiates it; once negotiated (``bind``) the packets go out through its ``RtpSink``.
 
-    Video starts at a keyframe; a subscriber whose queue overflows is flushed and waits for the
-    next keyframe (asking the publisher for one) instead of growing memory. What this subscriber
-    asks for itself (its decoder's PLI/FIR, its resyncs) goes to the publisher at most once per
+    Per frame (the first packet of a timestamp decides for all of its packets): video starts at
+    a keyframe; a subscriber gets the temporal layers up to ``layer``. What this subscriber asks
+    for itself (its decoder's PLI/FIR, a resumed stream) goes to the publisher at most once per
     ``SUBSCRIBER_KEYFRAME_GAP_S``: a lossy receiver waits for its keyframe, it does not fill
     everybody else's stream with them. A request held back is sent when the gap ends, unless a
     keyframe reached this subscriber meanwhile.
@@ -322,13 +367,12 @@ class ForwardTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self._request_keyframe = request_keyframe
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(
-            VIDEO_QUEUE_PACKETS if kind == "video" else AUDIO_QUEUE_PACKETS
-        )
+        self._ended = asyncio.Event()
+        self.sink: RtpSink | None = None
         self.waiting_for_keyframe = kind == "video"
-        self.forwarded = 0
-        self.dropped = 0
-        self.resyncs = 0
+        self.frames = 0  # frames admitted (video)
+        self.forwarded = 0  # packets sent
+        self.dropped = 0  # frames dropped while waiting for a keyframe
         self.keyframe_asks = 0  # requests this subscriber passed on to the publisher
         self.keyframe_asks_held = 0  # and those it held back (within the gap)
         self._last_ask = float("-inf")
@@ -341,6 +385,14 @@ class ForwardTrack(MediaStreamTrack):
         self.target_layer = MAX_LAYER
         self.paused_frames = 0
         self.layer_frames_dropped = 0
+        # per frame (RTP timestamp): the picture-id shift its packets get, or None: not sent
+        self._frames: collections.OrderedDict[int, int | None] = collections.OrderedDict()
+        self._picture_shift = 0  # frames not sent so far (VP8 picture ids stay contiguous)
+
+    def bind(self, sender: Any, parameters: Any) -> None:
+        """The subscriber's sender is negotiated: packets go out through it from now on."""
+        if self.sink is None:
+            self.sink = RtpSink(sender, parameters)
 
     def set_layer(self, layer: int) -> None:
         if self.kind != "video" or layer == self.target_layer:
@@ -352,42 +404,64 @@ class ForwardTrack(MediaStreamTrack):
             self.waiting_for_keyframe = True
             self._ask()
 
-    def push(self, packet: av.Packet, layer: int | None = None) -> None:
-        if self.readyState != "live":
-            return
-        if packet.is_keyframe:
+    def resync(self) -> None:
+        """Start again at the next keyframe (the publisher was held, its stream broke off)."""
+        if self.kind == "video":
+            self.waiting_for_keyframe = True
+
+    def admit(self, keyframe: bool, layer: int | None) -> bool:
+        """Whether this subscriber gets a video frame (a keyframe or not, of temporal layer ``layer``)."""
+        if keyframe:
             self._wants_keyframe = False
-        if self.kind == "video" and self.target_layer != self.layer:
+        if self.target_layer != self.layer:
             if self.layer == PAUSED:
-                if packet.is_keyframe:
+                if keyframe:
                     self.layer = self.target_layer
             elif (layer or 0) == 0:
                 self.layer = self.target_layer
         if self.layer == PAUSED:
             self.paused_frames += 1
-            return
+            return False
         if layer is not None and layer > self.layer:
             self.layer_frames_dropped += 1
-            return
+            return False
         if self.waiting_for_keyframe:
-            if not packet.is_keyframe:
+            if not keyframe:
                 self.dropped += 1
                 self._ask()
-                return
+                return False
             self.waiting_for_keyframe = False
-        try:
-            self._queue.put_nowait(packet)
-        except asyncio.QueueFull:
-            self._flush()
+        self.frames += 1
+        return True
 
-    def _flush(self) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
-            self.dropped += 1
-        self.resyncs += 1
-        if self.kind == "video":
-            self.waiting_for_keyframe = True
-            self._ask()
+    async def forward(self, packet: Any, keyframe: bool, layer: int | None, vp8: Vp8Descriptor | None, held: bool) -> None:
+        """One packet of the publisher's, as it arrived (retransmissions unwrapped)."""
+        sink = self.sink
+        if sink is None or self.readyState != "live":
+            return
+        if self.kind != "video":
+            if not held and await sink.send(
+                packet.sequence_number, packet.timestamp, packet.marker, packet.payload, packet.extensions.audio_level
+            ):
+                self.forwarded += 1
+            return
+        if packet.timestamp in self._frames:
+            shift = self._frames[packet.timestamp]
+        else:
+            shift = None if held else (self._picture_shift if self.admit(keyframe, layer) else None)
+            if shift is None:
+                self._picture_shift += 1
+            self._frames[packet.timestamp] = shift
+            if len(self._frames) > 64:
+                self._frames.popitem(last=False)
+        if shift is None:
+            sink.drop(packet.sequence_number)
+            return
+        payload = packet.payload
+        if shift and vp8 is not None and vp8.picture_id_at is not None:
+            payload = rewrite_picture_id(payload, vp8.picture_id_at, vp8.picture_id_bits, shift)
+        if await sink.send(packet.sequence_number, packet.timestamp, packet.marker, payload, None):
+            self.forwarded += 1
 
     def keyframe_requested(self) -> None:
         """A PLI/FIR from the subscriber: its decoder lost sync."""
@@ -413,32 +487,32 @@ class ForwardTrack(MediaStreamTrack):
             self._ask()
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
-        packet = await self._queue.get()
-        if packet is None or self.readyState != "live":
-            raise MediaStreamError
-        self.forwarded += 1
-        return packet
+        """Never yields a frame (packets go out through the sink); ends when the track does."""
+        await self._ended.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
         super().stop()
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
-        try:
-            self._queue.put_nowait(None)
-        except asyncio.QueueFull:
-            pass
+        self._ended.set()
 
 
 class Publisher:
-    """One incoming encoded track, fanned out to every subscriber's ``ForwardTrack``."""
+    """One incoming encoded track: its RTP packets fanned out to every subscriber's
+    ``ForwardTrack`` as they arrive (``on_rtp``), its frames (aiortc's jitter buffer, the
+    passthrough worker) to frame sinks (a recorder) and its per-layer rates."""
 
     def __init__(self, track: MediaStreamTrack, receiver: Any, codec: Any) -> None:
         self.track = track
         self.kind = track.kind
         self.receiver = receiver
         self.codec = codec  # the negotiated RTCRtpCodecParameters
-        self.subscribers: set[Sink] = set()
+        self.subscribers: set[Sink] = set()  # frame sinks (recorders)
+        self.forwards: set[ForwardTrack] = set()  # subscribers' copies, packet by packet
+        self.codec_name = codec.name.lower() if codec is not None else ""
+        receiver.__dict__["wm_publisher"] = self  # its packets come to on_rtp (install())
         self._last_keyframe_request = 0.0
         self._keyframe_since_request = True
         self._deferred: asyncio.TimerHandle | None = None
@@ -489,10 +563,41 @@ class Publisher:
             return
         self.held = held
         if not held and self.kind == "video":
+            for fwd in self.forwards:
+                fwd.resync()
             self.request_keyframe()
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
+
+    async def on_rtp(self, packet: Any) -> None:
+        """One packet as it arrived from the publisher (after SRTP unprotect), to every
+        subscriber: what it says is read once here, rewritten per subscriber in ``forward``."""
+        if not self.forwards:
+            return
+        codecs = self.receiver.__dict__.get("_RTCRtpReceiver__codecs") or {}
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        if is_rtx(codec):  # a retransmission the publisher sent: the packet it repairs
+            original = (self.receiver.__dict__.get("_RTCRtpReceiver__rtx_ssrc") or {}).get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original is None or len(packet.payload) < 2 or apt not in codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
+        if not packet.payload:
+            return  # padding (a bandwidth probe): nothing to forward
+        keyframe, layer, vp8 = False, None, None
+        if self.kind == "video":
+            if self.codec_name == "vp8":
+                vp8 = vp8_descriptor(packet.payload)
+                if vp8 is None:
+                    return
+                keyframe, layer = vp8.keyframe, vp8.temporal_layer
+            elif self.codec_name == "h264":
+                keyframe = h264_keyframe(packet.payload)
+        for fwd in list(self.forwards):
+            await fwd.forward(packet, keyframe, layer, vp8, self.held)
 
     async def _run(self) -> None:
         try:
@@ -518,16 +623,18 @@ class Publisher:
         finally:
             for sub in list(self.subscribers):
                 sub.stop()
+            for fwd in list(self.forwards):
+                fwd.stop()
 
     def subscribe(self) -> ForwardTrack:
         fwd = ForwardTrack(self.kind, self.request_keyframe)
-        self.subscribers.add(fwd)
+        self.forwards.add(fwd)
         if self.kind == "video":
             self.request_keyframe()
         return fwd
 
     def unsubscribe(self, fwd: ForwardTrack) -> None:
-        self.subscribers.discard(fwd)
+        self.forwards.discard(fwd)
         fwd.stop()
 
     def request_keyframe(self) -> None:
@@ -564,3 +671,5 @@ class Publisher:
             await asyncio.gather(self._task, return_exceptions=True)
         for sub in list(self.subscribers):
             sub.stop()
+        for fwd in list(self.forwards):
+            fwd.stop()

@@ -126,3 +126,33 @@ def test_a_constrained_subscribers_video_is_paced_where_the_transport_sends() ->
     assert "self._tx_srtp.protect(data)" in source and "await self.transport._send(data)" in source
     sender = inspect.getsource(RTCRtpSender._run_rtp)
     assert "await self.transport._send_rtp(packet_bytes)" in sender
+
+
+def test_rtp_forwarding_taps_the_receiver_before_its_jitter_buffer() -> None:
+    """``Publisher.on_rtp`` gets every packet through the wrapped ``_handle_rtp_packet`` (after
+    SRTP unprotect, RTX still wrapped: unwrapped with aiortc's own ``unwrap_rtx`` and the
+    receiver's ``__codecs`` and ``__rtx_ssrc``)."""
+    from aiortc.codecs import is_rtx
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+    from aiortc.rtp import unwrap_rtx
+
+    assert list(inspect.signature(RTCRtpReceiver._handle_rtp_packet).parameters) == ["self", "packet", "arrival_time_ms"]
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "if not self._enabled:" in handle and "self.__codecs.get(packet.payload_type)" in handle
+    assert "unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)" in handle
+    assert list(inspect.signature(unwrap_rtx).parameters) == ["rtx", "payload_type", "ssrc"] and callable(is_rtx)
+    assert "await receiver._handle_rtp_packet(packet, arrival_time_ms=" in inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+
+
+def test_rtp_forwarding_binds_at_the_senders_negotiation_and_feeds_its_reports() -> None:
+    """``ForwardTrack.bind`` runs after ``RTCRtpSender.send`` (wrapped); the sink writes the
+    counters and timestamps aiortc's sender reports (RTCP SR) read, by their private names."""
+    assert inspect.iscoroutinefunction(RTCRtpSender.send)
+    assert list(inspect.signature(RTCRtpSender.send).parameters) == ["self", "parameters"]
+    init = inspect.getsource(RTCRtpSender.__init__)
+    for name in ("__ntp_timestamp", "__rtp_timestamp", "__octet_count", "__packet_count"):
+        assert f"self.{name}" in init, name
+    rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
+    assert "ntp_timestamp=self.__ntp_timestamp" in rtcp and "rtp_timestamp=self.__rtp_timestamp" in rtcp
+    assert "self._rtx_ssrc" in init and "self._ssrc" in init

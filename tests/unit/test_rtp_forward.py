@@ -1,0 +1,204 @@
+"""RTP-level forwarding (mcu_vm.rtp_forward): what a packet says, and what each subscriber is
+sent, read back with aiortc's own RTP parser."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from mcu_vm.passthrough import ForwardTrack
+from mcu_vm.rtp_forward import (
+    URI_ABS_SEND_TIME,
+    URI_AUDIO_LEVEL,
+    URI_MID,
+    RtpSink,
+    SequenceMap,
+    h264_keyframe,
+    rewrite_picture_id,
+    vp8_descriptor,
+)
+
+
+def vp8_payload(*, start: bool, key: bool, picture_id: int, tid: int, body: bytes = b"frame") -> bytes:
+    """X=1, S as asked, partition 0; I (15-bit picture id), L, T; then the VP8 frame tag."""
+    first = 0x80 | (0x10 if start else 0)
+    flags = 0x80 | 0x40 | 0x20
+    return bytes([first, flags, 0x80 | (picture_id >> 8), picture_id & 0xFF, 7, tid << 6]) + bytes([0x00 if key else 0x01]) + body
+
+
+def test_vp8_descriptor_reads_frame_starts_keyframes_layers_and_the_picture_id() -> None:
+    key = vp8_descriptor(vp8_payload(start=True, key=True, picture_id=300, tid=0))
+    assert key is not None and key.start and key.keyframe and key.temporal_layer == 0
+    assert key.picture_id_at == 2 and key.picture_id_bits == 15
+    delta = vp8_descriptor(vp8_payload(start=True, key=False, picture_id=301, tid=2))
+    assert delta is not None and delta.start and not delta.keyframe and delta.temporal_layer == 2
+    middle = vp8_descriptor(vp8_payload(start=False, key=False, picture_id=300, tid=0, body=b"\x00rest"))
+    assert middle is not None and not middle.start and not middle.keyframe  # a key frame's second packet is not a start
+    plain = vp8_descriptor(bytes([0x10, 0x00]))  # no extension: a start, a key frame, no layers
+    assert plain is not None and plain.keyframe and plain.temporal_layer is None and plain.picture_id_at is None
+    assert vp8_descriptor(b"") is None and vp8_descriptor(bytes([0x90, 0x80])) is None  # cut short
+
+
+def test_h264_keyframes_in_single_nal_stap_a_and_fu_a_packets() -> None:
+    assert h264_keyframe(bytes([0x65, 1, 2]))  # IDR slice
+    assert not h264_keyframe(bytes([0x41, 1, 2]))  # a P slice
+    stap = bytes([0x78]) + struct.pack("!H", 3) + bytes([0x67, 1, 2]) + struct.pack("!H", 2) + bytes([0x68, 1])
+    assert h264_keyframe(stap)  # SPS and PPS ahead of an IDR
+    assert h264_keyframe(bytes([0x7C, 0x85, 9]))  # FU-A start of an IDR
+    assert not h264_keyframe(bytes([0x7C, 0x05, 9]))  # ... its middle
+    assert not h264_keyframe(b"")
+
+
+def test_picture_ids_move_back_by_the_frames_not_sent_and_wrap() -> None:
+    payload = vp8_payload(start=True, key=False, picture_id=5, tid=0)
+    moved = vp8_descriptor(rewrite_picture_id(payload, 2, 15, 7))
+    out = rewrite_picture_id(payload, 2, 15, 7)
+    assert moved is not None and ((out[2] & 0x7F) << 8 | out[3]) == (5 - 7) & 0x7FFF and out[2] & 0x80
+    assert out[4:] == payload[4:]
+    assert rewrite_picture_id(payload, 2, 15, 0) is payload
+    seven = bytes([0x90, 0x80, 0x03, 0x00])
+    assert rewrite_picture_id(seven, 2, 7, 5)[2] == (3 - 5) & 0x7F
+
+
+def test_sequence_numbers_stay_contiguous_over_what_is_sent() -> None:
+    seq = SequenceMap(start=65534)
+    assert [seq.forward(n) for n in (100, 101)] == [65534, 65535]
+    seq.drop(102)  # a frame this subscriber does not get: no number taken
+    seq.drop(103)
+    assert seq.forward(104) == 0  # wraps, no gap
+    assert seq.forward(107) == 3  # the publisher lost 105 and 106: the gap stays (a retransmission may fill it)
+    assert seq.forward(105) == 1 and seq.forward(106) == 2  # ... and does
+    assert seq.forward(101) == 65535  # a copy of one sent: the same number
+    assert seq.forward(102) is None  # one that was dropped: still not sent
+    seq.drop(109)  # lost 108, then a dropped frame: 108's number kept
+    assert seq.forward(110) == 5 and seq.forward(108) == 4  # ... and it lands there when it comes
+    for n in range(111, 111 + SequenceMap.DROPS_REMEMBERED + 1):
+        seq.drop(n)
+    assert seq.forward(110) is None  # from before what is remembered: not placed
+
+
+def _parameters(kind: str = "video") -> RTCRtpSendParameters:
+    if kind == "video":
+        codecs = [
+            RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97),
+            RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=98, parameters={"apt": 97}),
+        ]
+    else:
+        codecs = [RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)]
+    return RTCRtpSendParameters(
+        codecs=codecs,
+        headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=1, uri=URI_MID),
+            RTCRtpHeaderExtensionParameters(id=3, uri=URI_ABS_SEND_TIME),
+            RTCRtpHeaderExtensionParameters(id=2, uri=URI_AUDIO_LEVEL),
+        ],
+        muxId="4",
+    )
+
+
+class Transport:
+    """What the sink sends through (the subscriber's RTCDtlsTransport._send_rtp), recorded."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def _send_rtp(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+class Sender:
+    def __init__(self) -> None:
+        self.transport = Transport()
+        self._ssrc = 1111
+        self._rtx_ssrc = 2222
+
+
+def _parse(data: bytes) -> RtpPacket:
+    extensions = HeaderExtensionsMap()
+    extensions.configure(_parameters())
+    return RtpPacket.parse(data, extensions)
+
+
+def test_a_subscriber_gets_its_own_ssrc_numbers_payload_type_mid_and_fresh_send_time() -> None:
+    sender = Sender()
+    sink = RtpSink(sender, _parameters())
+
+    async def go() -> None:
+        await sink.send(500, 90_000, 0, b"first", None)
+        await sink.send(501, 90_000, 1, b"second", (True, 30))
+
+    asyncio.run(go())
+    first, second = (_parse(d) for d in sender.transport.sent)
+    assert first.ssrc == second.ssrc == 1111 and first.payload_type == 97
+    assert (second.sequence_number - first.sequence_number) & 0xFFFF == 1
+    assert first.timestamp == (90_000 + sink.timestamp_offset) & 0xFFFFFFFF and second.marker == 1
+    assert first.extensions.mid == "4" and first.extensions.abs_send_time is not None
+    assert second.extensions.audio_level == (True, 30) and first.payload == b"first"
+    # what aiortc's sender reports (RTCP SR, getStats) follows what went out
+    assert sender.__dict__["_RTCRtpSender__packet_count"] == 2
+    assert sender.__dict__["_RTCRtpSender__octet_count"] == len(b"first") + len(b"second")
+    assert sender.__dict__["_RTCRtpSender__rtp_timestamp"] == second.timestamp
+
+
+def test_a_nacked_packet_is_resent_on_the_rtx_stream_with_its_sequence_number_first() -> None:
+    sender = Sender()
+    sink = RtpSink(sender, _parameters())
+
+    async def go() -> None:
+        await sink.send(500, 90_000, 1, b"lost", None)
+        original = _parse(sender.transport.sent[0])
+        await sink.resend(original.sequence_number)
+        await sink.resend((original.sequence_number + 1) & 0xFFFF)  # never sent: nothing
+
+    asyncio.run(go())
+    assert len(sender.transport.sent) == 2
+    original, rtx = (_parse(d) for d in sender.transport.sent)
+    assert rtx.ssrc == 2222 and rtx.payload_type == 98 and rtx.timestamp == original.timestamp and rtx.marker == 1
+    assert rtx.payload == struct.pack("!H", original.sequence_number) + b"lost"
+    assert rtx.extensions.mid == "4"
+
+
+def test_a_forward_track_sends_a_frame_whole_or_not_at_all_with_contiguous_picture_ids() -> None:
+    async def go() -> list[RtpPacket]:
+        fwd = ForwardTrack("video", lambda: None)
+        sender = Sender()
+        fwd.bind(sender, _parameters())
+        fwd.set_layer(0)  # base layer only
+
+        class P:
+            def __init__(self, seq: int, ts: int, payload: bytes) -> None:
+                self.sequence_number, self.timestamp, self.payload, self.marker = seq, ts, payload, 1
+
+        frames = [(0, True), (2, False), (1, False), (2, False), (0, False)]  # L1T3
+        seq = 10
+        for i, (tid, key) in enumerate(frames):
+            for part in range(2):  # two packets a frame
+                payload = vp8_payload(start=part == 0, key=key, picture_id=100 + i, tid=tid)
+                vp8 = vp8_descriptor(payload)
+                assert vp8 is not None
+                await fwd.forward(P(seq, 3000 * i, payload), key and part == 0, tid, vp8, False)
+                seq += 1
+        fwd.stop()
+        return [_parse(d) for d in sender.transport.sent]
+
+    sent = asyncio.run(go())
+    assert len(sent) == 4  # the two base frames, two packets each
+    numbers = [p.sequence_number for p in sent]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(numbers, numbers[1:], strict=False))
+    pids = [((p.payload[2] & 0x7F) << 8) | p.payload[3] for p in sent]
+    assert pids == [100, 100, 101, 101]  # frame 4 (picture id 104) comes as 101: three frames not sent
+
+
+def test_packets_from_a_publisher_reach_no_subscriber_before_it_is_negotiated() -> None:
+    async def go() -> int:
+        fwd = ForwardTrack("audio", lambda: None)
+        packet: Any = type("P", (), {"sequence_number": 1, "timestamp": 1, "payload": b"x", "marker": 0})()
+        await fwd.forward(packet, False, None, None, False)  # no sink yet
+        fwd.stop()
+        return fwd.forwarded
+
+    assert asyncio.run(go()) == 0
