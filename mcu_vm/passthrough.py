@@ -62,7 +62,7 @@ from aiortc.rtp import (
 )
 
 from mcu_vm.adaptation import LossMeter, Pacer
-from mcu_vm.rtp_forward import RtpSink, Vp8Descriptor, h264_keyframe, rewrite_picture_id, vp8_descriptor
+from mcu_vm.rtp_forward import RtpSink, Vp8Descriptor, h264_keyframe, ntp_now, rewrite_picture_id, vp8_descriptor
 
 log = logging.getLogger("mcu.passthrough")
 
@@ -227,7 +227,7 @@ def install() -> None:
         publisher = self.__dict__.get("wm_publisher")
         if publisher is not None and self._enabled:
             try:
-                await publisher.on_rtp(packet)
+                publisher.on_rtp(packet)
             except Exception:  # a forwarding bug must not end the publisher's connection
                 log.exception("forwarding a packet failed")
         await real_handle_rtp(self, packet, arrival_time_ms)
@@ -290,7 +290,7 @@ def install() -> None:
             newest = sink.newest_timestamp
             age_s = ((newest - entry[2]) & 0xFFFFFFFF) / sink.clock_rate if newest is not None else 0.0
             if budget.allow(sequence_number, age_s, len(entry[0]), time.monotonic(), self._RTCRtpSender__rtt, sink.octets):
-                await sink.resend(sequence_number)
+                sink.resend(sequence_number)
             return
         packet = self._RTCRtpSender__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)
         if packet is None or packet.sequence_number != sequence_number:
@@ -434,13 +434,15 @@ class ForwardTrack(MediaStreamTrack):
         self.frames += 1
         return True
 
-    async def forward(self, packet: Any, keyframe: bool, layer: int | None, vp8: Vp8Descriptor | None, held: bool) -> None:
+    def forward(
+        self, packet: Any, keyframe: bool, layer: int | None, vp8: Vp8Descriptor | None, held: bool, ntp: int | None = None
+    ) -> None:
         """One packet of the publisher's, as it arrived (retransmissions unwrapped)."""
         sink = self.sink
         if sink is None or self.readyState != "live":
             return
         if self.kind != "video":
-            if not held and await sink.send(
+            if not held and sink.send(
                 packet.sequence_number, packet.timestamp, packet.marker, packet.payload, packet.extensions.audio_level
             ):
                 self.forwarded += 1
@@ -448,7 +450,10 @@ class ForwardTrack(MediaStreamTrack):
         if packet.timestamp in self._frames:
             shift = self._frames[packet.timestamp]
         else:
-            shift = None if held else (self._picture_shift if self.admit(keyframe, layer) else None)
+            admitted = not held and self.admit(keyframe, layer)
+            if admitted and self.frames == 1:
+                self._picture_shift = 0  # its first frame: no picture id before it to follow on from
+            shift = self._picture_shift if admitted else None
             if shift is None:
                 self._picture_shift += 1
             self._frames[packet.timestamp] = shift
@@ -460,7 +465,7 @@ class ForwardTrack(MediaStreamTrack):
         payload = packet.payload
         if shift and vp8 is not None and vp8.picture_id_at is not None:
             payload = rewrite_picture_id(payload, vp8.picture_id_at, vp8.picture_id_bits, shift)
-        if await sink.send(packet.sequence_number, packet.timestamp, packet.marker, payload, None):
+        if sink.send(packet.sequence_number, packet.timestamp, packet.marker, payload, None, ntp):
             self.forwarded += 1
 
     def keyframe_requested(self) -> None:
@@ -570,7 +575,7 @@ class Publisher:
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
-    async def on_rtp(self, packet: Any) -> None:
+    def on_rtp(self, packet: Any) -> None:
         """One packet as it arrived from the publisher (after SRTP unprotect), to every
         subscriber: what it says is read once here, rewritten per subscriber in ``forward``."""
         if not self.forwards:
@@ -596,8 +601,9 @@ class Publisher:
                 keyframe, layer = vp8.keyframe, vp8.temporal_layer
             elif self.codec_name == "h264":
                 keyframe = h264_keyframe(packet.payload)
+        ntp = ntp_now()  # one send time for the pass (abs-send-time, the sender reports)
         for fwd in list(self.forwards):
-            await fwd.forward(packet, keyframe, layer, vp8, self.held)
+            fwd.forward(packet, keyframe, layer, vp8, self.held, ntp)
 
     async def _run(self) -> None:
         try:

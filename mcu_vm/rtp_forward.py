@@ -8,10 +8,13 @@ payload type, the header extensions (its own ``mid``, a fresh ``abs-send-time``,
 audio level) and, for VP8, the picture id (contiguous too: a dropped frame is not a lost one).
 Nothing is depacketized or repacketized; one pass over the subscribers per incoming packet.
 
-The parsing here is pure (bytes in, facts out); ``RtpSink`` does the sending through the
-subscriber's ``RTCDtlsTransport._send_rtp`` (SRTP protect, then ICE) and keeps what the sender's
-RTCP needs (counters and the newest timestamp for its sender reports) and a history that answers
-the subscriber's NACKs (with RTX when negotiated).
+The parsing here is pure (bytes in, facts out); ``RtpSink`` protects each packet with the
+subscriber's SRTP session and hands it to the socket of its ICE pair at once, in the publisher's
+path (private names: the DTLS transport's ``_state``, ``_tx_srtp`` and its tx counters, the ICE
+transport's ``_connection`` and aioice's ``_nominated`` pair, pinned in
+``tests/unit/test_mcu_aiortc_contract.py``), and keeps what the sender's RTCP needs (counters
+and the newest timestamp for its sender reports) and a history that answers the subscriber's
+NACKs (with RTX when negotiated).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import aioice
+from aiortc.rtcdtlstransport import State
+
 log = logging.getLogger("mcu.rtp")
 
 URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -33,6 +39,7 @@ URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 HISTORY_PACKETS = 512  # per subscriber stream: ~4 s of 1.5 Mbit/s video (NACKs older than 0.5 s are refused anyway)
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 to 1970
 _HEADER = struct.Struct("!BBHII")
+_CONNECTED = State.CONNECTED
 
 
 # -- what a packet says (pure) ----------------------------------------------------------------
@@ -207,6 +214,13 @@ class RtpSink:
         self._mid = [(ids[URI_MID], mid)] if URI_MID in ids and mid else []
         self._abs_send_time_id = ids.get(URI_ABS_SEND_TIME)
         self._audio_level_id = ids.get(URI_AUDIO_LEVEL)
+        self._extensions = bool(self._mid or self._abs_send_time_id is not None or self._audio_level_id is not None)
+        # the extension block with abs-send-time left out (3 bytes, written per packet): head, tail
+        self._plain = self._split([(self._abs_send_time_id or 0, b"\0\0\0")])
+        self._with_level = self._split([(self._abs_send_time_id or 0, b"\0\0\0"), (self._audio_level_id or 0, b"\0")])
+        # the subscriber's ICE connection, where the sink sends without aiortc's coroutine layers
+        ice = getattr(getattr(self.transport, "transport", None), "_connection", None)
+        self._ice = ice if isinstance(ice, aioice.Connection) else None
         self.sequence = SequenceMap(secrets.randbelow(1 << 16))
         self.timestamp_offset = secrets.randbelow(1 << 32)
         self.rtx_sequence = secrets.randbelow(1 << 16)
@@ -218,23 +232,48 @@ class RtpSink:
     def build(
         self, seq: int, timestamp: int, marker: int, payload: bytes, audio_level: tuple[bool, int] | None, ntp: int
     ) -> bytes:
-        elements = list(self._mid)
-        if self._abs_send_time_id is not None:
-            elements.append((self._abs_send_time_id, ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")))
-        if self._audio_level_id is not None and audio_level is not None:
-            elements.append((self._audio_level_id, bytes([(0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F)])))
-        header = _HEADER.pack(0x90 if elements else 0x80, (marker << 7) | self.payload_type, seq, timestamp, self.ssrc)
-        return header + extension_block(elements) + payload if elements else header + payload
+        header = _HEADER.pack(0x90 if self._extensions else 0x80, (marker << 7) | self.payload_type, seq, timestamp, self.ssrc)
+        if not self._extensions:
+            return header + payload
+        if self._abs_send_time_id is None:
+            elements = list(self._mid)
+            if self._audio_level_id is not None and audio_level is not None:
+                elements.append((self._audio_level_id, bytes([(0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F)])))
+            return header + extension_block(elements) + payload
+        sent_at = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        if self._audio_level_id is None or audio_level is None:
+            head, tail = self._plain
+            return header + head + sent_at + tail + payload
+        head, tail = self._with_level
+        level = bytes([(0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F)])
+        return header + head + sent_at + tail[:1] + level + tail[1:] + payload
 
-    async def send(
-        self, in_seq: int, in_timestamp: int, marker: int, payload: bytes, audio_level: tuple[bool, int] | None
+    def _split(self, after_mid: list[tuple[int, bytes]]) -> tuple[bytes, bytes]:
+        """The block for ``mid`` then ``after_mid``, cut where abs-send-time's value goes; an
+        audio level's element stays in the tail (its header byte first, its value after)."""
+        block = extension_block([*self._mid, *after_mid])
+        at = 4 + sum(1 + len(value) for _, value in self._mid) + 1
+        tail = block[at + 3 :]
+        if len(after_mid) > 1:
+            tail = tail[:1] + tail[2:]  # the level's value is written per packet
+        return block[:at], tail
+
+    def send(
+        self,
+        in_seq: int,
+        in_timestamp: int,
+        marker: int,
+        payload: bytes,
+        audio_level: tuple[bool, int] | None,
+        ntp: int | None = None,
     ) -> bool:
-        """Send one packet of a frame this subscriber gets; False when it could not be placed."""
+        """Send one packet of a frame this subscriber gets (``ntp``: the send time, shared by a
+        pass over the subscribers); False when it could not be placed."""
         seq = self.sequence.forward(in_seq)
         if seq is None:
             return False
         timestamp = (in_timestamp + self.timestamp_offset) & 0xFFFF_FFFF
-        ntp = ntp_now()
+        ntp = ntp_now() if ntp is None else ntp
         data = self.build(seq, timestamp, marker, payload, audio_level, ntp)
         self.history[seq % HISTORY_PACKETS] = (data, seq, timestamp)
         self.newest_timestamp = timestamp
@@ -245,7 +284,7 @@ class RtpSink:
         state["_RTCRtpSender__rtp_timestamp"] = timestamp
         state["_RTCRtpSender__octet_count"] = self.octets
         state["_RTCRtpSender__packet_count"] = self.packets
-        await self._out(data)
+        self._out(data)
         return True
 
     def drop(self, in_seq: int) -> None:
@@ -256,7 +295,7 @@ class RtpSink:
         entry = self.history.get(seq % HISTORY_PACKETS)
         return entry if entry is not None and entry[1] == seq else None
 
-    async def resend(self, seq: int) -> None:
+    def resend(self, seq: int) -> None:
         """Resend a NACKed packet: on the RTX stream when negotiated (RFC 4588), else as it was."""
         entry = self.sent(seq)
         if entry is None:
@@ -270,15 +309,30 @@ class RtpSink:
             struct.pack_into("!I", head, 8, self.rtx_ssrc)
             self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
             data = bytes(head) + struct.pack("!H", seq) + data[header_len:]
-        await self._out(data)
+        self._out(data)
 
-    async def _out(self, data: bytes) -> None:
-        if self.transport.__dict__.get("wm_pacer") is not None:
-            task = asyncio.ensure_future(self._send_quietly(data))  # a paced send waits: never in the publisher's path
-            _pending.add(task)
-            task.add_done_callback(_pending.discard)
-        else:
-            await self._send_quietly(data)
+    def _out(self, data: bytes) -> None:
+        """Protect and hand to the socket now, in the publisher's path: no coroutine, no task.
+        A paced subscriber's packets (they wait for its ``Pacer``) take the transport's general
+        path in a task of their own, as do those of a transport this cannot read."""
+        transport = self.transport
+        pacer = transport.__dict__.get("wm_pacer")
+        ice = self._ice
+        if (pacer is None or pacer.rate_bps is None) and ice is not None:
+            if transport._state is not _CONNECTED:
+                return  # not connected (yet, or any more): this subscriber misses it; nobody else does
+            pair = ice._nominated.get(1)
+            if pair is None:
+                return
+            protected = transport._tx_srtp.protect(data)
+            pair.protocol.transport.sendto(protected, pair.remote_addr)  # UDP, or aioice's TURN transport
+            state = transport.__dict__
+            state["_RTCDtlsTransport__tx_bytes"] += len(protected)
+            state["_RTCDtlsTransport__tx_packets"] += 1
+            return
+        task = asyncio.ensure_future(self._send_quietly(data))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
 
     async def _send_quietly(self, data: bytes) -> None:
         try:

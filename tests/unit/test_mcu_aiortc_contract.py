@@ -156,3 +156,24 @@ def test_rtp_forwarding_binds_at_the_senders_negotiation_and_feeds_its_reports()
     rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
     assert "ntp_timestamp=self.__ntp_timestamp" in rtcp and "rtp_timestamp=self.__rtp_timestamp" in rtcp
     assert "self._rtx_ssrc" in init and "self._ssrc" in init
+
+
+def test_rtp_forwarding_sends_straight_to_the_ice_pairs_socket() -> None:
+    """``RtpSink._out`` does what ``RTCDtlsTransport._send_rtp`` and aioice's ``sendto`` do,
+    without their coroutines: protect with ``_tx_srtp``, count, ``sendto`` on the nominated pair's
+    protocol transport (a datagram socket, or aioice's TURN transport: both synchronous)."""
+    import aioice.turn
+    from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+    from aiortc.rtcicetransport import RTCIceTransport
+
+    send = inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "self._state != State.CONNECTED" in send and "self._tx_srtp.protect(data)" in send
+    assert "self.__tx_bytes += len(data)" in send and "self.__tx_packets += 1" in send
+    ice = inspect.getsource(RTCIceTransport.__init__)
+    assert "self._connection = gatherer._connection" in ice and "self._send = self._connection.send" in ice
+    sendto = inspect.getsource(aioice.ice.Connection.sendto)
+    assert "active_pair = self._nominated.get(component)" in sendto
+    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(aioice.ice.StunProtocol.send_data)
+    assert not inspect.iscoroutinefunction(aioice.turn.TurnTransport.sendto)
+    assert State.CONNECTED

@@ -128,8 +128,9 @@ def test_a_subscriber_gets_its_own_ssrc_numbers_payload_type_mid_and_fresh_send_
     sink = RtpSink(sender, _parameters())
 
     async def go() -> None:
-        await sink.send(500, 90_000, 0, b"first", None)
-        await sink.send(501, 90_000, 1, b"second", (True, 30))
+        sink.send(500, 90_000, 0, b"first", None)
+        sink.send(501, 90_000, 1, b"second", (True, 30))
+        await asyncio.sleep(0)  # a transport it cannot send through directly: sent in a task
 
     asyncio.run(go())
     first, second = (_parse(d) for d in sender.transport.sent)
@@ -149,10 +150,12 @@ def test_a_nacked_packet_is_resent_on_the_rtx_stream_with_its_sequence_number_fi
     sink = RtpSink(sender, _parameters())
 
     async def go() -> None:
-        await sink.send(500, 90_000, 1, b"lost", None)
+        sink.send(500, 90_000, 1, b"lost", None)
+        await asyncio.sleep(0)
         original = _parse(sender.transport.sent[0])
-        await sink.resend(original.sequence_number)
-        await sink.resend((original.sequence_number + 1) & 0xFFFF)  # never sent: nothing
+        sink.resend(original.sequence_number)
+        sink.resend((original.sequence_number + 1) & 0xFFFF)  # never sent: nothing
+        await asyncio.sleep(0)
 
     asyncio.run(go())
     assert len(sender.transport.sent) == 2
@@ -180,8 +183,9 @@ def test_a_forward_track_sends_a_frame_whole_or_not_at_all_with_contiguous_pictu
                 payload = vp8_payload(start=part == 0, key=key, picture_id=100 + i, tid=tid)
                 vp8 = vp8_descriptor(payload)
                 assert vp8 is not None
-                await fwd.forward(P(seq, 3000 * i, payload), key and part == 0, tid, vp8, False)
+                fwd.forward(P(seq, 3000 * i, payload), key and part == 0, tid, vp8, False)
                 seq += 1
+        await asyncio.sleep(0)
         fwd.stop()
         return [_parse(d) for d in sender.transport.sent]
 
@@ -197,8 +201,25 @@ def test_packets_from_a_publisher_reach_no_subscriber_before_it_is_negotiated() 
     async def go() -> int:
         fwd = ForwardTrack("audio", lambda: None)
         packet: Any = type("P", (), {"sequence_number": 1, "timestamp": 1, "payload": b"x", "marker": 0})()
-        await fwd.forward(packet, False, None, None, False)  # no sink yet
+        fwd.forward(packet, False, None, None, False)  # no sink yet
         fwd.stop()
         return fwd.forwarded
 
     assert asyncio.run(go()) == 0
+
+
+def test_the_precomputed_extension_block_is_the_one_built_from_its_elements() -> None:
+    from mcu_vm.rtp_forward import extension_block
+
+    sink = RtpSink(Sender(), _parameters())
+    ntp = 0x1234_5678_9ABC_DEF0
+    sent_at = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+    for level, elements in [
+        (None, [(1, b"4"), (3, sent_at)]),
+        ((True, 42), [(1, b"4"), (3, sent_at), (2, bytes([0x80 | 42]))]),
+        ((False, 127), [(1, b"4"), (3, sent_at), (2, bytes([127]))]),
+    ]:
+        data = sink.build(7, 9, 1, b"payload", level, ntp)
+        assert data[12:] == extension_block(elements) + b"payload", level
+        parsed = _parse(data)
+        assert parsed.extensions.abs_send_time == (ntp >> 14) & 0xFFFFFF and parsed.extensions.audio_level == level
