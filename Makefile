@@ -9,7 +9,7 @@ PAGE := functions/meeting_page
 APT_PACKAGES := default-jre-headless chromium firefox-esr pulseaudio coturn iproute2 ffmpeg
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
-.PHONY: run test unit service lint system venv clean openapi retention-doc signalling package terraform-data bench demo screenshots
+.PHONY: run test unit service lint system venv clean openapi retention-doc signalling package terraform-data bench bench-janus demo screenshots
 
 CHECKOV_VENV := .venv-checkov
 
@@ -79,12 +79,17 @@ signalling: venv
 retention-doc: venv
 	$(PY) -m infra.retention_doc > docs/retention.md
 
-bench: system venv
+bench: system venv bench-janus
 	$(PY) bench/sync_cost.py
 	$(PY) bench/mcu_forwarding.py
 	$(PY) bench/convert.py
 	$(PY) bench/retention_sweep.py
 	$(PY) bench/portal_load.py
+
+# The MCU against Janus (Debian's janus, installed when missing), in a network namespace of its own.
+bench-janus: system venv
+	@command -v janus >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends janus)
+	$(PY) bench/sfu_vs_janus.py
 
 # Screenshots of the meeting room in docs/screenshots/ (a local platform, headless Chromium).
 screenshots: system venv

@@ -126,16 +126,17 @@ class Holder:
             if key not in full:
                 del self.current[key]
         for key, top in full.items():
+            # a stream's top is what its publisher sent of late; a layer missing from it for a
+            # while (an encoder that skipped frames) does not hold the subscriber below it later
             self.current.setdefault(key, top)
-            self.current[key] = min(self.current[key], top)
         if wanted is not None:
             if self.stepped_at is not None and now - self.stepped_at < PROBE_WINDOW_S:
                 self.failures += 1  # that step was too much
             self.stepped_at = None
             self.calm_since = None
             for key, layer in wanted.items():
-                self.current[key] = min(self.current.get(key, layer), layer)
-            return dict(self.current)
+                self.current[key] = min(self.current.get(key, layer), layer, full.get(key, layer))
+            return self._within(full)
         if self.stepped_at is not None and now - self.stepped_at >= PROBE_WINDOW_S:
             self.failures, self.stepped_at = 0, None  # it held
         if self.calm_since is None:
@@ -147,7 +148,10 @@ class Holder:
                     self.current[key] += 1
                     self.stepped_at = now
                     break
-        return dict(self.current)
+        return self._within(full)
+
+    def _within(self, full: dict[Hashable, int]) -> dict[Hashable, int]:
+        return {key: min(self.current[key], top) for key, top in full.items()}
 
 
 LOSS_WINDOW_S = 1.0  # loss is measured over at least this long ...

@@ -85,6 +85,7 @@ DEFAULT_RTT_S = 0.1  # until the receiver's reports give the round trip
 # one on a 100 ms path: refusing those would leave a lost retransmission unrepaired for two more.
 REPEAT_AFTER_RTTS = 0.8
 VIDEO_CLOCK_RATE = 90_000
+SEEN_MASK = 1023  # a publisher's packets forwarded are remembered this far back (duplicates skipped)
 REMB_EVERY_S = 1.0  # a publisher is told what to send this often (and at once when it changes)
 
 _installed = False
@@ -229,7 +230,9 @@ def install() -> None:
             try:
                 publisher.on_rtp(packet)
             except Exception:  # a forwarding bug must not end the publisher's connection
-                log.exception("forwarding a packet failed")
+                publisher.failures += 1
+                if publisher.failures == 1:  # once per publisher: its packets cannot flood the log
+                    log.exception("forwarding a packet failed")
         await real_handle_rtp(self, packet, arrival_time_ms)
         codec = self._RTCRtpReceiver__codecs.get(packet.payload_type)
         if codec is None or codec.name.lower() != "vp8":
@@ -516,6 +519,9 @@ class Publisher:
         self.codec = codec  # the negotiated RTCRtpCodecParameters
         self.subscribers: set[Sink] = set()  # frame sinks (recorders)
         self.forwards: set[ForwardTrack] = set()  # subscribers' copies, packet by packet
+        self._seen: dict[int, int] = {}  # the sequence numbers of the last SEEN_MASK + 1 packets forwarded
+        self.duplicates = 0
+        self.failures = 0  # packets whose forwarding raised (logged once)
         self.codec_name = codec.name.lower() if codec is not None else ""
         receiver.__dict__["wm_publisher"] = self  # its packets come to on_rtp (install())
         self._last_keyframe_request = 0.0
@@ -592,6 +598,11 @@ class Publisher:
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
         if not packet.payload:
             return  # padding (a bandwidth probe): nothing to forward
+        seq = packet.sequence_number
+        if self._seen.get(seq & SEEN_MASK) == seq:
+            self.duplicates += 1
+            return  # had it already (a retransmission that crossed the original, an RTX probe)
+        self._seen[seq & SEEN_MASK] = seq
         keyframe, layer, vp8 = False, None, None
         if self.kind == "video":
             if self.codec_name == "vp8":

@@ -364,10 +364,13 @@ class RoomRegistry:
                 p.pacer.rate_bps = pace_rate(p.link_bps, sending) if held_down or recent else None
                 for key in gates:
                     self._pace(p, p.subscriptions[key])
+                tops = {o.key: len(o.rates) - 1 for o in offers}
                 for stream, layer in chosen.items():
                     fwd, layered = gates[stream]
                     was_paused = fwd.target_layer == PAUSED
-                    fwd.set_layer(layer if layered or layer == PAUSED else MAX_LAYER)
+                    # at the top of what the publisher sends now: every layer (one it skipped of late included)
+                    unlimited = layer != PAUSED and (not layered or layer >= tops[stream])
+                    fwd.set_layer(MAX_LAYER if unlimited else layer)
                     if was_paused != (layer == PAUSED):  # the page shows the person's name instead
                         publisher_id, source = cast(tuple[str, str], stream)
                         told = contract.VideoPaused(publisher_id=publisher_id, source=source, paused=layer == PAUSED)  # type: ignore[arg-type]

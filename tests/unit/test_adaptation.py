@@ -203,3 +203,14 @@ def test_a_receiver_flooding_reports_only_blinds_its_own_loss_figure() -> None:
         meter.add(i / 100_000, 50_000 + i, i)
     assert len(meter._samples) == LOSS_MAX_SAMPLES
     assert meter.loss is None  # never a second's worth: no figure, so no congestion from it
+
+
+def test_a_layer_the_publisher_skipped_for_a_while_does_not_hold_the_subscriber_below_it() -> None:
+    """The CI case: a busy publisher's encoder skipped its top layer's frames for a couple of
+    seconds, the stream's measured top fell to layer 1, and the subscriber was then held at 1
+    (its layer-2 frames dropped) until a calm step up, with no congestion at all."""
+    hold = Holder()
+    assert hold.apply(None, 0.0, {"a": 2}) == {"a": 2}
+    assert hold.apply(None, 0.5, {"a": 1}) == {"a": 1}  # only layers 0-1 came of late
+    assert hold.apply(None, 1.0, {"a": 2}) == {"a": 2}  # layer 2 again: at once, no step up needed
+    assert hold.apply({"a": 0}, 2.0, {"a": 2}) == {"a": 0}  # congestion still brings it down at once

@@ -190,3 +190,43 @@ def test_a_publisher_is_told_what_to_send_when_it_changes_and_once_a_second() ->
         return [unpack_remb_fci(p.fci) for p in sent]
 
     assert run(go()) == [(2_500_000, [1234]), (1_000_000, [1234]), (1_000_000, [1234])]
+
+
+def test_a_packet_the_publisher_sends_twice_goes_out_once() -> None:
+    """Chromium resends old packets on its RTX stream as bandwidth probes; one already forwarded
+    is not forwarded again."""
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from aiortc.rtp import RtpPacket
+
+    class Receiver(FakeSource):
+        def __init__(self) -> None:
+            super().__init__()
+            vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+            rtx = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96})
+            self._RTCRtpReceiver__codecs = {96: vp8, 97: rtx}
+            self._RTCRtpReceiver__rtx_ssrc = {2: 1}
+
+    class Forward:
+        def __init__(self) -> None:
+            self.got: list[int] = []
+
+        def forward(self, packet: Any, *_: Any) -> None:
+            self.got.append(packet.sequence_number)
+
+    async def go() -> tuple[list[int], int]:
+        src = Receiver()
+        codec = src._RTCRtpReceiver__codecs[96]
+        pub = Publisher(Track(), src, codec)  # type: ignore[arg-type]
+        fwd = Forward()
+        pub.forwards.add(fwd)  # type: ignore[arg-type]
+        payload = bytes([0x90, 0x80, 0x80, 0x01, 0x00])  # a VP8 key frame's first packet
+        pub.on_rtp(RtpPacket(payload_type=96, sequence_number=10, timestamp=1, ssrc=1, payload=payload))
+        pub.on_rtp(RtpPacket(payload_type=96, sequence_number=11, timestamp=1, ssrc=1, payload=payload))
+        probe = RtpPacket(payload_type=97, sequence_number=500, timestamp=1, ssrc=2, payload=b"\x00\x0a" + payload)
+        pub.on_rtp(probe)  # packet 10 again, on the RTX stream
+        repair = RtpPacket(payload_type=97, sequence_number=501, timestamp=1, ssrc=2, payload=b"\x00\x0c" + payload)
+        pub.on_rtp(repair)  # packet 12, lost on the way: repaired
+        pub.on_rtp(RtpPacket(payload_type=97, sequence_number=502, timestamp=1, ssrc=2, payload=b""))  # padding
+        return fwd.got, pub.duplicates
+
+    assert run(go()) == ([10, 11, 12], 1)
