@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 PAUSED = -1
+EVERY_LAYER = 1 << 8  # a stream held at nothing: whatever layers its publisher sends
 AUDIO_BPS = 48_000  # reserved per stream with audio (Opus with headers, SRTP, RTCP)
 HEADROOM = 0.9  # of the budget, for video
 UP_AFTER_S = 3.0  # this long without congestion before a stream goes up one layer
@@ -126,9 +127,10 @@ class Holder:
             if key not in full:
                 del self.current[key]
         for key, top in full.items():
-            # a stream's top is what its publisher sent of late; a layer missing from it for a
-            # while (an encoder that skipped frames) does not hold the subscriber below it later
-            self.current.setdefault(key, top)
+            # a new stream gets every layer it will have, not just those its publisher sent so
+            # far (a stream's first frames may carry no layers yet); a layer missing from the top
+            # for a while (an encoder that skipped frames) does not hold the subscriber below it
+            self.current.setdefault(key, EVERY_LAYER)
         if wanted is not None:
             if self.stepped_at is not None and now - self.stepped_at < PROBE_WINDOW_S:
                 self.failures += 1  # that step was too much

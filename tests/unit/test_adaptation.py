@@ -214,3 +214,11 @@ def test_a_layer_the_publisher_skipped_for_a_while_does_not_hold_the_subscriber_
     assert hold.apply(None, 0.5, {"a": 1}) == {"a": 1}  # only layers 0-1 came of late
     assert hold.apply(None, 1.0, {"a": 2}) == {"a": 2}  # layer 2 again: at once, no step up needed
     assert hold.apply({"a": 0}, 2.0, {"a": 2}) == {"a": 0}  # congestion still brings it down at once
+
+
+def test_a_stream_whose_first_frames_carry_no_layers_gets_every_layer_once_they_do() -> None:
+    """The lossy-link test's case: the first adaptation round saw the stream without layers (top
+    0), and the subscriber was then held at layer 0, stepping up every 3 s, with no congestion."""
+    hold = Holder()
+    assert hold.apply(None, 0.0, {"a": 0}) == {"a": 0}  # no layers seen yet
+    assert hold.apply(None, 0.5, {"a": 2}) == {"a": 2}  # L1T3 from here: all of it at once
