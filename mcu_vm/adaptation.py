@@ -126,7 +126,7 @@ class Holder:
         for key in list(self.current):
             if key not in full:
                 del self.current[key]
-        for key, top in full.items():
+        for key in full:
             # a new stream gets every layer it will have, not just those its publisher sent so
             # far (a stream's first frames may carry no layers yet); a layer missing from the top
             # for a while (an encoder that skipped frames) does not hold the subscriber below it
