@@ -78,6 +78,24 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def subscribers_ready(subs: subprocess.Popen[bytes], out: Path, n: int) -> bool:
+    """Whether the ``n`` subscribers of ``subs`` all got video (``out``/ready.json), then settled."""
+    deadline = time.monotonic() + 60 + 2 * n
+    while not (out / "ready.json").exists():
+        if subs.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    time.sleep(2)
+    return True
+
+
+def subscriber_results(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What the subscribers wrote: their joins (ready.json) and what each received (final.json)."""
+    ready = json.loads((out / "ready.json").read_text())
+    final = json.loads((out / "final.json").read_text()) if (out / "final.json").exists() else []
+    return ready, final
+
+
 class Target:
     """Where peers connect and which process to measure."""
 
@@ -157,17 +175,12 @@ def run_size(target: Target, n: int) -> dict[str, Any]:
             ]
         )
         try:
-            deadline = time.monotonic() + 60 + 2 * n
-            while not (out / "ready.json").exists():
-                if subs.poll() is not None or time.monotonic() > deadline:
-                    return {"mode": target.mode, "subscribers": n, "failed": "subscribers never all received video"}
-                time.sleep(0.2)
-            time.sleep(2)
+            if not subscribers_ready(subs, out, n):
+                return {"mode": target.mode, "subscribers": n, "failed": "subscribers never all received video"}
             loaded = cpu_share(pid, window)
         finally:
             stop(subs)
-        ready = json.loads((out / "ready.json").read_text())
-        final = json.loads((out / "final.json").read_text()) if (out / "final.json").exists() else []
+        ready, final = subscriber_results(out)
     finally:
         stop(pub)
         time.sleep(1.5)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import signal
 import sys
@@ -31,11 +30,11 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription  # noqa: E402
 from aiortc.codecs import vpx  # noqa: E402
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack  # noqa: E402
+from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack  # noqa: E402
 from av.video.frame import PictureType  # noqa: E402
 
 from bench.janus import ROOM, JanusPeer  # noqa: E402
-from infra.mcu_client import McuClient, Received  # noqa: E402
+from infra.mcu_client import McuClient, Received, consume  # noqa: E402
 from mcu_vm import net, passthrough  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
@@ -158,18 +157,6 @@ class JanusClient:
             await self.peer.close()
         if self.http is not None:
             await self.http.close()
-
-
-async def consume(track: MediaStreamTrack, rec: Received) -> None:
-    """Count what arrives (forwarded packets: never decoded), as ``McuClient`` does."""
-    with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
-        while True:
-            item = await track.recv()
-            rec.kinds[track.kind] = rec.kinds.get(track.kind, 0) + 1
-            if track.kind == "video":
-                if rec.first_video_at is None:
-                    rec.first_video_at = time.monotonic()
-                rec.video_bytes += int(getattr(item, "size", 0))
 
 
 async def video_packets(client: Any) -> int:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 
 from bench.janus import JanusServer  # noqa: E402
-from bench.mcu_forwarding import Target, cpu_seconds, peer, percentile, stop  # noqa: E402
+from bench.mcu_forwarding import Target, cpu_seconds, peer, percentile, stop, subscriber_results, subscribers_ready  # noqa: E402
 from bench.report import DOC, write_section  # noqa: E402
 from infra.launcher import Platform, free_port  # noqa: E402
 from infra.pbx_client import PbxClient  # noqa: E402
@@ -102,17 +102,12 @@ def run_size(server: Server, n: int, window: float) -> dict[str, Any]:
         (baseline,) = cpu_pair([pid], measured)
         subs = peer(["subscribe", *server.subscriber_args, "--count", str(n), "--out", str(out)])
         try:
-            deadline = time.monotonic() + 60 + 2 * n
-            while not (out / "ready.json").exists():
-                if subs.poll() is not None or time.monotonic() > deadline:
-                    return {**row, "failed": "subscribers never all received video"}
-                time.sleep(0.2)
-            time.sleep(2)
+            if not subscribers_ready(subs, out, n):
+                return {**row, "failed": "subscribers never all received video"}
             loaded, clients = cpu_pair([pid, subs.pid], measured)
         finally:
             stop(subs)
-        ready = json.loads((out / "ready.json").read_text())
-        final = json.loads((out / "final.json").read_text()) if (out / "final.json").exists() else []
+        ready, final = subscriber_results(out)
     finally:
         stop(pub)
         time.sleep(1.5)

@@ -17,6 +17,23 @@ from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 from webmeeting.domain import signalling as contract
 
 
+async def consume(track: MediaStreamTrack, rec: Received) -> None:
+    """Count what arrives on ``track`` into ``rec``: decoded frames (their sizes), or forwarded
+    packets (their bytes) where the process forwards instead of decoding."""
+    with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+        while True:
+            item = await track.recv()
+            rec.kinds[track.kind] = rec.kinds.get(track.kind, 0) + 1
+            if track.kind == "video":
+                if rec.first_video_at is None:
+                    rec.first_video_at = time.monotonic()
+                width = getattr(item, "width", None)
+                if width:
+                    rec.sizes.add((width, int(getattr(item, "height", 0))))
+                else:
+                    rec.video_bytes += int(getattr(item, "size", 0))  # a forwarded packet, not a decoded frame
+
+
 @dataclass
 class Received:
     """What arrived from one publisher."""
@@ -128,18 +145,7 @@ class McuClient:
             self.on_subscribed(pub_id)
 
     async def _consume(self, track: MediaStreamTrack, rec: Received) -> None:
-        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
-            while True:
-                item = await track.recv()
-                rec.kinds[track.kind] = rec.kinds.get(track.kind, 0) + 1
-                if track.kind == "video":
-                    if rec.first_video_at is None:
-                        rec.first_video_at = time.monotonic()
-                    width = getattr(item, "width", None)
-                    if width:
-                        rec.sizes.add((width, int(getattr(item, "height", 0))))
-                    else:
-                        rec.video_bytes += int(getattr(item, "size", 0))  # a forwarded packet, not a decoded frame
+        await consume(track, rec)
 
     async def close(self) -> None:
         for t in self._tasks:
