@@ -61,6 +61,10 @@ LOCAL_MCUS = [
 MCU_WORKERS = 2
 MCU_CAPACITY = 200
 MCU_HEARTBEAT_S = 2
+# the operator console's dev sign-in (the stand-in for IAP): these addresses get a role at launch
+DEV_OPERATORS = {"admin@webmeeting.local": "admin", "support@webmeeting.local": "support"}
+IAP_AUDIENCE = "/projects/0/global/backendServices/console"  # what the console checks locally
+IAP_KID = "dev-sign-in"
 
 
 class LaunchError(RuntimeError):
@@ -122,6 +126,7 @@ class Platform:
     tasks_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     turn_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # coturn's static-auth-secret
     token_keys: tuple[str, str] = field(default_factory=tokens.new_keypair)  # (private, public) PEM
+    console_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))  # the dev sign-in's
     mcu_count: int = len(LOCAL_MCUS)
     scheduler: bool = False  # the local Cloud Scheduler (make run); tests call the jobs' handlers themselves
     mcu_heartbeat_s: float = MCU_HEARTBEAT_S  # the MCUs' heartbeat interval (production's is the MCU's default)
@@ -290,6 +295,23 @@ class Platform:
             path.write_text(json.dumps(info))
             os.chmod(path, 0o600)
         return path
+
+    def iap_files(self) -> tuple[Path, Path, Path]:
+        """The dev sign-in: its signing key (the front door's), the key set the console trusts
+        in place of Google's, and the password file (readable by this user only)."""
+        import jwt
+
+        key_path, jwks_path, password_path = (self.state_dir / n for n in ("iap-key.pem", "iap-jwks.json", "console-password"))
+        if not key_path.exists():
+            key = ec.generate_private_key(ec.SECP256R1())
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            key_path.write_bytes(pem)
+            os.chmod(key_path, 0o600)
+            jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+            jwks_path.write_text(json.dumps({"keys": [{**jwk, "kid": IAP_KID, "alg": "ES256"}]}))
+        password_path.write_text(self.console_password)
+        os.chmod(password_path, 0o600)
+        return key_path, jwks_path, password_path
 
     def create_buckets(self) -> None:
         from webmeeting.adapters import storage
@@ -496,6 +518,8 @@ class Platform:
             "WEBMEETING_TURN_SECRET": self.turn_secret,
             "WEBMEETING_MCUS_FILE": str(self.mcu_registry_file),  # who may speak as which MCU
             "WEBMEETING_TASKS_SECRET": self.tasks_secret,
+            "WEBMEETING_IAP_JWKS_FILE": str(self.iap_files()[1]),  # the console trusts the dev sign-in's key
+            "WEBMEETING_IAP_AUDIENCE": IAP_AUDIENCE,
             # as in production: tasks and scheduler jobs call the internal function's own URL
             "WEBMEETING_TASKS_TARGET": self.upstreams.get("tasks_api", ""),
             "PYTHONPATH": str(ROOT),
@@ -520,13 +544,29 @@ class Platform:
 
     def start_frontdoor(self, portal_port: int) -> None:
         """The local load balancer on ``portal_port``, before the public functions' upstreams."""
+        key, _jwks, password = self.iap_files()
         argv = [sys.executable, "-m", "infra.frontdoor", "--port", str(portal_port)]
+        argv += [
+            "--iap-key",
+            str(key),
+            "--iap-kid",
+            IAP_KID,
+            "--iap-audience",
+            IAP_AUDIENCE,
+            "--iap-password-file",
+            str(password),
+        ]
         for target, exposure in routes.functions().items():
             if exposure is routes.Exposure.PUBLIC:
                 argv += ["--upstream", f"{target}={self.upstreams[target]}"]
         proc = self.spawn("frontdoor", argv)
         self.wait_ready(proc, self.http_ok(f"{self.endpoints['portal']}/api/pbx/v1/openapi.json"))
         self.endpoints["pbx_api"] = f"{self.endpoints['portal']}/api/pbx/v1"
+        self.endpoints["console"] = {
+            "url": f"{self.endpoints['portal']}/console/",
+            "password": self.console_password,
+            "operators": DEV_OPERATORS,
+        }
 
     @staticmethod
     def function_argv(target: str, port: int) -> list[str]:
@@ -635,6 +675,8 @@ class Platform:
             recording=True,
         )
         self.endpoints["dev_license_keys"] = DEV_LICENSE_KEYS
+        for email, role in DEV_OPERATORS.items():
+            fs.operators().document(email).set({"role": role, "updated_at": datetime.now(UTC), "by": "launcher"})
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class Auth(StrEnum):
     MCU_IDENTITY = "mcu_identity"  # production: Google-signed ID token of the MCU's account; local: per-MCU secret
     TASKS_OIDC = "tasks_oidc"  # Cloud Tasks' OIDC token of the tasks account (IAM invoker); local: task secret
     SCHEDULER_OIDC = "scheduler_oidc"  # Cloud Scheduler's OIDC token of the scheduler account; local: task secret
+    OPERATOR_IAP = "operator_iap"  # production: Identity-Aware Proxy's signed header (Google sign-in) + a role in Firestore; local: the front door's dev sign-in
     NONE = "none"  # static assets
 
 
@@ -54,6 +55,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/mcu/v1", "mcu_api", Exposure.PUBLIC, (Auth.MCU_IDENTITY,)),
     Route("/meet", "meeting_page", Exposure.PUBLIC, (Auth.MEETING_LINK,)),
     Route("/assets", "meeting_page", Exposure.PUBLIC, (Auth.NONE,)),
+    Route("/console", "console", Exposure.PUBLIC, (Auth.OPERATOR_IAP,)),
     Route("/tasks/v1", "tasks_api", Exposure.INTERNAL, (Auth.TASKS_OIDC, Auth.SCHEDULER_OIDC)),
 )
 
@@ -99,6 +101,8 @@ RATE_LIMITS: tuple[RateLimit, ...] = (
     RateLimit("meeting-links", "/meet", 600, 60, 1020),
     # PBX calls: syncs, meetings, reports (50 requests/s sustained)
     RateLimit("pbx-api", "/api/pbx/v1", 3000, 60, 1030),
+    # the operator console: a few people clicking through pages (behind IAP already)
+    RateLimit("console", "/console", 300, 60, 1040),
 )
 
 
@@ -124,6 +128,7 @@ SIZING: dict[str, Sizing] = {
     "mcu_api": Sizing(concurrency=8, max_instances=20, cpu=1, memory="512Mi", timeout_s=60),
     "meeting_page": Sizing(concurrency=16, max_instances=10, cpu=1, memory="512Mi", timeout_s=60),
     "tasks_api": Sizing(concurrency=4, max_instances=10, cpu=1, memory="1Gi", timeout_s=540),
+    "console": Sizing(concurrency=4, max_instances=2, cpu=1, memory="512Mi", timeout_s=60),
 }
 
 
@@ -138,6 +143,12 @@ def route_for(path: str) -> Route | None:
 
 def public_routes() -> list[Route]:
     return [r for r in ROUTES if r.exposure is Exposure.PUBLIC]
+
+
+def behind_iap(route: Route) -> bool:
+    """Whether the load balancer puts Identity-Aware Proxy in front of the route (the operator
+    console); locally the front door's dev sign-in stands in for it."""
+    return Auth.OPERATOR_IAP in route.auth
 
 
 def functions() -> dict[str, Exposure]:
@@ -163,6 +174,7 @@ def document() -> dict[str, object]:
             for r in ROUTES
         ],
         "functions": {name: str(exposure) for name, exposure in sorted(functions().items())},
+        "iap_functions": sorted({r.function for r in ROUTES if behind_iap(r)}),
         "sizing": {
             name: {
                 "concurrency": s.concurrency,

@@ -71,6 +71,7 @@ class Settings:
     tasks_target: str = ""  # base URL of the internal tasks function, as Cloud Tasks and Scheduler reach it
     tasks_auth: str = "secret"  # tasks_api callers: "secret" (local: the task secret header) | "iam" (production)
     tasks_secret: str = ""  # the local task secret (tasks_auth=secret)
+    iap_audience: str = ""  # the console: the audience of IAP's signed header (/projects/N/global/backendServices/ID)
     signature_window_s: int = SIGNATURE_WINDOW_S
     max_body_bytes: int = PBX_BODY_LIMIT_BYTES
     sync_interval_s: int = SYNC_INTERVAL_S
@@ -110,6 +111,7 @@ class Settings:
             tasks_target=env.get("WEBMEETING_TASKS_TARGET", "").rstrip("/"),
             tasks_auth=_choice(env, "WEBMEETING_TASKS_AUTH", ("secret", "iam"), "secret"),
             tasks_secret=env.get("WEBMEETING_TASKS_SECRET", ""),
+            iap_audience=env.get("WEBMEETING_IAP_AUDIENCE", ""),
         )
 
     @property
@@ -164,6 +166,7 @@ class Backends:
     mcus_json: str = "{}"  # WEBMEETING_MCUS: the MCU registry (terraform writes it)
     mcus_file: str = ""  # or a file holding it (the local launcher writes it)
     retention_s: tuple[tuple[str, float], ...] = ()  # WEBMEETING_RETENTION_<RULE>_S overrides
+    iap_jwks_file: str = ""  # the keys IAP's header is signed with (local: the dev sign-in's); empty: Google's
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Backends:
@@ -198,6 +201,7 @@ class Backends:
             clock_file=env.get("WEBMEETING_CLOCK_FILE", ""),
             mcus_json=env.get("WEBMEETING_MCUS", "") or "{}",
             mcus_file=env.get("WEBMEETING_MCUS_FILE", ""),
+            iap_jwks_file=env.get("WEBMEETING_IAP_JWKS_FILE", ""),
             retention_s=retention,
         )
 

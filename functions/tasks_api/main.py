@@ -12,6 +12,7 @@ POST /tasks/v1/retention/<rule> {}                 one batch of one rule (re-enq
 POST /tasks/v1/dns-checks {}                       scheduler: DNS checks of every PBX, in batches
 POST /tasks/v1/dns-check {pbx_ids: [...]}          one batch of DNS checks
 POST /tasks/v1/meeting-purge {meeting_key}         what a meeting deleted through the PBX API left behind
+POST /tasks/v1/pbx-delete {pbx_id}                 an admin's manual deletion of a PBX (from the console)
 
 Locally authenticated by the shared secret header the task carries; in production Cloud Tasks
 sends an OIDC token of the tasks service account, which the function's IAM (invoker role for
@@ -72,6 +73,12 @@ class PurgeTask(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     meeting_key: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
+
+
+class PbxDeleteTask(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    pbx_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class SweepTask(BaseModel):
@@ -161,6 +168,11 @@ def _meeting_purge(request: flask.Request, _: re.Match[str]) -> flask.Response:
     return http.json_response({"outcome": pbx_data.run_purge(purge.meeting_key)})
 
 
+def _pbx_delete(request: flask.Request, _: re.Match[str]) -> flask.Response:
+    _s, _now, job = _task(request, PbxDeleteTask)
+    return http.json_response({"deleted": pbx_data.purge_pbx(job.pbx_id)})  # idempotent: a retry finds nothing
+
+
 def _sessions_sweep(request: flask.Request, _: re.Match[str]) -> flask.Response:
     s, now, _job = _task(request, SweepTask)
     return http.json_response(lifecycle.sweep(s, now))
@@ -187,6 +199,7 @@ ROUTES = http.Router(
         http.route("/dns-checks", POST, _dns_checks),
         http.route("/dns-check", POST, _dns_check),
         http.route("/meeting-purge", POST, _meeting_purge),
+        http.route("/pbx-delete", POST, _pbx_delete),
     ],
 )
 

@@ -26,6 +26,8 @@ Collections (docs/data-model.md describes every field):
   mcus/{mcu_id}                       MCU registrations (heartbeats)
   meeting_purges/{meeting_key}        deleted meetings whose remains are yet to go
   config/{name}                       platform settings changed by admins (converters)
+  operators/{email}                   who may use the operator console, with which role
+  audit/{id}                          the operators' audit log (expire_at: TTL)
 """
 
 from __future__ import annotations
@@ -169,6 +171,14 @@ def meeting_purges() -> Collection:
 
 def config(name: str) -> Document:
     return collection("config").document(name)
+
+
+def operators() -> Collection:
+    return collection("operators")
+
+
+def audit() -> Collection:
+    return collection("audit")
 
 
 # --- reading ----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ INDEXES: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...] = (
 )
 
 # collections whose documents carry ``expire_at``: Firestore TTL deletes them after it
-TTL_COLLECTIONS: tuple[str, ...] = ("nonces", "participant_events", "mails", "recordings", "reports", "statistics")
+TTL_COLLECTIONS: tuple[str, ...] = ("nonces", "participant_events", "mails", "recordings", "reports", "statistics", "audit")
 
 # collection-group queries need a collection-group index on the field
 COLLECTION_GROUP_FIELDS: tuple[tuple[str, str], ...] = (("extensions", "email"),)

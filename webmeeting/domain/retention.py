@@ -167,6 +167,14 @@ RULES: tuple[Rule, ...] = (
         "services.licenses.unbind_fqdn (admin: licenses unbind) + admin: pbx delete",
     ),
     Rule(
+        "audit_log",
+        "the operators' audit log: who looked at or changed what, when (identifiers only, never the data)",
+        "the entry",
+        365 * DAY,
+        "Operators have access on a need to know basis (the platform's own rule: each access is recorded, and the record is kept 1 year).",
+        "sweep:audit_log (+ Firestore TTL on expire_at)",
+    ),
+    Rule(
         "chat",
         "chat messages (to everyone and private)",
         "never stored: relayed by the MCU, the session's last 200 held in its memory for late joiners",

@@ -133,6 +133,7 @@ SWEEPS: dict[str, Callable[[datetime, timedelta, Settings, int], int]] = {
     "pbx_no_contact": sweep_pbx_no_contact,
     "pbx_dns_meetings": sweep_pbx_dns_meetings,
     "pbx_dns": sweep_pbx_dns,
+    "audit_log": _delete_older(fs.audit, "at"),
 }
 
 
