@@ -77,7 +77,10 @@ def _form(request: flask.Request) -> dict[str, str]:
     """A posted form, from this console's own pages only."""
     site = request.headers.get("Sec-Fetch-Site")
     origin = request.headers.get("Origin")
-    if (site and site not in ("same-origin", "none")) or (origin and urlsplit(origin).netloc != request.host):
+    public = urlsplit(runtime.settings().public_base_url)
+    # the pages send no referrer, so a browser's form posts say "Origin: null"; Sec-Fetch-Site
+    # still tells a post from these pages from one of another site
+    if (site and site != "same-origin") or (origin and origin not in ("null", f"{public.scheme}://{public.netloc}")):
         raise errors.Forbidden("forms are accepted from the console's own pages only")
     body = http.read_body(request, FORM_LIMIT)
     if request.mimetype != "application/x-www-form-urlencoded":
@@ -212,7 +215,8 @@ def _intent(form: dict[str, str]) -> tuple[Action, str, str, dict[str, str]]:
         address = rules.normalize_email(form.get("email", ""))
         if address is None:
             raise errors.InvalidRequest("not an email address")
-        return Action.PRIVACY_ERASE, f"email:{address}", f"erase {address} wherever the platform holds it", {"email": address}
+        target = rules.subject_ref(runtime.settings().secret_key, address)  # the audit log never holds the address
+        return Action.PRIVACY_ERASE, target, f"erase {address} wherever the platform holds it", {"email": address}
     if what == "delete":
         pbx_id = form.get("pbx", "")
         if not ID.match(pbx_id):
