@@ -299,9 +299,13 @@ class Platform:
     def iap_files(self) -> tuple[Path, Path, Path]:
         """The dev sign-in: its signing key (the front door's), the key set the console trusts
         in place of Google's, and the password file (readable by this user only)."""
+        key_path, jwks_path, password_path = (self.state_dir / n for n in ("iap-key.pem", "iap-jwks.json", "console-password"))
+        return key_path, jwks_path, password_path
+
+    def write_iap_files(self) -> None:
         import jwt
 
-        key_path, jwks_path, password_path = (self.state_dir / n for n in ("iap-key.pem", "iap-jwks.json", "console-password"))
+        key_path, jwks_path, password_path = self.iap_files()
         if not key_path.exists():
             key = ec.generate_private_key(ec.SECP256R1())
             pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -311,7 +315,6 @@ class Platform:
             jwks_path.write_text(json.dumps({"keys": [{**jwk, "kid": IAP_KID, "alg": "ES256"}]}))
         password_path.write_text(self.console_password)
         os.chmod(password_path, 0o600)
-        return key_path, jwks_path, password_path
 
     def create_buckets(self) -> None:
         from webmeeting.adapters import storage
@@ -686,6 +689,7 @@ class Platform:
 
     def start(self, *, functions: bool = True) -> dict[str, Any]:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.write_iap_files()
         try:
             self.endpoints["firestore_emulator"] = self.start_firestore()
             self.endpoints["storage_emulator"] = self.start_storage()

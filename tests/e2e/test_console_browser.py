@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,7 +95,9 @@ class Operator:
 
     def __init__(self, playwright: Any, platform: Platform, email: str) -> None:
         self.base = platform.endpoints["console"]["url"]
-        self.context = launch(playwright, http_credentials={"username": email, "password": platform.endpoints["console"]["password"]})
+        self.context = launch(
+            playwright, http_credentials={"username": email, "password": platform.endpoints["console"]["password"]}
+        )
         self.responses: list[Any] = []
         self.context.on("response", lambda r: self.responses.append(r))
         self.page = self.context.new_page()
@@ -120,13 +121,20 @@ def audit_entries() -> list[dict[str, Any]]:
 
 
 def has_entry(operator: str, action: str, outcome: str | None = None) -> bool:
-    return any(e["operator"] == operator and e["action"] == action and (outcome is None or e["outcome"] == outcome) for e in audit_entries())
+    return any(
+        e["operator"] == operator and e["action"] == action and (outcome is None or e["outcome"] == outcome)
+        for e in audit_entries()
+    )
 
 
 def test_support_sees_redacted_data_an_admin_acts_everything_is_audited(
     playwright: Any, platform: Platform, pbx: PbxClient, recorded: Recorded
 ) -> None:
-    wait_for("the recording to be ready", lambda: fs.data(fs.recordings().document(recorded.recording_id).get()).get("status") == "ready", 90)
+    wait_for(
+        "the recording to be ready",
+        lambda: fs.data(fs.recordings().document(recorded.recording_id).get()).get("status") == "ready",
+        90,
+    )
     support, admin, nobody = (Operator(playwright, platform, who) for who in (SUPPORT, ADMIN, NOBODY))
     try:
         # --- a caller without a role: 403 and nothing else ------------------------------------------
@@ -145,7 +153,7 @@ def test_support_sees_redacted_data_an_admin_acts_everything_is_audited(
         assert support.open("mcus") == 200
         live = support.text(f"[data-mcu='{fs.data(fs.sessions().document(recorded.key).get())['mcu_id']}']")
         assert "A**** L******" in live and ALICE not in live and recorded.key not in live
-        assert support.open(f"recordings?fqdn=pbx.example.com") == 200
+        assert support.open("recordings?fqdn=pbx.example.com") == 200
         assert recorded.recording_id[:12] in support.text() and support.page.query_selector("button.link") is None
         assert support.open(f"pbxs/{pbx.pbx_id}") == 200
         assert "What is held" in support.text() and "127.0.0.1" not in support.text()
@@ -172,7 +180,11 @@ def test_support_sees_redacted_data_an_admin_acts_everything_is_audited(
         mp4 = requests.get(href, timeout=10)
         assert mp4.status_code == 200 and mp4.content[4:8] == b"ftyp"
         # a token is bound to its operator: the admin's form does not work for support
-        token = re.search(r'name="token" value="([^"]+)"', admin.page.content()) if admin.open(f"recordings?meeting={recorded.key}") == 200 else None
+        token = (
+            re.search(r'name="token" value="([^"]+)"', admin.page.content())
+            if admin.open(f"recordings?meeting={recorded.key}") == 200
+            else None
+        )
         assert token is not None
         stolen = support.page.request.post(
             support.base + f"recordings/{recorded.recording_id}/link", form={"token": token.group(1)}, fail_on_status_code=False

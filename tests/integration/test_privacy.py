@@ -57,7 +57,10 @@ def test_export_and_erase_an_email_address(held: str, pbx: PbxClient) -> None:
     erased = json.loads(invoke("privacy", "erase", "--email", "grace@example.org"))
     assert erased["meetings"] == 1 and erased["held_by_pbxs"] == []
     after = dump_firestore()
-    assert {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)} == {f"meetings/{held}"}
+    changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    audit = {p for p in changed if p.startswith("audit/")}
+    assert changed - audit == {f"meetings/{held}"} and len(audit) == 1  # and the erasure's audit entry
+    assert after[audit.pop()]["action"] == "privacy_erase"
     people = after[f"meetings/{held}"]["participants"]
     assert people == [{"name": "Grace Hopper", "email": None}, {"name": "Kat", "email": "kat@example.org"}]
     assert json.loads(invoke("privacy", "export", "--email", "grace@example.org"))["meetings"] == []

@@ -387,3 +387,14 @@ def test_every_rule_has_a_test() -> None:
     missing = {r.name for r in policy.RULES} - covered
     assert not missing, f"retention rules without a test: {sorted(missing)}"
     assert covered <= set(policy.BY_NAME), f"tests name rules the table does not have: {sorted(covered - set(policy.BY_NAME))}"
+
+
+@pytest.mark.retention("audit_log")
+def test_audit_entries_go_1_year_after_they_were_written(platform: Platform, clock_file: Path) -> None:
+    console = platform.endpoints["console"]
+    seen = requests.get(console["url"] + "pbxs", auth=("support@webmeeting.local", console["password"]), timeout=10)
+    assert seen.status_code == 200
+    (snap,) = list(fs.client().collection("audit").stream())  # support looked at the PBXs
+    entry = fs.data(snap)
+    assert entry["action"] == "view_pbxs" and entry["expire_at"] == entry["at"] + 365 * DAY  # the TTL safety net
+    boundary(platform, clock_file, "audit_log", entry["at"] + 365 * DAY, lambda c: c == {f"audit/{snap.id}"})

@@ -1,5 +1,9 @@
 """Operator CLI: ``python -m webmeeting.cli.admin --help``.
 
+Every command runs as an operator with the admin role (``--operator``, default: your login
+name): it goes through the same audited operations as the operator console
+(``services.operations``), so the audit log shows who did what from the CLI as well.
+
 ``--local``: against the platform ``make run`` started (it reads ``.local/endpoints.json`` and
 ``.local/settings.json``; no environment variables needed). Without it: production, with the
 operator's Google credentials and the portal's settings in the environment
@@ -11,6 +15,7 @@ Every failure is one line on stderr saying what to do, with a non-zero exit; nev
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -24,11 +29,12 @@ from rich.table import Table
 
 from webmeeting import errors, runtime
 from webmeeting.adapters import firestore as fs
+from webmeeting.domain.operators import Action, Operator, Role
 from webmeeting.services import licenses as svc
 from webmeeting.services import mcus as mcu_svc
-from webmeeting.services import pbx_data, privacy
+from webmeeting.services import operations as ops
+from webmeeting.services import operators as operators_svc
 from webmeeting.services import recordings as rec_svc
-from webmeeting.services import reports as rep_svc
 from webmeeting.settings import MissingSetting
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -57,6 +63,17 @@ retention_app = typer.Typer(help="retention: what is held and when it goes", no_
 app.add_typer(retention_app, name="retention")
 rep_app = typer.Typer(help="meeting reports (personal data partially redacted)", no_args_is_help=True)
 app.add_typer(rep_app, name="reports")
+op_app = typer.Typer(help="who may use the operator console, with which role", no_args_is_help=True)
+app.add_typer(op_app, name="operators")
+audit_app = typer.Typer(help="the operators' audit log", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+_operator: dict[str, str] = {}
+
+
+def me() -> Operator:
+    """The operator this CLI acts as (admin: the CLI holds the project's credentials)."""
+    return Operator(_operator.get("email") or f"{getpass.getuser()}@cli", Role.ADMIN, "cli")
 
 
 class Unusable(Exception):
@@ -103,8 +120,10 @@ def local_environment(state: Path | None = None) -> dict[str, str]:
 @app.callback()
 def main(
     local: bool = typer.Option(False, "--local", help="act on the platform `make run` started (reads .local/)"),
+    operator: str = typer.Option("", "--operator", help="who you are in the audit log (default: your login name)"),
 ) -> None:
     """webmeeting administration."""
+    _operator["email"] = operator.strip().lower()
     if local:
         runtime.use_environment(local_environment())
         fs.reset_client()
@@ -120,12 +139,17 @@ def add(
     key: str = typer.Option("", help="use this key instead of a generated one"),
 ) -> None:
     """Add a license; prints its key."""
-    lic = svc.add_license(
-        edition=edition,
-        expires_at=datetime.now(UTC) + timedelta(days=days),
-        max_participants=max_participants,
-        recording=recording,
-        key=key or None,
+    lic = ops.audited(
+        me(),
+        Action.MANAGE_LICENSES,
+        "licenses",
+        lambda: svc.add_license(
+            edition=edition,
+            expires_at=datetime.now(UTC) + timedelta(days=days),
+            max_participants=max_participants,
+            recording=recording,
+            key=key or None,
+        ),
     )
     console().print(lic.key)
 
@@ -139,17 +163,15 @@ def list_() -> None:
     for name in ("edition", "expires", "max", "rec", "state"):
         table.add_column(name)
     table.add_column("bound FQDN", no_wrap=True)
-    now = datetime.now(UTC)
-    for lic in svc.list_licenses():
-        state = "revoked" if lic.revoked else ("expired" if lic.expires_at <= now else "valid")
+    for lic in ops.licenses(me()):
         table.add_row(
-            lic.key,
-            lic.edition,
-            lic.expires_at.date().isoformat(),
-            str(lic.max_participants),
-            "yes" if lic.recording else "no",
-            state,
-            lic.bound_fqdn or "",
+            lic["key"],
+            lic["edition"],
+            lic["expires_at"].date().isoformat(),
+            str(lic["max_participants"]),
+            "yes" if lic["recording"] else "no",
+            lic["state"],
+            lic["bound_fqdn"] or "",
         )
     console().print(table)
 
@@ -158,7 +180,7 @@ def list_() -> None:
 @one_line_errors
 def revoke(key: str) -> None:
     """Revoke a license: activations and re-activations with it are refused."""
-    svc.revoke_license(key)
+    ops.audited(me(), Action.MANAGE_LICENSES, f"license:{key}", lambda: svc.revoke_license(key))
     console().print(f"revoked {key}")
 
 
@@ -166,7 +188,7 @@ def revoke(key: str) -> None:
 @one_line_errors
 def unbind(fqdn: str) -> None:
     """Release a PBX FQDN from its license and delete all of that PBX's data."""
-    pbx_id = svc.unbind_fqdn(fqdn)
+    pbx_id = ops.audited(me(), Action.MANAGE_LICENSES, f"fqdn:{fqdn}", lambda: svc.unbind_fqdn(fqdn))
     console().print(f"unbound {fqdn}; deleted the data of PBX {pbx_id}")
 
 
@@ -174,22 +196,14 @@ def unbind(fqdn: str) -> None:
 @one_line_errors
 def mcus_list() -> None:
     """MCUs with status, load and how many PBXs have each as their default."""
-    counts = mcu_svc.assigned_pbx_counts()
     table = Table()
     table.add_column("id", no_wrap=True)
-    for name in ("region", "status", "load", "capacity", "PBXs", "location"):
+    for name in ("region", "status", "load", "capacity", "PBXs", "live meetings"):
         table.add_column(name)
     table.add_column("url", no_wrap=True)
-    for m in sorted(mcu_svc.all_mcus(), key=lambda m: m.id):
+    for m in ops.mcus(me()):
         table.add_row(
-            m.id,
-            m.region,
-            m.status,
-            str(m.load),
-            str(m.capacity),
-            str(counts.get(m.id, 0)),
-            f"{m.latitude:.2f},{m.longitude:.2f}",
-            m.url,
+            m["id"], m["region"], m["status"], str(m["load"]), str(m["capacity"]), str(m["pbxs"]), str(len(m["live"])), m["url"]
         )
     console().print(table)
 
@@ -198,7 +212,7 @@ def mcus_list() -> None:
 @one_line_errors
 def mcus_deprecate(mcu_id: str) -> None:
     """Take no new PBXs or meetings on this MCU: PBXs move at their next sync, joins at once."""
-    mcu_svc.set_status(mcu_id, "deprecated")
+    ops.audited(me(), Action.MCU_STATUS, f"mcu:{mcu_id}", lambda: mcu_svc.set_status(mcu_id, "deprecated"))
     console().print(f"deprecated {mcu_id}")
 
 
@@ -206,7 +220,7 @@ def mcus_deprecate(mcu_id: str) -> None:
 @one_line_errors
 def mcus_restore(mcu_id: str) -> None:
     """Make a deprecated MCU active again."""
-    mcu_svc.set_status(mcu_id, "active")
+    ops.audited(me(), Action.MCU_STATUS, f"mcu:{mcu_id}", lambda: mcu_svc.set_status(mcu_id, "active"))
     console().print(f"restored {mcu_id}")
 
 
@@ -219,7 +233,7 @@ def reports_list(
 ) -> None:
     """Recent meeting reports as support staff may see them: names and emails partially
     redacted until the report is sanitized (then they are gone)."""
-    rows = list(rep_svc.for_admin(pbx or None, limit))
+    rows = ops.reports(me(), pbx)[:limit]
     if as_json:
         for r in rows:
             typer.echo(json.dumps(r, default=str))
@@ -246,19 +260,19 @@ def recordings_list(status: str = typer.Option("", help="only recordings in this
     table = Table()
     for name in ("id", "status", "converter", "attempts", "created", "error"):
         table.add_column(name, overflow="fold")
-    for snap in fs.recordings().stream():
-        d = snap.to_dict() or {}
-        if status and d.get("status") != status:
-            continue
+    rows = ops.recordings(me(), status=status) if status else _all_recordings()
+    for r in rows:
         table.add_row(
-            snap.id,
-            d.get("status"),
-            str(d.get("dispatched_to") or "-"),
-            str(d.get("attempts", 0)),
-            str(d.get("created_at"))[:19],
-            str(d.get("error") or ""),
+            r["id"], r["status"], str(r["converter"] or "-"), str(r["attempts"]), str(r["created_at"])[:19], str(r["error"] or "")
         )
     console().print(table)
+
+
+def _all_recordings() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for state in ("recording", "uploaded", "converting", "ready", "failed"):
+        rows += ops.recordings(me(), status=state)
+    return rows
 
 
 @rec_app.command("retry")
@@ -266,7 +280,12 @@ def recordings_list(status: str = typer.Option("", help="only recordings in this
 def recordings_retry(recording_id: str, converter: str = typer.Option("", help="convert on this converter")) -> None:
     """Convert a failed recording again, on a chosen converter (or the usual choice)."""
 
-    chosen = rec_svc.admin_retry(recording_id, converter or None, runtime.settings())
+    chosen = ops.audited(
+        me(),
+        Action.RECORDING_RETRY,
+        f"recording:{recording_id}",
+        lambda: rec_svc.admin_retry(recording_id, converter or None, runtime.settings()),
+    )
     console().print(f"retrying {recording_id} on {chosen}")
 
 
@@ -275,13 +294,11 @@ def recordings_retry(recording_id: str, converter: str = typer.Option("", help="
 def converters_list() -> None:
     """Configured converters, whether they take work, and the fallback for failed conversions."""
 
-    s = runtime.settings()
-    fallback = fs.data(rec_svc.config().get()).get("fallback")
     table = Table()
     for name in ("id", "region", "available", "fallback"):
         table.add_column(name)
-    for c in rec_svc.available_converters(s):
-        table.add_row(c.id, c.region, "yes" if c.available else "no", "yes" if c.id == fallback else "")
+    for c in ops.converters(me())["converters"]:
+        table.add_row(c["id"], c["region"], "yes" if c["available"] else "no", "yes" if c["fallback"] else "")
     console().print(table)
 
 
@@ -290,7 +307,7 @@ def converters_list() -> None:
 def converters_fallback(converter: str = typer.Argument(..., help="converter id, or 'none'")) -> None:
     """The converter a failed conversion is retried on."""
 
-    rec_svc.set_fallback(None if converter == "none" else converter, runtime.settings())
+    ops.set_fallback(me(), None if converter == "none" else converter)
     console().print(f"fallback converter: {converter}")
 
 
@@ -299,7 +316,7 @@ def converters_fallback(converter: str = typer.Argument(..., help="converter id,
 def converters_disable(converter: str) -> None:
     """Take a converter out of the choice (maintenance, an outage in its region)."""
 
-    rec_svc.set_available(converter, False, runtime.settings())
+    ops.set_available(me(), converter, False)
     console().print(f"disabled {converter}")
 
 
@@ -307,7 +324,7 @@ def converters_disable(converter: str) -> None:
 @one_line_errors
 def converters_enable(converter: str) -> None:
 
-    rec_svc.set_available(converter, True, runtime.settings())
+    ops.set_available(me(), converter, True)
     console().print(f"enabled {converter}")
 
 
@@ -317,11 +334,12 @@ def privacy_export(
     pbx: str = typer.Option("", help="everything held about this PBX"),
     email: str = typer.Option("", help="everything held about this email address"),
 ) -> None:
-    """Everything the platform holds about a PBX or an email address, as JSON on stdout."""
+    """Everything the platform holds about a PBX or an email address, with the audit log's
+    entries that name its records, as JSON on stdout."""
     if bool(pbx) == bool(email):
         Console(stderr=True, soft_wrap=True).print("[red]error:[/red] give --pbx or --email")
         raise typer.Exit(2)
-    data = privacy.export_pbx(pbx) if pbx else privacy.export_email(email)
+    data = ops.export_subject(me(), email=email, pbx_id=pbx)
     typer.echo(json.dumps(data, default=str, indent=2, sort_keys=True))
 
 
@@ -330,14 +348,14 @@ def privacy_export(
 def privacy_erase(email: str = typer.Option(..., help="the address to erase")) -> None:
     """Erase an email address from invitations, reports and unsent mails; list the PBXs that
     hold it as an extension's email (erase it there: the next sync removes it here)."""
-    typer.echo(json.dumps(privacy.erase_email(email), indent=2))
+    typer.echo(json.dumps(ops.erase_subject(me(), email), indent=2))
 
 
 @pbx_app.command("list")
 @one_line_errors
 def pbx_list(as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table")) -> None:
     """Activated PBXs: id, FQDN, license, last sync, default MCU."""
-    rows = pbx_data.listing()
+    rows = ops.pbxs(me())
     if as_json:
         for r in rows:
             typer.echo(json.dumps(r, default=str))
@@ -356,8 +374,8 @@ def pbx_delete(pbx_id: str, yes: bool = typer.Option(False, "--yes", help="no co
     """Delete a PBX and everything held about it (manual deletion)."""
     if not yes:
         typer.confirm(f"delete PBX {pbx_id} and all its data?", abort=True)
-    count = privacy.delete_pbx(pbx_id)
-    console().print(f"deleted PBX {pbx_id} ({count} documents at the PBX level, and its meetings' data)")
+    ops.delete_pbx(me(), pbx_id, queue=False)
+    console().print(f"deleted PBX {pbx_id} and all its data")
 
 
 @retention_app.command("report")
@@ -365,13 +383,59 @@ def pbx_delete(pbx_id: str, yes: bool = typer.Option(False, "--yes", help="no co
 def retention_report(pbx: str = typer.Option(..., help="the PBX")) -> None:
     """What is held for a PBX and when each item expires."""
 
-    rows = privacy.retention_report(pbx, runtime.clock().now())
+    rows = ops.pbx(me(), pbx)["held"]
     table = Table()
     for name in ("item", "expires", "in", "rule"):
         table.add_column(name, overflow="fold")
     for r in rows:
         days = r["in"].total_seconds() / 86400
         table.add_row(r["item"], str(r["expires"])[:19], f"{days:.1f} days", r["rule"])
+    console().print(table)
+
+
+@op_app.command("add")
+@one_line_errors
+def operators_add(
+    email: str, role: Role = typer.Option(..., help="support: redacted views; admin: in full, and actions")
+) -> None:
+    """Give an address (as Google signs it in) a role in the operator console."""
+    console().print(f"{operators_svc.set_role(me(), email, role)}: {role}")
+
+
+@op_app.command("remove")
+@one_line_errors
+def operators_remove(email: str) -> None:
+    """Take an address's role away: the console answers it 403 from its next request."""
+    operators_svc.remove(me(), email)
+    console().print(f"removed {email}")
+
+
+@op_app.command("list")
+@one_line_errors
+def operators_list() -> None:
+    """Who has which role."""
+    table = Table()
+    for name in ("email", "role", "since", "by"):
+        table.add_column(name, overflow="fold")
+    for o in sorted(operators_svc.listing(me()), key=lambda o: o["email"]):
+        table.add_row(o["email"], o.get("role", ""), str(o.get("updated_at"))[:19], o.get("by", ""))
+    console().print(table)
+
+
+@audit_app.command("list")
+@one_line_errors
+def audit_list(as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table")) -> None:
+    """The newest entries of the audit log (viewing it is an entry too)."""
+    rows = operators_svc.recent(me())
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r, default=str))
+        return
+    table = Table()
+    for name in ("when", "operator", "role", "via", "action", "target", "outcome"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["at"])[:19], r["operator"], r["role"], r["via"], r["action"], r["target"], r["outcome"])
     console().print(table)
 
 

@@ -49,6 +49,9 @@ class Action(StrEnum):
     PBX_DELETE = "pbx_delete"
     VIEW_AUDIT = "view_audit"
     MANAGE_OPERATORS = "manage_operators"
+    MANAGE_LICENSES = "manage_licenses"  # add, revoke, unbind (the CLI)
+    MCU_STATUS = "mcu_status"  # deprecate, restore (the CLI)
+    RECORDING_RETRY = "recording_retry"  # convert a failed recording again (the CLI)
 
 
 BOTH = frozenset({Role.SUPPORT, Role.ADMIN})
@@ -71,6 +74,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.PBX_DELETE: ADMIN_ONLY,
     Action.VIEW_AUDIT: ADMIN_ONLY,
     Action.MANAGE_OPERATORS: ADMIN_ONLY,
+    Action.MANAGE_LICENSES: ADMIN_ONLY,
+    Action.MCU_STATUS: ADMIN_ONLY,
+    Action.RECORDING_RETRY: ADMIN_ONLY,
 }
 
 # actions that delete or change data: they need a confirmation step in the console

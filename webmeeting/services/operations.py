@@ -9,8 +9,9 @@ Meeting keys are links (credentials): support sees only their first characters i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from webmeeting import runtime
 from webmeeting.adapters import firestore as fs
@@ -25,6 +26,7 @@ from webmeeting.services import pbx_data, privacy
 from webmeeting.services import recordings as rec_svc
 from webmeeting.services import reports as rep_svc
 
+T = TypeVar("T")
 LINK_TTL = timedelta(minutes=10)  # an admin's signed recording link
 LISTED = 200  # rows a listing shows at most
 KEY_SHOWN = 6  # characters of a meeting key support sees in listings
@@ -69,7 +71,7 @@ def pbx(op: Operator, pbx_id: str) -> dict[str, Any]:
     _allow(op, Action.VIEW_PBX, f"pbx:{pbx_id}")
     snap = fs.pbxs().document(pbx_id).get()
     if not snap.exists:
-        raise NotFound("no such PBX")
+        raise NotFound(f"no PBX {pbx_id}")
     d = fs.data(snap)
     now = runtime.clock().now()
     audit.record(op, Action.VIEW_PBX, f"pbx:{pbx_id}", [f"pbx:{pbx_id}"])
@@ -241,14 +243,25 @@ def _pbx_of(fqdn: str, license_key: str) -> str | None:
     return None
 
 
-def recordings(op: Operator, *, meeting_key: str = "", fqdn: str = "", license_key: str = "") -> list[dict[str, Any]]:
+def recordings(
+    op: Operator, *, meeting_key: str = "", fqdn: str = "", license_key: str = "", status: str = ""
+) -> list[dict[str, Any]]:
     """Recordings of one meeting (its key), or of the PBX owning them (its FQDN or license key):
-    a support request names one of these (policy)."""
-    if not (meeting_key or fqdn or license_key):
+    a support request names one of these (policy); or all in one state (``status``: the CLI's
+    watch on failed conversions)."""
+    if not (meeting_key or fqdn or license_key or status):
         raise InvalidRequest("give a meeting key, a PBX FQDN or a license key")
-    target = rules.meeting_ref(meeting_key) if meeting_key else f"pbx-of:{fqdn or license_key}"
+    target = (
+        rules.meeting_ref(meeting_key)
+        if meeting_key
+        else f"pbx-of:{fqdn or license_key}"
+        if fqdn or license_key
+        else f"status:{status}"
+    )
     _allow(op, Action.VIEW_RECORDINGS, target)
-    if meeting_key:
+    if status and not (meeting_key or fqdn or license_key):
+        query = fs.query(fs.recordings(), ("status", "==", status))
+    elif meeting_key:
         query = fs.query(fs.recordings(), ("meeting_key", "==", meeting_key))
     else:
         pbx_id = _pbx_of(fqdn, license_key)
@@ -360,6 +373,15 @@ def erase_subject(op: Operator, email: str) -> dict[str, Any]:
     return privacy.erase_email(address)
 
 
+def audited(op: Operator, action: Action, target: str, run: Callable[[], T], records: list[str] | None = None) -> T:
+    """An action the operations above do not name (the CLI's license, MCU and retry commands):
+    checked against the role and audited the same way."""
+    _allow(op, action, target)
+    result = run()
+    audit.record(op, action, target, records or [target])
+    return result
+
+
 PBX_DELETE_TASK = "/tasks/v1/pbx-delete"
 
 
@@ -369,7 +391,7 @@ def delete_pbx(op: Operator, pbx_id: str, *, queue: bool) -> str:
     target = f"pbx:{pbx_id}"
     _allow(op, Action.PBX_DELETE, target)
     if not fs.pbxs().document(pbx_id).get().exists:
-        raise NotFound("no such PBX")
+        raise NotFound(f"no PBX {pbx_id}")
     audit.record(op, Action.PBX_DELETE, target, [target], outcome="queued" if queue else "deleted")
     if queue:
         s = runtime.settings()
