@@ -58,7 +58,9 @@ def test_only_the_sign_in_gets_in_and_a_header_of_ones_own_is_dropped(platform: 
 
 
 def test_a_form_from_someone_else_or_from_elsewhere_does_nothing(platform: Platform, pbx: PbxClient) -> None:
-    confirm = requests.post(_url(platform, "confirm"), data={"what": "delete", "pbx": pbx.pbx_id}, auth=_as(platform, ADMIN), timeout=10)
+    confirm = requests.post(
+        _url(platform, "confirm"), data={"what": "delete", "pbx": pbx.pbx_id}, auth=_as(platform, ADMIN), timeout=10
+    )
     assert confirm.status_code == 200 and "delete PBX" in confirm.text
     token = re.search(r'name="token" value="([^"]+)"', confirm.text)
     assert token is not None
