@@ -34,6 +34,7 @@ def documents() -> dict[str, object]:
         "retention.json": {
             "recordings_days": BY_NAME["recordings"].duration.days,  # type: ignore[union-attr]
             "server_logs_days": BY_NAME["server_logs"].duration.days,  # type: ignore[union-attr]
+            "audit_log_days": BY_NAME["audit_log"].duration.days,  # type: ignore[union-attr]
         },
         "functions.json": {"functions": functions},
         "routes.json": routes.document(),

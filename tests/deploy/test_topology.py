@@ -67,7 +67,7 @@ def test_functions_ingress_follows_the_table() -> None:
     text = "\n".join(p.read_text() for p in TF.rglob("*.tf"))
     assert "ALLOW_ALL" not in text, "no function may be called around the load balancer"
     public = resources(PORTAL / "main.tf")[("google_cloud_run_service_iam_member", "public")]
-    assert public["for_each"] == "${local.public_functions}"
+    assert public["for_each"] == "${setsubtract(local.public_functions, local.iap_functions)}"  # the console: IAP's agent only
     assert set(TOPOLOGY["functions"]) == set(routes.functions())
 
 
@@ -221,3 +221,35 @@ def test_turn_runs_with_each_mcu_and_its_secret_is_read_by_the_signer_and_the_re
     portal = parse(PORTAL / "main.tf")["locals"][0]
     assert portal["secret_readers"]["turn-secret"] == ["meeting_api"]
     assert '"turn-secret"' in str(portal["mcu_secret_grants"])
+
+
+def test_the_console_is_behind_iap_and_its_account_reads_mostly() -> None:
+    iap_functions = sorted({r.function for r in routes.ROUTES if routes.behind_iap(r)})
+    assert TOPOLOGY["iap_functions"] == iap_functions == ["console"]
+    edge, iap, main = (resources(PORTAL / f) for f in ("edge.tf", "iap.tf", "main.tf"))
+    backend = edge[("google_compute_backend_service", "function")]
+    (dynamic,) = [d["iap"] for d in backend["dynamic"] if "iap" in d]
+    assert dynamic["for_each"] == "${contains(local.iap_functions, each.value) ? [1] : []}"
+    assert dynamic["content"][0]["enabled"] is True
+    # allUsers may invoke the other public functions; the console only IAP's own agent
+    assert (
+        main[("google_cloud_run_service_iam_member", "public")]["for_each"]
+        == "${setsubtract(local.public_functions, local.iap_functions)}"
+    )
+    invoker = iap[("google_cloud_run_service_iam_member", "iap_invoker")]
+    assert invoker["role"] == "roles/run.invoker" and invoker["member"] == "${local.iap_agent}"
+    assert iap[("google_iap_web_backend_service_iam_member", "console")]["role"] == "roles/iap.httpsResourceAccessor"
+    # the console checks IAP's audience: its own backend service, in its environment
+    env = main[("google_cloudfunctions2_function", "function")]["service_config"][0]["environment_variables"]
+    assert "WEBMEETING_IAP_AUDIENCE = local.iap_audience[each.value]" in env
+    assert "backendServices/${google_compute_backend_service.function[f].generated_id}" in (PORTAL / "iap.tf").read_text()
+    # read-mostly: Storage read on recordings only (signed links); deletions go to tasks_api
+    roles = parse(PORTAL / "main.tf")["locals"][0]["bucket_roles"]
+    assert {(v["bucket"], v["role"]) for v in roles.values() if v["fn"] == "console"} == {
+        ("recordings", "roles/storage.objectViewer")
+    }
+    assert "console" not in parse(PORTAL / "main.tf")["locals"][0]["secret_readers"]["join-token-key"]
+    # the audit log's retention: the code's table, in the generated data terraform reads
+    retention = json.loads((TF / "generated" / "retention.json").read_text())
+    firestore = json.loads((TF / "generated" / "firestore.json").read_text())
+    assert retention["audit_log_days"] == 365 and "audit" in firestore["ttl_collections"]

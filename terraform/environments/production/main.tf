@@ -15,6 +15,7 @@ resource "google_project_service" "api" {
     "cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com", "firestore.googleapis.com",
     "cloudtasks.googleapis.com", "cloudscheduler.googleapis.com", "secretmanager.googleapis.com", "compute.googleapis.com",
     "logging.googleapis.com", "monitoring.googleapis.com", "artifactregistry.googleapis.com", "iamcredentials.googleapis.com",
+    "iap.googleapis.com",
   ])
   project            = var.project_id
   service            = each.value
@@ -72,6 +73,7 @@ module "portal" {
   ops_email                 = var.ops_email
   smtp_host                 = var.smtp_host
   mail_from                 = var.mail_from
+  console_members           = var.console_members
   depends_on                = [google_project_service.api]
 }
 

@@ -83,3 +83,9 @@ variable "kms_key_name" {
   description = "Optional CMEK key for the buckets (null: Google-managed)."
   default     = null
 }
+
+variable "console_members" {
+  type        = list(string)
+  description = "Who may pass Identity-Aware Proxy to the operator console (IAM members: \"group:webmeeting-support@example.com\"); each address also needs a role: `python -m webmeeting.cli.admin operators add EMAIL --role support|admin`."
+  default     = []
+}

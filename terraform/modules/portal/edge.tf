@@ -8,6 +8,7 @@ locals {
   topology         = jsondecode(file("${path.module}/../../generated/routes.json"))
   public_functions = toset([for f, exposure in local.topology.functions : f if exposure == "public"])
   public_routes    = [for r in local.topology.routes : r if r.exposure == "public"]
+  iap_functions    = toset(local.topology.iap_functions) # the operator console: Identity-Aware Proxy in front (iap.tf)
   public_host      = regex("^https://([^/:]+)", var.public_base_url)[0]
   # Cloud Run's deterministic URL of the tasks function (https://SERVICE-PROJECT_NUMBER.REGION.run.app):
   # the target and OIDC audience of every task, known before the functions exist (they carry it)
@@ -25,7 +26,9 @@ resource "google_compute_region_network_endpoint_group" "function" {
   region                = var.region
   network_endpoint_type = "SERVERLESS"
   cloud_run {
-    service = google_cloudfunctions2_function.function[each.value].service_config[0].service
+    # a 2nd-gen function's Cloud Run service carries its name: known before it exists, so the
+    # function can carry its own backend service's id (IAP's audience) without a cycle
+    service = replace(each.value, "_", "-")
   }
 }
 
@@ -41,6 +44,12 @@ resource "google_compute_backend_service" "function" {
   }
   log_config {
     enable = false # request logs would hold meeting keys and client addresses; the functions log what the policy allows
+  }
+  dynamic "iap" {
+    for_each = contains(local.iap_functions, each.value) ? [1] : []
+    content {
+      enabled = true # Google sign-in before anything reaches the function; it verifies IAP's signed header
+    }
   }
 }
 

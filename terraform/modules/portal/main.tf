@@ -28,8 +28,11 @@ locals {
     tasks_api_files    = { fn = "tasks_api", bucket = "files", role = "roles/storage.objectAdmin" }
     tasks_api_raw      = { fn = "tasks_api", bucket = "raw_recordings", role = "roles/storage.objectAdmin" }
     tasks_api_rec      = { fn = "tasks_api", bucket = "recordings", role = "roles/storage.objectAdmin" }
+    # the operator console reads: an admin's signed link to a recording; it deletes nothing in
+    # Storage (a PBX's manual deletion is a task of tasks_api)
+    console_rec = { fn = "console", bucket = "recordings", role = "roles/storage.objectViewer" }
   }
-  enqueuers = toset(["pbx_api", "meeting_api", "mcu_api", "tasks_api"])
+  enqueuers = toset(["pbx_api", "meeting_api", "mcu_api", "tasks_api", "console"])
   env = {
     GOOGLE_CLOUD_PROJECT            = var.project_id
     WEBMEETING_PUBLIC_BASE_URL      = var.public_base_url
@@ -103,7 +106,7 @@ resource "google_storage_bucket_iam_member" "function" {
 
 resource "google_service_account_iam_member" "sign_urls" {
   # V4 signed URLs are signed with the function's own account (IAM signBlob), nothing else
-  for_each           = toset(["meeting_api", "tasks_api"])
+  for_each           = toset(["meeting_api", "tasks_api", "console"])
   service_account_id = google_service_account.function[each.value].name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = "serviceAccount:${google_service_account.function[each.value].email}"
@@ -184,7 +187,12 @@ resource "google_cloudfunctions2_function" "function" {
     # public: only through the load balancer (its Cloud Armor, its X-Forwarded-For); internal: Scheduler and Tasks count as internal
     ingress_settings               = local.topology.functions[each.value] == "public" ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
-    environment_variables            = merge(local.env, { THREADS = tostring(local.topology.sizing[each.value].concurrency) })
+    environment_variables = merge(
+      local.env,
+      { THREADS = tostring(local.topology.sizing[each.value].concurrency) },
+      # behind IAP: the audience of its signed header, this function's own backend service
+      contains(local.iap_functions, each.value) ? { WEBMEETING_IAP_AUDIENCE = local.iap_audience[each.value] } : {},
+    )
     max_instance_request_concurrency = local.topology.sizing[each.value].concurrency
 
     dynamic "secret_environment_variables" {
@@ -203,7 +211,7 @@ resource "google_cloudfunctions2_function" "function" {
 
 resource "google_cloud_run_service_iam_member" "public" {
   # checkov:skip=CKV_GCP_102:The load balancer's serverless NEGs need allUsers as invoker; ingress admits the load balancer only, and each function authenticates its callers itself (HMAC signatures, join tokens, MCU identity).
-  for_each = local.public_functions
+  for_each = setsubtract(local.public_functions, local.iap_functions) # behind IAP: only IAP's agent invokes (iap.tf)
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.function[each.value].service_config[0].service

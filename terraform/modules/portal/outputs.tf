@@ -25,3 +25,13 @@ output "load_balancer_ip" {
   description = "The front door's address: point the public host's A record here (the managed certificate waits for it)."
   value       = google_compute_global_address.edge.address
 }
+
+output "console_url" {
+  description = "The operator console, behind Identity-Aware Proxy."
+  value       = "${var.public_base_url}/console/"
+}
+
+output "audit_log_days" {
+  description = "How long the operators' audit log is kept (Firestore TTL on audit/expire_at and the retention sweep; from the code's retention table)."
+  value       = local.retention.audit_log_days
+}

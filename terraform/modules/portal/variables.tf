@@ -84,3 +84,9 @@ variable "mcu_accounts" {
   type        = map(string)
   description = "Each MCU group's service account by region (keys known at plan time): they may read the join-token public key."
 }
+
+variable "console_members" {
+  type        = list(string)
+  description = "Who may pass Identity-Aware Proxy to the operator console, as IAM members (\"group:support@example.com\", \"user:ada@example.com\"); each also needs a role in the console (admin CLI: operators add)."
+  default     = []
+}
