@@ -116,6 +116,16 @@ def test_every_readme_command_works_against_the_running_platform(
     assert fs.data(fs.mcus().document(mcu_id).get())["status"] == "active"  # deprecated, then restored
     assert fs.data(fs.licenses().document(new_key).get())["revoked"] is True
     assert (now + timedelta(days=365)).date().isoformat() in outputs["licenses list"]
+    assert email in outputs["operators list"] and "support" in outputs["operators list"]
+    assert not fs.operators().document(email).get().exists  # removed again
+    # every command above is in the audit log, as the CLI's operator; the last one as --operator
+    audit = fs.audit().stream()
+    entries = [fs.data(s) for s in audit]
+    assert {e["via"] for e in entries} == {"cli"} and {"manage_licenses", "pbx_delete", "privacy_erase", "view_audit"} <= {
+        e["action"] for e in entries
+    }
+    assert any(e["operator"] == email and e["action"] == "view_audit" for e in entries)
+    assert email not in {e["target"] for e in entries if e["action"] == "privacy_erase"}  # a keyed hash, not the address
 
 
 @pytest.mark.parametrize(
