@@ -115,3 +115,19 @@ def test_a_sweep_interrupted_halfway_finishes_on_the_next_run(platform: Platform
     while list(fs.client().collection("participant_events").limit(1).stream()) and time.monotonic() < deadline:
         time.sleep(0.3)
     assert list(fs.client().collection("participant_events").stream()) == []
+
+
+def test_an_export_lists_the_audit_entries_naming_the_subjects_records(held: str, pbx: PbxClient) -> None:
+    from webmeeting.domain.operators import Operator, Role, meeting_ref
+    from webmeeting.services import operations
+
+    support = Operator("sam@example.com", Role.SUPPORT)
+    operations.meeting(support, held)  # support looked at the meeting Grace was invited to
+    operations.pbxs(support)  # and at the PBX list: no record of Grace's
+    data = json.loads(invoke("privacy", "export", "--email", "grace@example.org"))
+    named = [(e["operator"], e["action"]) for e in data["audit"]]
+    assert named == [("sam@example.com", "view_meeting")]
+    assert meeting_ref(held) in data["audit"][0]["records"] and held not in json.dumps(data["audit"], default=str)
+    again = json.loads(invoke("privacy", "export", "--email", "grace@example.org"))
+    assert [e["action"] for e in again["audit"]] == ["view_meeting", "privacy_export"]  # the first export is on record too
+    assert json.loads(invoke("privacy", "export", "--email", "nobody@example.org"))["audit"] == []
