@@ -8,7 +8,9 @@ with the publisher alone and with N subscribers; per forwarded stream, the diffe
 and per forwarded packet (µs, from the packets the subscribers received); received Mbit/s,
 frames and packets a second per subscriber (the lowest and the mean: equal for all, or the table
 says so); the subscribers' own CPU (when they, not the server, are at their limit, the figures
-say so); join-to-first-frame p50/p95.
+say so); join-to-first-frame p50/p95; and the delay the server adds per packet, RTP in → RTP
+out, from kernel timestamps on the namespace's loopback (bench/rtp_delay.py), over a few seconds
+after the CPU window (the capture's own cost stays out of the CPU figures).
 
 Everything runs inside a private network namespace the benchmark makes for itself (it re-runs
 itself under ``unshare --net``): ``lo`` and a veth pair with both ends inside, Janus on
@@ -41,6 +43,7 @@ from rich.console import Console  # noqa: E402
 from bench.janus import JanusServer  # noqa: E402
 from bench.mcu_forwarding import Target, cpu_seconds, peer, percentile, stop, subscriber_results, subscribers_ready  # noqa: E402
 from bench.report import DOC, write_section  # noqa: E402
+from bench.rtp_delay import capture, forwarding_delays  # noqa: E402
 from infra.launcher import Platform, free_port  # noqa: E402
 from infra.pbx_client import PbxClient  # noqa: E402
 from webmeeting.services.licenses import add_license  # noqa: E402
@@ -48,6 +51,7 @@ from webmeeting.services.licenses import add_license  # noqa: E402
 console = Console()
 VETH, VETH_PEER, JANUS_ADDRESS = "wm-janus0", "wm-janus1", "127.0.0.2"
 IN_NAMESPACE = "WM_BENCH_IN_NETNS"
+DELAY_WINDOW_S = 4.0  # seconds of packet capture per size, after the CPU window
 
 
 def enter_namespace() -> None:
@@ -105,6 +109,7 @@ def run_size(server: Server, n: int, window: float) -> dict[str, Any]:
             if not subscribers_ready(subs, out, n):
                 return {**row, "failed": "subscribers never all received video"}
             loaded, clients = cpu_pair([pid, subs.pid], measured)
+            forwarded, copies = forwarding_delays(capture(DELAY_WINDOW_S))
         finally:
             stop(subs)
         ready, final = subscriber_results(out)
@@ -126,6 +131,8 @@ def run_size(server: Server, n: int, window: float) -> dict[str, Any]:
         "fps_min": min((f["frames_per_s"] for f in final), default=0.0),
         "packets_per_s": packets,
         "join_s": ready["join_to_first_frame_s"],
+        "delay_s": forwarded,
+        "delay_streams": copies,
     }
 
 
@@ -136,20 +143,27 @@ def render(rows: list[dict[str, Any]], window: float) -> str:
         f"Measured {stamp} on {machine} by `bench/sfu_vs_janus.py` (CPU window {window:.0f} s per size, "
         f"{3 * window:.0f} s at 1 and 4 subscribers; the publisher-alone baseline as long). Janus 1.1.2 from Debian.",
         "",
-        "| server | subscribers | server CPU (cores) | CPU per forwarded stream | µs per packet | received per subscriber (mean; lowest) | subscribers' CPU | join-to-first-frame p50 / p95 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | subscribers | server CPU (cores) | CPU per forwarded stream | µs per packet | received per subscriber (mean; lowest) | subscribers' CPU | join-to-first-frame p50 / p95 | forwarding delay p50 / p95 / p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "failed" in r:
-            lines.append(f"| {r['server']} | {r['subscribers']} | — | — | — | {r['failed']} | — | — |")
+            lines.append(f"| {r['server']} | {r['subscribers']} | — | — | — | {r['failed']} | — | — | — |")
             continue
         us = f"{r['us_per_packet']:.0f}" if r["us_per_packet"] else "—"
         joins = r["join_s"]
+        d = r.get("delay_s") or []
+        delay = (
+            f"{percentile(d, 50) * 1000:.2f} / {percentile(d, 95) * 1000:.2f} / {percentile(d, 99) * 1000:.2f} ms "
+            f"({len(d)} packets, {r['delay_streams']} of {r['subscribers']} streams)"
+            if d
+            else "—"
+        )
         lines.append(
             f"| {r['server']} | {r['subscribers']} | {r['loaded_cores']:.3f} (publisher alone {r['baseline_cores']:.3f}) | "
             f"{r['per_stream_pct']:.2f} % | {us} | {r['mbps']:.2f} Mbps, {r['fps']:.1f} fps, {r['packets_per_s']:.0f} pkt/s; "
             f"{r['mbps_min']:.2f} Mbps, {r['fps_min']:.1f} fps | {r['client_cores']:.2f} | "
-            f"{percentile(joins, 50) * 1000:.0f} / {percentile(joins, 95) * 1000:.0f} ms |"
+            f"{percentile(joins, 50) * 1000:.0f} / {percentile(joins, 95) * 1000:.0f} ms | {delay} |"
         )
     lines += [
         "",
@@ -157,7 +171,9 @@ def render(rows: list[dict[str, Any]], window: float) -> str:
         "alone) / N, kernel time included (on loopback a send also pays for its delivery); *µs per packet* "
         "divides that by the packets a second each subscriber received. Where the subscribers' CPU nears the "
         "machine's cores, or the lowest subscriber falls behind the mean, the clients and not the servers are "
-        "measured at that size.",
+        "measured at that size. *Forwarding delay*: from a publisher's packet to its copy for a subscriber, "
+        "both as the kernel timestamped them on loopback, over the packets matched "
+        f"({DELAY_WINDOW_S:.0f} s after the CPU window).",
     ]
     return "\n".join(lines)
 
