@@ -55,8 +55,9 @@ def run_demo(platform: Platform) -> None:
     console.print(f"mail inbox    {ep['smtp']['inbox_dir']}")
     console.print(f"TURN (coturn) {', '.join(ep['turn']['urls'])}")
     console.print(f"dev licenses  {', '.join(ep['dev_license_keys'])}")
-    who = ", ".join(f"{email} ({role})" for email, role in ep["console"]["operators"].items())
-    console.print(f"console       {ep['console']['url']}  dev sign-in: {who}, password {ep['console']['password']}")
+    console.print(f"console       {ep['console']['url']}  (operators; docs/operations.md)")
+    for email, role in ep["console"]["operators"].items():
+        console.print(f"  sign in as  {email} ({role}), password {ep['console']['password']}")
     console.print(f"demo PBX      {DEMO_FQDN} (pbx_id {client.pbx_id})")
     console.print("\n[bold]Quick Meeting links[/bold]")
     for ext in synced.json()["extensions"]:

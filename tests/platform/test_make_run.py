@@ -63,6 +63,12 @@ def test_make_run_demo_and_clean_shutdown(tmp_path: Path) -> None:
         links = re.findall(r"^\s+(\d+)\s+(http://127\.0\.0\.1:\d+/meet/\S+)", text, re.M)
         assert {n for n, _ in links} == {"101", "102", "104"}, text
         assert "103  disabled: missing_email" in text
+        # the operator console's dev sign-in, as printed
+        assert f"console       {ep['console']['url']}" in text
+        signs = dict(re.findall(r"^\s+sign in as\s+(\S+) \((?:admin|support)\), password (\S+)", text, re.M))
+        assert set(signs) == {"admin@webmeeting.local", "support@webmeeting.local"}, text
+        for email, password in signs.items():
+            assert requests.get(ep["console"]["url"], auth=(email, password), timeout=10).status_code == 200
         for _, link in links:
             page = requests.get(link, timeout=10)
             assert page.status_code == 200 and "<html" in page.text
