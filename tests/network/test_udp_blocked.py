@@ -77,8 +77,13 @@ def test_udp_blocked_chromium_and_firefox_meet_through_turn_over_tcp(playwright:
         # the walled browsers' connections all go through the relay over TCP
         for routes in (grace.evaluate("window.webmeeting.routes()"), fox.run_async("return await window.webmeeting.routes();")):
             assert routes and all(r["local"] == "relay" and r["protocol"] == "tcp" for r in routes), routes
-        # while the organizer's are direct
-        assert all(r["local"] != "relay" for r in ada.evaluate("window.webmeeting.routes()"))
+        # while the organizer's are direct (on a loaded machine Chromium may nominate a relay pair first,
+        # whose checks answered sooner, and move to the higher-priority direct pair once its checks do)
+        wait_for(
+            "the organizer's connections to be direct",
+            lambda: (r := ada.evaluate("window.webmeeting.routes()")) and all(x["local"] != "relay" for x in r),
+            TIMEOUT_S,
+        )
     finally:
         fox.close()
         close(walled)
