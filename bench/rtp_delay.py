@@ -1,7 +1,9 @@
 """The delay a forwarding server adds per packet, RTP in → RTP out, as the kernel saw both.
 
-A packet socket on the benchmark's own loopback (inside its private network namespace) copies
-every UDP datagram with the kernel's receive timestamp. SRTP leaves the RTP header in the clear,
+A packet socket on every interface of the benchmark's private network namespace (loopback, and
+the veth pair Janus sits on) copies every UDP datagram with the kernel's timestamp, once: as it
+is received (a copy leaving an interface, loopback's included, is skipped, so a packet crossing
+the veth pair is not counted twice). SRTP leaves the RTP header in the clear,
 so each datagram's SSRC, sequence number, timestamp and size are readable; streams are told apart
 by (source, destination, SSRC). A server forwards a video frame as the same number of packets with
 the same sizes (up to a constant: its own header extensions), under a timestamp shifted by a
@@ -59,21 +61,25 @@ def parse(frame: bytes, at: float) -> Packet | None:
     return Packet(at, (src, sport, dst, dport), ssrc, seq, ts, bool(rtp[1] & 0x80), len(rtp))
 
 
-def capture(seconds: float, interface: str = "lo") -> list[Packet]:
-    """Every RTP packet on ``interface`` for ``seconds``, with kernel timestamps."""
+def capture(seconds: float, interface: str | None = None) -> list[Packet]:
+    """Every RTP packet received on ``interface`` (None: every interface) for ``seconds``, with
+    kernel timestamps."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        sock.bind((interface, 0))
+        if interface:
+            sock.bind((interface, 0))
         sock.settimeout(0.2)
         out: list[Packet] = []
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             try:
-                data, ancillary, _flags, _addr = sock.recvmsg(2048, socket.CMSG_SPACE(16))
+                data, ancillary, _flags, address = sock.recvmsg(2048, socket.CMSG_SPACE(16))
             except TimeoutError:
                 continue
+            if address[2] == socket.PACKET_OUTGOING:
+                continue  # the same packet is seen again where it is received
             at = time.time()
             for level, kind, value in ancillary:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:

@@ -172,7 +172,7 @@ def render(rows: list[dict[str, Any]], window: float) -> str:
         "divides that by the packets a second each subscriber received. Where the subscribers' CPU nears the "
         "machine's cores, or the lowest subscriber falls behind the mean, the clients and not the servers are "
         "measured at that size. *Forwarding delay*: from a publisher's packet to its copy for a subscriber, "
-        "both as the kernel timestamped them on loopback, over the packets matched "
+        "both as the kernel timestamped them where they were received (inside the namespace), over the packets matched "
         f"({DELAY_WINDOW_S:.0f} s after the CPU window).",
     ]
     return "\n".join(lines)
