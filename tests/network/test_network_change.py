@@ -48,9 +48,11 @@ def _counts(page: Page, publisher: str) -> tuple[int, int]:
 
 
 def _back(page: Page, publisher: str, before: tuple[int, int]) -> bool:
-    """Media of a new subscription (its counters start again) moving: video frames and audio."""
+    """Media of a new subscription (its counters start again) back: a video frame decoded and
+    audio received (the moment media is back, not some frames later: at 30 fps five frames
+    added 170 ms to what was measured)."""
     frames, packets = _counts(page, publisher)
-    return 5 < frames < before[0] and 5 < packets < before[1]
+    return 0 < frames < before[0] and 0 < packets < before[1]
 
 
 def test_a_network_change_keeps_the_participant_and_media_is_back_within_3_s(
