@@ -115,3 +115,14 @@ def test_pages_set_no_cookie_and_allow_no_script_or_foreign_form(platform: Platf
     policy = resp.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "form-action 'self'" in policy and "script-src" not in policy
     assert resp.headers["Cache-Control"] == "no-store" and resp.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_console_limit_of_the_route_table_holds_before_the_sign_in(platform: Platform) -> None:
+    from webmeeting import routes
+
+    limit = routes.limit_for("/console/")
+    assert limit is not None and limit.name == "console"
+    session = requests.Session()
+    codes = [session.get(_url(platform), timeout=10).status_code for _ in range(limit.count + 20)]
+    first = codes.index(429)
+    assert set(codes[:first]) == {401} and limit.count - 5 <= first <= limit.count + 10, (first, limit.count)
