@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from google.cloud.firestore import FieldFilter
 
 from infra.pbx_client import PbxClient
 from webmeeting.adapters import firestore as fs
+from webmeeting.routes import RateLimit
 
 # Loopback source addresses stand for PBXs around the world in the tests' own City database
 # (127.0.0.1, unlisted, is "not found": the default location).
@@ -199,3 +201,18 @@ def raw_objects(recording_id: str) -> list[Any]:
     from webmeeting.adapters import storage
 
     return [b for b in storage.client().list_blobs(RAW_BUCKET, prefix="raw/") if f"/{recording_id}/" in b.name]
+
+
+def allowed_before_429(send: Callable[[], int], count: int) -> tuple[int, float]:
+    """Send until the first 429; returns how many were let through and how long that took."""
+    start = time.monotonic()
+    for sent in range(count * 3):
+        status = send()
+        if status == 429:
+            return sent, time.monotonic() - start
+    raise AssertionError(f"no 429 after {count * 3} requests")
+
+
+def assert_limit(passed: int, elapsed: float, limit: RateLimit) -> None:
+    """The burst is ``count``; the bucket refills at count/interval per second meanwhile."""
+    assert limit.count <= passed <= limit.count + elapsed * limit.rate_per_s + 1, (passed, elapsed)

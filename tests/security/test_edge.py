@@ -4,15 +4,13 @@ hold per client address, and a client cannot choose the address the platform rec
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Callable
 
 import pytest
 import requests
 
 from infra.launcher import Platform
 from infra.pbx_client import PbxClient, session_from
-from tests.helpers import assert_error, dump_firestore
+from tests.helpers import allowed_before_429, assert_error, assert_limit, dump_firestore
 from webmeeting import routes
 from webmeeting.adapters import firestore as fs
 
@@ -32,21 +30,6 @@ def test_tasks_need_credentials_even_on_the_internal_url(platform: Platform) -> 
     resp = requests.post(f"{platform.upstreams['tasks_api']}/tasks/v1/retention", json={}, timeout=10)
     assert_error(resp, 401, "unauthenticated")
     assert dump_firestore() == before
-
-
-def allowed_before_429(send: Callable[[], int], count: int) -> tuple[int, float]:
-    """Send until the first 429; returns how many were let through and how long that took."""
-    start = time.monotonic()
-    for sent in range(count * 3):
-        status = send()
-        if status == 429:
-            return sent, time.monotonic() - start
-    raise AssertionError(f"no 429 after {count * 3} requests")
-
-
-def assert_limit(passed: int, elapsed: float, limit: routes.RateLimit) -> None:
-    """The burst is ``count``; the bucket refills at count/interval per second meanwhile."""
-    assert limit.count <= passed <= limit.count + elapsed * limit.rate_per_s + 1, (passed, elapsed)
 
 
 def test_the_join_limit_of_the_route_table_holds_per_client_address(platform: Platform) -> None:
