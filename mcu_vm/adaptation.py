@@ -15,6 +15,18 @@ before the next one doubles (up to ``MAX_UP_WAIT_S``): a link at its limit is pr
 instead of overflowing every few seconds. It goes down at once. One subscriber's budget changes
 only what that subscriber is sent.
 
+Loss comes late on a link with a deep queue: the queue fills first, for as long as it is deep,
+and a step up that overflows it freezes the streams already moving. So while a step is on trial the
+round trip is watched too (``DelayMeter``, from the receiver reports' LSR/DLSR against when the
+sender reports they name left): a round trip ``QUEUE_DELAY_S`` above the least of the last
+``DELAY_BASE_S`` means the link queues what it is sent, and the step is undone at once, before
+anything is dropped (it failed, as if it had brought loss). Outside a trial the round trip only
+holds off the next step. Measured here, round trips of pages on a busy machine rose by 50-270 ms
+with no link in between (the pages were late to read and answer reports), and taking them as
+congestion (sending 0.85 of what was sent, GCC's answer to overuse, to a subscriber that had shown
+loss of late) drove the publishers of a thin-link meeting, in one run, down to 75-125 kbit/s for everybody: the
+delay alone never lowers what anybody gets.
+
 Receiver estimates (REMB) do not steer it: measured through the impaired link, browsers' receive
 estimates under random loss and jitter sat at a third to a half of what they received intact.
 """
@@ -110,19 +122,29 @@ def allocate(budget_bps: float, offers: Sequence[Offer]) -> dict[Hashable, int]:
 @dataclass
 class Holder:
     """The layers one subscriber gets: down at once when congested, up one layer per stream
-    after a calm period that doubles with each step that failed."""
+    after a calm period that doubles with each step that failed; a step whose trial shows the
+    link's queue filling is undone at once."""
 
     current: dict[Hashable, int] = field(default_factory=dict)
     calm_since: float | None = None
     failures: int = 0  # steps up in a row that brought congestion back
     stepped_at: float | None = None  # the last step up, until it held for PROBE_WINDOW_S
+    stepped: tuple[Hashable, int] | None = None  # which stream that step raised, and from what
+    undone: int = 0  # steps undone for the queue they filled
 
     def wait(self) -> float:
         return min(MAX_UP_WAIT_S, UP_AFTER_S * 2**self.failures)
 
-    def apply(self, wanted: dict[Hashable, int] | None, now: float, full: dict[Hashable, int]) -> dict[Hashable, int]:
+    def on_trial(self, now: float) -> bool:
+        """A step up was made less than ``PROBE_WINDOW_S`` ago."""
+        return self.stepped_at is not None and now - self.stepped_at < PROBE_WINDOW_S
+
+    def apply(
+        self, wanted: dict[Hashable, int] | None, now: float, full: dict[Hashable, int], queueing: bool = False
+    ) -> dict[Hashable, int]:
         """``wanted``: ``allocate``'s layers when congested, None when not. ``full``: each
-        stream's top layer, most important first (new streams start at their top)."""
+        stream's top layer, most important first (new streams start at their top).
+        ``queueing``: a fresh round trip showed the link's queue filling."""
         for key in list(self.current):
             if key not in full:
                 del self.current[key]
@@ -131,22 +153,33 @@ class Holder:
             # far (a stream's first frames may carry no layers yet); a layer missing from the top
             # for a while (an encoder that skipped frames) does not hold the subscriber below it
             self.current.setdefault(key, EVERY_LAYER)
+        on_trial = self.on_trial(now)
         if wanted is not None:
-            if self.stepped_at is not None and now - self.stepped_at < PROBE_WINDOW_S:
+            if on_trial:
                 self.failures += 1  # that step was too much
-            self.stepped_at = None
+            self.stepped_at = self.stepped = None
             self.calm_since = None
             for key, layer in wanted.items():
                 self.current[key] = min(self.current.get(key, layer), layer, full.get(key, layer))
             return self._within(full)
+        if queueing:
+            if on_trial and self.stepped is not None and self.stepped[0] in self.current:
+                key, before = self.stepped
+                self.current[key] = min(self.current[key], before)  # the step filled the queue: undone
+                self.failures += 1
+                self.undone += 1
+                self.stepped_at = self.stepped = None
+            self.calm_since = now  # no step up while the link queues
+            return self._within(full)
         if self.stepped_at is not None and now - self.stepped_at >= PROBE_WINDOW_S:
-            self.failures, self.stepped_at = 0, None  # it held
+            self.failures, self.stepped_at, self.stepped = 0, None, None  # it held
         if self.calm_since is None:
             self.calm_since = now
         elif now - self.calm_since >= self.wait():
             self.calm_since = now
             for key, top in full.items():  # the most important stream below its top: one layer up
                 if self.current[key] < top:
+                    self.stepped = (key, self.current[key])
                     self.current[key] += 1
                     self.stepped_at = now
                     break
@@ -187,6 +220,39 @@ class LossMeter:
             return None  # too little to say (a stream just started, or paused): no fresh figure
         self.loss = Loss(min(expected, max(0, cumulative_lost - lost0)), expected)
         return self.loss
+
+
+QUEUE_DELAY_S = 0.05  # a round trip this much above the link's least: its queue is filling
+DELAY_BASE_S = 10.0  # the least round trip of this long is the link's own (no queue)
+DELAY_MAX_SAMPLES = 64  # round trips kept (a report or two a second; a flood shortens the window)
+
+
+def round_trip(now: float, sent_at: float, dlsr: int) -> float | None:
+    """Seconds from a receiver report: now, minus when the sender report it names (LSR) left,
+    minus how long the receiver held that report (DLSR, in 1/65536 s). None when the figure
+    cannot be a round trip (negative, or absurd)."""
+    rtt = now - sent_at - dlsr / 65536
+    return rtt if 0.0 <= rtt < 10.0 else None
+
+
+class DelayMeter:
+    """A receiver's round trips: the newest against the least of the last ``DELAY_BASE_S``.
+    Each report is read once (``take``): adaptation rounds come faster than reports."""
+
+    def __init__(self) -> None:
+        self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=DELAY_MAX_SAMPLES)
+        self._fresh: float | None = None
+
+    def add(self, now: float, rtt: float) -> None:
+        self._samples.append((now, rtt))
+        while self._samples and now - self._samples[0][0] > DELAY_BASE_S:
+            self._samples.popleft()
+        self._fresh = rtt - min(r for _, r in self._samples)
+
+    def take(self) -> float | None:
+        """The newest report's queueing delay (its round trip above the least), once."""
+        fresh, self._fresh = self._fresh, None
+        return fresh
 
 
 PUBLISH_MIN_BPS = 150_000  # what a publisher is never asked to go below (its base layer keeps moving)

@@ -61,7 +61,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
-from mcu_vm.adaptation import LossMeter, Pacer
+from mcu_vm.adaptation import DelayMeter, LossMeter, Pacer, round_trip
 from mcu_vm.rtp_forward import RtpSink, Vp8Descriptor, h264_keyframe, ntp_now, rewrite_picture_id, vp8_descriptor
 
 log = logging.getLogger("mcu.passthrough")
@@ -261,8 +261,8 @@ def install() -> None:
     real_sender_rtcp = RTCRtpSender._handle_rtcp_packet
 
     async def noting_estimates(self: Any, packet: Any) -> None:
-        """The subscriber's receive estimate (REMB) and reported loss, kept on the sender for
-        the allocator."""
+        """The subscriber's receive estimate (REMB), reported loss and round trip, kept on the
+        sender for the allocator."""
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             with contextlib.suppress(ValueError):
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)
@@ -276,6 +276,10 @@ def install() -> None:
                     loss = meter.add(now, report.highest_sequence, report.packets_lost)
                     if loss is not None:
                         self.wm_loss = (loss, now)
+                    sent_at = note_sender_report(self).get(report.lsr) if report.lsr else None
+                    rtt = round_trip(time.time(), sent_at, report.dlsr) if sent_at is not None else None
+                    if rtt is not None:  # its link's queue, read before it overflows
+                        self.__dict__.setdefault("wm_delay_meter", DelayMeter()).add(now, rtt)
         await real_sender_rtcp(self, packet)
 
     RTCRtpSender._handle_rtcp_packet = noting_estimates  # type: ignore[method-assign]
@@ -325,6 +329,27 @@ def install() -> None:
 
     RTCDtlsTransport._send_rtp = paced_send_rtp  # type: ignore[method-assign]
     _installed = True
+
+
+SENDER_REPORTS_KEPT = 8  # the sender reports a receiver report may still name (one or two a second)
+
+
+def note_sender_report(sender: Any) -> dict[int, float]:
+    """When each of the sender's recent reports left, by the LSR a receiver report names it with:
+    aiortc keeps the newest only (its LSR and ``time.time()`` when it left), noted here each time
+    RTCP comes in. A report's NTP time is its stream's last packet's (aiortc's), so a stream that
+    sends nothing repeats it: such an LSR names no one report and gives no round trip."""
+    times: dict[int, float] = sender.__dict__.setdefault("wm_reports_sent_at", {})
+    lsr, at = sender.__dict__.get("_RTCRtpSender__lsr"), sender.__dict__.get("_RTCRtpSender__lsr_time")
+    if lsr is None or at is None:
+        return times
+    if lsr in times and times[lsr] != at:
+        times[lsr] = -1.0  # the same LSR left twice: ambiguous
+    elif lsr not in times:
+        times[lsr] = at
+        while len(times) > SENDER_REPORTS_KEPT:
+            del times[next(iter(times))]
+    return {k: v for k, v in times.items() if v >= 0}
 
 
 def pace(transport: Any, pacer: Pacer | None, payload_types: set[int]) -> None:

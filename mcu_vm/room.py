@@ -29,6 +29,7 @@ from mcu_vm.adaptation import (
     AUDIO_BPS,
     CONSTRAINED_FOR_S,
     PAUSED,
+    QUEUE_DELAY_S,
     Holder,
     Loss,
     Offer,
@@ -258,11 +259,13 @@ class RoomRegistry:
                 "paused_streams",
                 "estimates",
                 "estimate_kbps",
+                "steps_undone",
             ),
             0,
         )
         for room in self.rooms.values():
             for p in room.participants.values():
+                out["steps_undone"] += p.layers.undone
                 for _, pub in p.all_publishers():
                     out["plis"] += pub.keyframe_requests
                 for sub in p.subscriptions.values():
@@ -305,7 +308,7 @@ class RoomRegistry:
 
     def adapt(self, now: float) -> None:
         """Per subscriber: its receivers' loss over the last second (pooled over its
-        subscription connections) decides which temporal layers of each video stream it gets
+        subscription connections) and their round trips (a queue filling) decide which temporal layers of each video stream it gets
         (``mcu_vm.adaptation``): everything until it shows congestion. Nobody else's streams
         change; publishers are then asked for what their best-placed subscriber takes."""
         for room in self.rooms.values():
@@ -314,6 +317,7 @@ class RoomRegistry:
                 gates: dict[Any, tuple[ForwardTrack, bool]] = {}
                 estimates: list[float] = []
                 losses: list[Loss] = []
+                queueing = 0.0  # the most any of its connections' round trips rose over their least
                 for key, sub in p.subscriptions.items():
                     video = [(pub, fwd) for pub, fwd in sub.tracks if pub.kind == "video"]
                     if not video:
@@ -326,6 +330,10 @@ class RoomRegistry:
                         video_sender = sender.track is not None and sender.track.kind == "video"
                         if reported and video_sender and now - reported[1] < ESTIMATE_FRESH_S:  # audio's few packets are noise
                             losses.append(reported[0])
+                        delay = sender.__dict__.get("wm_delay_meter")
+                        queued = delay.take() if delay is not None else None
+                        if queued is not None:
+                            queueing = max(queueing, queued)
                     priority = 1e12 if key[1] == SCREEN else -pub.joined_at  # a shared screen, then who came first
                     audio = any(other.kind == "audio" for other, _ in sub.tracks)
                     offers.append(Offer(key, priority, pub.layer_rates(now), audio))
@@ -344,19 +352,24 @@ class RoomRegistry:
                 if is_congested != p.congested:
                     p.congested = is_congested
                     log.info(
-                        "a subscriber's link %s: loss %s, sent %d kbit/s (its estimate %s kbit/s)",
+                        "a subscriber's link %s: loss %s, queueing %d ms, sent %d kbit/s (its estimate %s kbit/s)",
                         "congested" if is_congested else "clear",
                         None if loss is None else f"{loss.fraction:.1%} of {loss.expected}",
+                        int(queueing * 1000),
                         int(sending / 1000),
                         None if estimate is None else int(estimate / 1000),
                     )
                 wanted = None
+                queue_grows = queueing > QUEUE_DELAY_S  # undoes a step on trial (mcu_vm.adaptation)
                 if is_congested:
                     link = budget(loss, sending)
                     wanted = allocate(link, offers)
                     p.caps = {key: (bps, now) for key, bps in shares(link, offers).items()}
                     p.link_bps = link
-                chosen = p.layers.apply(wanted, now, {o.key: len(o.rates) - 1 for o in offers})
+                undone = p.layers.undone
+                chosen = p.layers.apply(wanted, now, {o.key: len(o.rates) - 1 for o in offers}, queue_grows)
+                if p.layers.undone != undone:
+                    log.info("a subscriber's step up filled its link's queue (%d ms): undone", int(queueing * 1000))
                 # paced while it is held below what it could get or was congested of late: its
                 # steps up (a resumed stream starts with a keyframe) are spread over its link
                 held_down = any(chosen[o.key] < len(o.rates) - 1 for o in offers)

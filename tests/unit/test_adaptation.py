@@ -222,3 +222,64 @@ def test_a_stream_whose_first_frames_carry_no_layers_gets_every_layer_once_they_
     hold = Holder()
     assert hold.apply(None, 0.0, {"a": 0}) == {"a": 0}  # no layers seen yet
     assert hold.apply(None, 0.5, {"a": 2}) == {"a": 2}  # L1T3 from here: all of it at once
+
+
+def test_a_round_trip_is_now_less_the_named_report_and_the_receivers_hold() -> None:
+    from mcu_vm.adaptation import round_trip
+
+    assert round_trip(100.25, 100.0, 65536 // 8) == pytest.approx(0.125, abs=1e-4)
+    assert round_trip(100.0, 100.0, 65536) is None  # held longer than it has been: not a round trip
+    assert round_trip(200.0, 100.0, 0) is None  # a report from another age
+
+
+def test_a_queue_filling_shows_as_a_round_trip_over_the_links_least_and_is_read_once() -> None:
+    from mcu_vm.adaptation import DELAY_BASE_S, QUEUE_DELAY_S, DelayMeter
+
+    meter = DelayMeter()
+    assert meter.take() is None
+    for t, rtt in [(0.0, 0.030), (1.0, 0.025), (2.0, 0.032)]:
+        meter.add(t, rtt)
+    assert meter.take() == pytest.approx(0.007)  # jitter: well under QUEUE_DELAY_S
+    assert meter.take() is None  # the next round has no new report
+    meter.add(3.0, 0.025 + QUEUE_DELAY_S + 0.02)
+    assert meter.take() == pytest.approx(QUEUE_DELAY_S + 0.02)
+    # a standing queue becomes the link's least once the old round trips are older than the window
+    for t in range(4, 4 + int(DELAY_BASE_S) + 2):
+        meter.add(float(t), 0.120)
+    assert meter.take() == pytest.approx(0.0)
+
+
+def test_a_step_that_fills_the_queue_is_undone_at_once_and_counts_as_failed() -> None:
+    hold = Holder()
+    full = {"a": 2, "b": 0}  # a is the more important; b has no layers
+    hold.apply({"a": 0, "b": PAUSED}, 0.0, full)
+    hold.apply(None, 0.5, full)
+    t = 0.5 + adaptation.UP_AFTER_S
+    assert hold.apply(None, t, full) == {"a": 1, "b": PAUSED}  # a step up, on trial
+    assert hold.apply(None, t + 0.5, full, queueing=True) == {"a": 0, "b": PAUSED}  # undone before any loss
+    assert hold.failures == 1 and hold.undone == 1 and hold.wait() == 2 * adaptation.UP_AFTER_S
+    # the next step waits twice as long from the undoing
+    assert hold.apply(None, t + 0.5 + 2 * adaptation.UP_AFTER_S - 0.1, full) == {"a": 0, "b": PAUSED}
+    t2 = t + 0.5 + 2 * adaptation.UP_AFTER_S
+    assert hold.apply(None, t2, full) == {"a": 1, "b": PAUSED}
+    # a trial that outlives PROBE_WINDOW_S has held: a later queue does not undo it
+    later = t2 + adaptation.PROBE_WINDOW_S
+    assert hold.apply(None, later, full) == {"a": 2, "b": PAUSED}  # it held (the wait is back to the first) ...
+    assert hold.failures == 0
+    # ... and so does this step, once its trial is over: a queue then holds b's step off, undoes nothing
+    assert hold.apply(None, later + adaptation.PROBE_WINDOW_S, full, queueing=True) == {"a": 2, "b": PAUSED}
+    assert hold.undone == 1
+
+
+def test_a_queue_outside_a_trial_never_lowers_anything_it_only_holds_the_next_step_off() -> None:
+    """Round trips of busy pages rise with no link in between: the delay alone takes nothing away."""
+    hold = Holder()
+    full = {"a": 2}
+    for t in range(10):
+        assert hold.apply(None, float(t), full, queueing=True) == {"a": 2}  # unconstrained: everything
+    hold.apply({"a": 0}, 10.0, full)
+    for t in range(11, 11 + 3 * int(adaptation.UP_AFTER_S)):
+        assert hold.apply(None, float(t), full, queueing=True) == {"a": 0}  # no step while it queues
+    t = 11 + 3 * adaptation.UP_AFTER_S
+    hold.apply(None, t, full)
+    assert hold.apply(None, t + adaptation.UP_AFTER_S, full) == {"a": 1}  # calm again: up after the usual wait

@@ -177,3 +177,29 @@ def test_rtp_forwarding_sends_straight_to_the_ice_pairs_socket() -> None:
     assert "self.transport.sendto(data, addr)" in inspect.getsource(aioice.ice.StunProtocol.send_data)
     assert not inspect.iscoroutinefunction(aioice.turn.TurnTransport.sendto)
     assert State.CONNECTED
+
+
+def test_round_trips_are_read_against_when_the_named_sender_report_left() -> None:
+    """``note_sender_report`` reads the newest report's LSR and departure time by these private
+    names, set as the report is built, before it is sent."""
+    rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
+    assert "self.__lsr = ((self.__ntp_timestamp) >> 16) & 0xFFFFFFFF" in rtcp
+    assert "self.__lsr_time = time.time()" in rtcp
+    assert rtcp.index("self.__lsr_time = time.time()") < rtcp.index("await self._send_rtcp(packets)")
+
+
+def test_a_sender_reports_lsr_names_one_departure_or_none() -> None:
+    from mcu_vm.passthrough import SENDER_REPORTS_KEPT, note_sender_report
+
+    class Sender:
+        pass
+
+    sender = Sender()
+    assert note_sender_report(sender) == {}  # no report sent yet
+    for i in range(SENDER_REPORTS_KEPT + 2):
+        sender.__dict__.update(_RTCRtpSender__lsr=1000 + i, _RTCRtpSender__lsr_time=50.0 + i)
+        note_sender_report(sender)
+    seen = note_sender_report(sender)
+    assert len(seen) == SENDER_REPORTS_KEPT and seen[1000 + SENDER_REPORTS_KEPT + 1] == 50.0 + SENDER_REPORTS_KEPT + 1
+    sender.__dict__["_RTCRtpSender__lsr_time"] = 99.0  # a paused stream: its next report repeats the NTP time
+    assert 1000 + SENDER_REPORTS_KEPT + 1 not in note_sender_report(sender)
