@@ -59,7 +59,7 @@ LOCAL_MCUS = [
     ("mcu-us-1", "us-central1", 41.26, -95.86),  # Iowa
 ]
 MCU_WORKERS = 2
-MCU_CAPACITY = 200
+MCU_CAPACITY = 200  # forwarded streams each local MCU takes (its two workers)
 MCU_HEARTBEAT_S = 2
 # the operator console's dev sign-in (the stand-in for IAP): these addresses get a role at launch
 DEV_OPERATORS = {"admin@webmeeting.local": "admin", "support@webmeeting.local": "support"}

@@ -115,7 +115,7 @@ class Supervisor:
                 region=s.region,
                 url=s.public_url,
                 capacity=s.capacity,
-                load=sum(int(st.get("participants", 0)) for st in statuses),
+                load=sum(int(st.get("forwarded_streams", 0)) for st in statuses),  # what its cores spend on
                 latitude=s.latitude,
                 longitude=s.longitude,
                 workers=len(self.ports),
@@ -181,10 +181,10 @@ class Supervisor:
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Public (the instance group's health check, the portal's failure probe): up or
-        draining, load and capacity; nothing about any meeting."""
+        draining, load and capacity (forwarded streams); nothing about any meeting."""
         load = await self.load()
         status = "draining" if self.draining else "up"
-        return web.json_response({"status": status, "load": load["participants"], "capacity": self.settings.capacity})
+        return web.json_response({"status": status, "load": load["forwarded_streams"], "capacity": self.settings.capacity})
 
     async def internal_status(self, request: web.Request) -> web.Response:
         """Per-worker detail for an operator on the VM itself: loopback connections only, never

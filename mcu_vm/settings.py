@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 from webmeeting.settings import MissingSetting
 
+# forwarded streams one worker (one core) takes by default: the MCU spent 0.8-2.0 % of a core per
+# forwarded video stream at 1.5 Mbit/s (docs/benchmarks.md), audio a fraction of that
+STREAMS_PER_WORKER = 100
+
 
 def _req(env: dict[str, str], name: str) -> str:
     value = env.get(name, "").strip()
@@ -33,7 +37,7 @@ class McuSettings:
     host: str = "127.0.0.1"
     port: int = 0
     workers: int = 1
-    capacity: int = 200  # participants this VM takes
+    capacity: int = STREAMS_PER_WORKER  # forwarded streams this VM takes (audio or video, publisher to subscriber)
     latitude: float = 0.0
     longitude: float = 0.0
     ice_servers: tuple[dict[str, object], ...] = ()  # STUN/TURN, passed to aiortc and browsers
@@ -50,6 +54,7 @@ class McuSettings:
     def from_env(cls, env: dict[str, str] | None = None) -> McuSettings:
         env = dict(os.environ) if env is None else env
         ice_servers = json.loads(env.get("MCU_ICE_SERVERS", "[]") or "[]")
+        workers = int(env.get("MCU_WORKERS", str(os.cpu_count() or 1)))
         if not isinstance(ice_servers, list):
             raise MissingSetting("MCU_ICE_SERVERS must be a JSON list of {urls, username, credential}")
         return cls(
@@ -61,8 +66,8 @@ class McuSettings:
             token_public_key=_req(env, "MCU_JOIN_TOKEN_PUBLIC_KEY"),
             host=env.get("MCU_HOST", "127.0.0.1"),
             port=int(env.get("MCU_PORT", "0")),
-            workers=int(env.get("MCU_WORKERS", str(os.cpu_count() or 1))),
-            capacity=int(env.get("MCU_CAPACITY", "200")),
+            workers=workers,
+            capacity=int(env.get("MCU_CAPACITY", "0")) or STREAMS_PER_WORKER * workers,
             latitude=float(env.get("MCU_LATITUDE", "0")),
             longitude=float(env.get("MCU_LONGITUDE", "0")),
             ice_servers=tuple(ice_servers),

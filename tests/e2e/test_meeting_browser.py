@@ -141,9 +141,15 @@ def test_the_mcu_never_decodes(playwright: Any, meeting_url: str, platform: Plat
     try:
         for page in pages:
             _assert_media(page, 1)
-        health = requests.get(platform.endpoints["mcus"][0]["status"], timeout=5).json()
+        mcu = platform.endpoints["mcus"][0]
+        health = requests.get(mcu["status"], timeout=5).json()
         assert health["forwarded_streams"] == 4 and health["participants"] == 2
         assert health["decoders_created"] == 0
+        # its load is counted in forwarded streams, in its health check and in what the portal holds
+        assert requests.get(mcu["health"], timeout=5).json()["load"] == 4
+        from webmeeting.adapters import firestore as fs
+
+        wait_for("the heartbeat's load", lambda: fs.data(fs.mcus().document(mcu["id"]).get()).get("load") == 4, timeout=15)
     finally:
         for b in browsers:
             close(b)

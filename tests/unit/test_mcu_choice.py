@@ -71,6 +71,26 @@ def test_load_is_relative_to_capacity() -> None:
     assert choose_mcu(CITIES["Paris"], twins).id == "big"
 
 
+def test_a_running_meeting_stays_while_its_next_persons_streams_fit() -> None:
+    from webmeeting.domain.mcu import meeting_streams, streams_for_join
+    from webmeeting.services.join import pick_mcu
+
+    assert streams_for_join(0) == 0 and streams_for_join(1) == 4 and streams_for_join(9) == 36
+    # a meeting of 9 on a nearly full MCU: the tenth person adds 36 streams (9 x audio and video, both ways)
+    fleet = [mcu("fra", "Frankfurt", load=160, capacity=200), mcu("lon", "London", load=0, capacity=200)]
+    assert pick_mcu(fleet, "fra", "fra", CITIES["Paris"], present=9).id == "fra"  # 196 <= 200
+    fleet[0] = mcu("fra", "Frankfurt", load=170, capacity=200)
+    assert pick_mcu(fleet, "fra", "fra", CITIES["Paris"], present=9).id == "lon"  # 206 > 200: it moves, whole
+    assert meeting_streams(10) == 180  # what it takes to "lon"
+    busy = mcu("lon", "London", load=100, capacity=200)
+    iowa = mcu("iowa", "Iowa", load=0, capacity=200)
+    assert pick_mcu([fleet[0], busy, iowa], "fra", "fra", CITIES["Paris"], present=9).id == "iowa"  # London: no room for 180
+    assert pick_mcu(fleet, "fra", "fra", CITIES["Paris"], present=0).id == "fra"  # an empty session costs nothing yet
+    # deprecated meanwhile: it stays (never split) while alive and fitting
+    fleet[0] = mcu("fra", "Frankfurt", status="deprecated", load=10, capacity=200)
+    assert pick_mcu(fleet, "fra", "fra", CITIES["Paris"], present=3).id == "fra"
+
+
 @pytest.mark.parametrize(
     ("fleet", "reason"),
     [

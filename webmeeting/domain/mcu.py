@@ -1,5 +1,9 @@
 """Choosing a PBX's MCU (pure): the closest active MCU, by great-circle distance, that has
-capacity left (policy: "PBX - MCU Geolocation")."""
+capacity left (policy: "PBX - MCU Geolocation").
+
+Capacity and load are counted in forwarded streams (one publisher's audio or video to one
+subscriber), what an MCU's CPU and uplink are spent on: people cost very different amounts (a
+meeting of 10 forwards 180 streams, a meeting of 2 forwards 4)."""
 
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ class Mcu:
     region: str
     url: str
     status: str  # active | deprecated | unavailable
-    capacity: int
-    load: int
+    capacity: int  # forwarded streams it takes
+    load: int  # forwarded streams it has
     latitude: float = 0.0
     longitude: float = 0.0
 
@@ -39,6 +43,24 @@ class Mcu:
     def usable(self) -> bool:
         """Takes new participants: active and not full."""
         return self.status == "active" and self.load < self.capacity
+
+    def takes(self, streams: int) -> bool:
+        """Alive, with room for ``streams`` more (a running meeting's next person)."""
+        return self.status != "unavailable" and self.load + streams <= self.capacity
+
+
+STREAMS_PER_PERSON = 2  # what one person publishes: audio and camera
+
+
+def streams_for_join(present: int) -> int:
+    """The forwarded streams a person joining ``present`` others adds: what they receive of
+    each of them and what each of them receives of theirs."""
+    return 2 * STREAMS_PER_PERSON * max(0, present)
+
+
+def meeting_streams(people: int) -> int:
+    """The forwarded streams of a meeting of ``people``: each receives everybody else's."""
+    return STREAMS_PER_PERSON * people * max(0, people - 1)
 
 
 class NoMcuAvailable(Exception):

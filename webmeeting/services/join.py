@@ -13,7 +13,7 @@ from webmeeting.adapters import firestore as fs
 from webmeeting.adapters import mcu_identity
 from webmeeting.domain.api import IceServer, JoinRequest, JoinResponse
 from webmeeting.domain.licenses import license_problem
-from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu
+from webmeeting.domain.mcu import Location, Mcu, NoMcuAvailable, choose_mcu, meeting_streams, streams_for_join
 from webmeeting.errors import Forbidden, LicenseInvalid, Unavailable
 from webmeeting.services.licenses import load_license
 from webmeeting.services.mcus import all_mcus, confirm_failure, pbx_location
@@ -27,18 +27,23 @@ def participant_id(rejoin_secret: str) -> str:
     return hashlib.sha256(rejoin_secret.encode()).hexdigest()[:24]
 
 
-def pick_mcu(mcus: list[Mcu], session_mcu: str | None, pbx_mcu: str | None, where: Location) -> Mcu:
+def pick_mcu(mcus: list[Mcu], session_mcu: str | None, pbx_mcu: str | None, where: Location, present: int = 0) -> Mcu:
     """Where a join goes: a running session stays on its MCU while that is alive (even if
-    deprecated meanwhile: one meeting is never split); else the PBX's default MCU if it takes
-    new participants; else, without waiting for the next sync, the closest MCU that does."""
+    deprecated meanwhile: one meeting is never split) and has room for the streams this person
+    adds to a meeting of ``present`` (``streams_for_join``); else the PBX's default MCU if it
+    takes new participants; else, without waiting for the next sync, the closest MCU that does.
+    A running meeting that moves goes whole (everyone reconnecting follows): to an MCU with room
+    for all of it, when one has."""
     by_id = {m.id: m for m in mcus}
     running = by_id.get(session_mcu or "")
-    if running and running.status != "unavailable" and running.load < running.capacity:
+    if running and running.takes(streams_for_join(present)):
         return running
+    whole = meeting_streams(present + 1) if session_mcu else 0
+    roomy = [m for m in mcus if m.id != session_mcu and m.takes(whole)]
     default = by_id.get(pbx_mcu or "")
-    if default and default.usable:
+    if default and default.usable and default in roomy:
         return default
-    return choose_mcu(where, mcus)
+    return choose_mcu(where, roomy) if any(m.usable for m in roomy) else choose_mcu(where, mcus)
 
 
 class MeetingFull(Forbidden):
@@ -67,7 +72,9 @@ def join(req: JoinRequest, settings: Settings, now: datetime, wall_now: datetime
         if reported and confirm_failure(reported):
             mcus = all_mcus()
     try:
-        mcu = pick_mcu(mcus, session_mcu, pbx.get("mcu_id"), pbx_location(pbx, settings))
+        # a reconnect is one of those counted: it comes back to the others
+        others = count - 1 if returning else count
+        mcu = pick_mcu(mcus, session_mcu, pbx.get("mcu_id"), pbx_location(pbx, settings), others)
     except NoMcuAvailable as exc:
         raise Unavailable(f"no media server is available right now ({exc}); try again in a minute") from exc
     if session_mcu and mcu.id != session_mcu:

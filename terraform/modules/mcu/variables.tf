@@ -57,8 +57,8 @@ variable "sources_bucket" {
 
 variable "capacity" {
   type        = number
-  default     = 200
-  description = "Participants one MCU VM takes: its heartbeats may report less, never more."
+  default     = 400
+  description = "Forwarded streams (one publisher's audio or video to one subscriber) one MCU VM takes, about 100 per core (docs/benchmarks.md): its heartbeats may report less, never more."
 }
 
 variable "signalling_port" {
