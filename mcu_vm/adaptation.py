@@ -281,6 +281,49 @@ def publisher_target(source: str, caps: Sequence[float | None]) -> float:
     return max(PUBLISH_MIN_BPS, min(top, max(c for c in caps if c is not None)))
 
 
+# What one publisher may send the MCU, whatever it was asked (a client that ignores the REMB, or
+# floods): over this its packets are dropped before anything reads them, so that one participant
+# cannot make the MCU forward N x its flood. Twice what it is ever asked for, a second of it as a
+# burst (a screen's keyframe); packets bounded too (a flood of tiny packets costs per packet).
+INGRESS_OVER_ASKED = 2.0
+INGRESS_BURST_S = 1.0
+INGRESS_MAX_BPS = {"audio": 256_000} | {source: INGRESS_OVER_ASKED * bps for source, bps in PUBLISH_MAX_BPS.items()}
+INGRESS_MAX_PPS = {"audio": 200, "camera": 1_000, "screen": 1_500}  # Opus: 50-100/s; video at 4 Mbit/s: ~400/s
+
+
+@dataclass
+class IngressBudget:
+    """One publisher's token buckets, in bits and in packets, refilled with the time passed."""
+
+    bps: float
+    pps: float
+    _bits: float = -1.0
+    _packets: float = -1.0
+    _at: float | None = None
+    dropped: int = 0
+
+    @classmethod
+    def of(cls, kind: str, source: str) -> IngressBudget:
+        key = "audio" if kind == "audio" else source
+        return cls(INGRESS_MAX_BPS.get(key, INGRESS_MAX_BPS["camera"]), INGRESS_MAX_PPS.get(key, INGRESS_MAX_PPS["camera"]))
+
+    def admit(self, size: int, now: float) -> bool:
+        """Whether a packet of ``size`` bytes is within the budget (and spend it)."""
+        if self._at is None:
+            self._bits, self._packets = self.bps * INGRESS_BURST_S, self.pps * INGRESS_BURST_S
+        else:
+            elapsed = max(0.0, now - self._at)
+            self._bits = min(self.bps * INGRESS_BURST_S, self._bits + elapsed * self.bps)
+            self._packets = min(self.pps * INGRESS_BURST_S, self._packets + elapsed * self.pps)
+        self._at = now
+        if self._packets < 1 or self._bits < size * 8:
+            self.dropped += 1
+            return False
+        self._packets -= 1
+        self._bits -= size * 8
+        return True
+
+
 PACE_OVER_SENDING = 2.0  # a constrained subscriber's video is paced at no less than this x what it is sent
 PACE_BURST_S = 0.01  # a packet may leave this much ahead of its paced time (no sleep for less)
 

@@ -61,7 +61,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
-from mcu_vm.adaptation import DelayMeter, LossMeter, Pacer, round_trip
+from mcu_vm.adaptation import DelayMeter, IngressBudget, LossMeter, Pacer, round_trip
 from mcu_vm.rtp_forward import RtpSink, Vp8Descriptor, h264_keyframe, ntp_now, rewrite_picture_id, vp8_descriptor
 
 log = logging.getLogger("mcu.passthrough")
@@ -74,6 +74,7 @@ SUBSCRIBER_KEYFRAME_GAP_S = 2.0  # one subscriber's own requests (its PLI/FIR, i
 MAX_LAYER = 2  # VP8 L1T3: temporal layers 0, 1, 2
 PAUSED = -1
 RATE_WINDOW_S = 2.0  # a publisher's bit rate per temporal layer, over this window
+RTP_HEADER_BYTES = 12  # counted with each payload against a publisher's ingress budget
 # Retransmissions (NACKs from a subscriber), per subscriber stream:
 RETRANSMIT_MAX_AGE_S = 0.5  # older than this the receiver has played past it (it asks for a keyframe)
 RETRANSMIT_SHARE = 0.25  # resent bytes may add at most this share of what the stream itself sent
@@ -226,6 +227,8 @@ def install() -> None:
         """The publisher's packet to its subscribers first (no jitter buffer in their path),
         then aiortc's own handling: NACKs and reports to the publisher, frames for recorders."""
         publisher = self.__dict__.get("wm_publisher")
+        if publisher is not None and not publisher.admit(packet):
+            return  # over what any publisher may send: read by nobody (the recorder included)
         if publisher is not None and self._enabled:
             try:
                 publisher.on_rtp(packet)
@@ -565,6 +568,7 @@ class Publisher:
             # the uplink (a delay-based estimator in a busy event loop reads its own lag as congestion)
             receiver._RTCRtpReceiver__remote_bitrate_estimator = None
         self._recent: collections.deque[tuple[float, int, int]] = collections.deque()  # (time, layer, bytes)
+        self.ingress: IngressBudget | None = None  # made at the first packet (the room sets ``source`` first)
 
     def layer_rates(self, now: float | None = None) -> list[float]:
         """Bit rate with layers 0..i, over the last ``RATE_WINDOW_S`` (one entry without layers)."""
@@ -602,6 +606,16 @@ class Publisher:
             for fwd in self.forwards:
                 fwd.resync()
             self.request_keyframe()
+
+    def admit(self, packet: Any, now: float | None = None) -> bool:
+        """Within what a publisher of its kind may send at all (``IngressBudget``)."""
+        if self.ingress is None:
+            self.ingress = IngressBudget.of(self.kind, self.source)
+        if self.ingress.admit(len(packet.payload) + RTP_HEADER_BYTES, time.monotonic() if now is None else now):
+            return True
+        if self.ingress.dropped == 1:  # once per publisher: its flood cannot flood the log
+            log.warning("a %s publisher sends more than any may (%d bit/s): its excess is dropped", self.kind, self.ingress.bps)
+        return False
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())

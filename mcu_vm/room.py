@@ -260,6 +260,7 @@ class RoomRegistry:
                 "estimates",
                 "estimate_kbps",
                 "steps_undone",
+                "ingress_dropped",
             ),
             0,
         )
@@ -268,6 +269,7 @@ class RoomRegistry:
                 out["steps_undone"] += p.layers.undone
                 for _, pub in p.all_publishers():
                     out["plis"] += pub.keyframe_requests
+                    out["ingress_dropped"] += pub.ingress.dropped if pub.ingress is not None else 0
                 for sub in p.subscriptions.values():
                     for _, fwd in sub.tracks:
                         out["asks"] += fwd.keyframe_asks

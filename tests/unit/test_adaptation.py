@@ -283,3 +283,29 @@ def test_a_queue_outside_a_trial_never_lowers_anything_it_only_holds_the_next_st
     t = 11 + 3 * adaptation.UP_AFTER_S
     hold.apply(None, t, full)
     assert hold.apply(None, t + adaptation.UP_AFTER_S, full) == {"a": 1}  # calm again: up after the usual wait
+
+
+def test_a_publisher_over_what_any_may_send_is_cut_to_it_in_bits_and_in_packets() -> None:
+    from mcu_vm.adaptation import INGRESS_BURST_S, INGRESS_MAX_BPS, INGRESS_MAX_PPS, IngressBudget
+
+    camera = IngressBudget.of("video", "camera")
+    assert camera.bps == INGRESS_MAX_BPS["camera"] == 2 * adaptation.PUBLISH_MAX_BPS["camera"]
+    # a legitimate publisher at what it is asked for, in 1200-byte packets for 10 s: nothing dropped
+    rate = adaptation.PUBLISH_MAX_BPS["camera"]
+    every = 1200 * 8 / rate
+    t = 0.0
+    while t < 10.0:
+        assert camera.admit(1200, t)
+        t += every
+    # a flood of 10x that: what passes in the next 5 s is the budget (a second's burst, then the rate)
+    flood = IngressBudget.of("video", "camera")
+    passed, t = 0, 0.0
+    while t < 5.0:
+        passed += flood.admit(1200, t) * 1200 * 8
+        t += every / 10
+    assert passed <= flood.bps * (5.0 + INGRESS_BURST_S) and passed >= flood.bps * 5.0 * 0.9
+    assert flood.dropped > 0
+    # tiny packets: bounded by count
+    tiny = IngressBudget.of("audio", "camera")
+    admitted = sum(tiny.admit(20, i / 10_000) for i in range(10_000))  # 10,000 in one second
+    assert admitted <= INGRESS_MAX_PPS["audio"] * (1 + INGRESS_BURST_S) + 1

@@ -230,3 +230,15 @@ def test_a_packet_the_publisher_sends_twice_goes_out_once() -> None:
         return fwd.got, pub.duplicates
 
     assert run(go()) == ([10, 11, 12], 1)
+
+
+def test_a_flooding_publisher_is_cut_to_its_ingress_budget_before_anyone_reads_it() -> None:
+    from aiortc.rtp import RtpPacket
+
+    from mcu_vm.adaptation import INGRESS_BURST_S, INGRESS_MAX_PPS
+
+    pub = Publisher(Track(), FakeSource(), None)  # type: ignore[arg-type]
+    packets = [RtpPacket(payload_type=96, sequence_number=i, timestamp=1, ssrc=1, payload=b"x" * 100) for i in range(5000)]
+    admitted = sum(pub.admit(p, now=i / 5000) for i, p in enumerate(packets))  # 5,000 packets in a second
+    assert admitted <= INGRESS_MAX_PPS["camera"] * (1 + INGRESS_BURST_S) + 1
+    assert pub.ingress is not None and pub.ingress.dropped == 5000 - admitted
