@@ -3,6 +3,7 @@ portal, publishes tracks, and subscribes to everyone else like the meeting page 
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import time
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 import aiohttp
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
 from webmeeting.domain import signalling as contract
 
@@ -47,8 +48,12 @@ class Received:
 
 
 class McuClient:
-    def __init__(self, portal: str, meeting_key: str, name: str) -> None:
+    def __init__(self, portal: str, meeting_key: str, name: str, *, subscribe: bool = True) -> None:
+        """``subscribe``: answer the MCU's offers of the others' media (False: a publisher only,
+        whose offers stay unanswered: a large meeting's clients in one test process)."""
         self.portal = portal
+        self.subscribe = subscribe
+        self.messages: list[dict[str, Any]] = []  # everything else the MCU said, in order
         self.meeting_key = meeting_key
         self.name = name
         self.session: aiohttp.ClientSession | None = None
@@ -118,9 +123,13 @@ class McuClient:
             if data["type"] == "publish_answer" and self._answer and not self._answer.done():
                 self._answer.set_result(data["sdp"])
             elif data["type"] == "subscribe_offer":
-                await self._subscribe(data)
+                if self.subscribe:
+                    await self._subscribe(data)
             elif data["type"] == "recording":
                 self.recording_active = bool(data["active"])
+            else:
+                self.messages.append(data)
+                del self.messages[:-1000]
 
     async def _subscribe(self, data: dict[str, Any]) -> None:
         assert self.ws
@@ -175,13 +184,13 @@ async def record(client: McuClient, action: Literal["start", "stop"]) -> dict[st
 
 
 class FlatVideoTrack(VideoStreamTrack):
-    """640x360 frames of one brightness (aiortc's own test track is black)."""
+    """640x360 (or ``size``) frames of one brightness (aiortc's own test track is black)."""
 
-    def __init__(self, luma: int = 140) -> None:
+    def __init__(self, luma: int = 140, size: tuple[int, int] = (640, 360)) -> None:
         super().__init__()
         import av
 
-        self.frame = av.VideoFrame(640, 360, "yuv420p")
+        self.frame = av.VideoFrame(size[0], size[1], "yuv420p")
         for plane, value in zip(self.frame.planes, (luma, 128, 128), strict=True):
             plane.update(bytes([value]) * plane.buffer_size)
 
@@ -189,4 +198,22 @@ class FlatVideoTrack(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         frame = self.frame
         frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class VoiceTrack(AudioStreamTrack):
+    """aiortc's silent audio, or a loud square wave while ``speaking`` (an audio level of about
+    -12 dBov in its packets' ssrc-audio-level extension)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.speaking = False
+
+    async def recv(self) -> Any:
+        frame = await super().recv()
+        if self.speaking:
+            plane = frame.planes[0]
+            period = 40  # samples: 200 Hz at 8 kHz
+            wave = array.array("h", (8000 if (i // (period // 2)) % 2 else -8000 for i in range(plane.buffer_size // 2)))
+            plane.update(wave.tobytes())
         return frame

@@ -100,6 +100,23 @@ def budget(loss: Loss | None, sending_bps: float) -> float:
     return sending_bps * (1 - (loss.fraction if loss else 0.0))
 
 
+LAST_N = 9  # camera videos a subscriber gets at most: the most recent speakers (audio: everybody's)
+SCREEN_PRIORITY = 1e12  # a shared screen goes before any camera, and is not counted in the last N
+SPEAKING_DBOV = 40  # an audio level (RFC 6464, -dBov) at or under this: the person is speaking
+
+
+def speaker_priority(spoke_at: float | None, joined_at: float) -> float:
+    """A camera's place in a subscriber's order: who spoke last first, then those who have not
+    spoken, who came first first (monotonic times: positive, so a speaker is before anyone silent)."""
+    return spoke_at if spoke_at is not None else -joined_at
+
+
+def beyond_last_n(offers: Sequence[Offer], n: int = LAST_N) -> set[Hashable]:
+    """The camera videos past the ``n`` most important (shared screens are not counted)."""
+    cameras = sorted((o for o in offers if o.priority < SCREEN_PRIORITY), key=lambda o: -o.priority)
+    return {o.key for o in cameras[max(0, n) :]}
+
+
 def allocate(budget_bps: float, offers: Sequence[Offer]) -> dict[Hashable, int]:
     """The layer per stream (``PAUSED``: none) for ``budget_bps``, before any holding rule."""
     left = budget_bps - AUDIO_BPS * sum(1 for o in offers if o.audio)

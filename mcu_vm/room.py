@@ -28,19 +28,23 @@ from pydantic import BaseModel
 from mcu_vm.adaptation import (
     AUDIO_BPS,
     CONSTRAINED_FOR_S,
+    LAST_N,
     PAUSED,
     QUEUE_DELAY_S,
+    SCREEN_PRIORITY,
     Holder,
     Loss,
     Offer,
     Pacer,
     allocate,
+    beyond_last_n,
     budget,
     congested,
     pace_rate,
     pooled,
     publisher_target,
     shares,
+    speaker_priority,
 )
 from mcu_vm.passthrough import MAX_LAYER, ForwardTrack, Publisher, pace
 from mcu_vm.portal import PortalClient
@@ -218,8 +222,10 @@ class RoomRegistry:
         ice_servers: list[dict[str, Any]],
         portal: PortalClient,
         uploader: Uploader | None = None,
+        last_n: int = LAST_N,
     ) -> None:
         self.mcu_id = mcu_id
+        self.last_n = last_n
         self.uploader = uploader
         self.recordings = RecordingControl(uploader, token_public_key, mcu_id)
         self.token_public_key = token_public_key
@@ -336,7 +342,9 @@ class RoomRegistry:
                         queued = delay.take() if delay is not None else None
                         if queued is not None:
                             queueing = max(queueing, queued)
-                    priority = 1e12 if key[1] == SCREEN else -pub.joined_at  # a shared screen, then who came first
+                    # a shared screen, then who spoke last, then who came first
+                    spoke_at = max((a.spoke_at or 0.0 for a, _ in sub.tracks if a.kind == "audio"), default=0.0) or None
+                    priority = SCREEN_PRIORITY if key[1] == SCREEN else speaker_priority(spoke_at, pub.joined_at)
                     audio = any(other.kind == "audio" for other, _ in sub.tracks)
                     offers.append(Offer(key, priority, pub.layer_rates(now), audio))
                     gates[key] = (fwd, pub.layered)
@@ -348,6 +356,9 @@ class RoomRegistry:
                     for o in offers
                     if gates[o.key][0].target_layer != PAUSED and o.rates
                 )
+                # cameras past the last N speakers are paused whatever the link; the rest share it
+                beyond = beyond_last_n(offers, self.last_n)
+                offers = [o for o in offers if o.key not in beyond]
                 estimate = sum(estimates) if estimates else None  # logged: it does not steer (mcu_vm.adaptation)
                 loss = pooled(losses)  # its video streams share one link
                 is_congested = congested(loss)
@@ -380,15 +391,20 @@ class RoomRegistry:
                 for key in gates:
                     self._pace(p, p.subscriptions[key])
                 tops = {o.key: len(o.rates) - 1 for o in offers}
-                for stream, layer in chosen.items():
+                for stream, layer in [*chosen.items(), *((key, PAUSED) for key in beyond)]:
                     fwd, layered = gates[stream]
                     was_paused = fwd.target_layer == PAUSED
                     # at the top of what the publisher sends now: every layer (one it skipped of late included)
-                    unlimited = layer != PAUSED and (not layered or layer >= tops[stream])
+                    unlimited = layer != PAUSED and (not layered or layer >= tops.get(stream, 0))
                     fwd.set_layer(MAX_LAYER if unlimited else layer)
                     if was_paused != (layer == PAUSED):  # the page shows the person's name instead
                         publisher_id, source = cast(tuple[str, str], stream)
-                        told = contract.VideoPaused(publisher_id=publisher_id, source=source, paused=layer == PAUSED)  # type: ignore[arg-type]
+                        told = contract.VideoPaused(
+                            publisher_id=publisher_id,
+                            source=source,  # type: ignore[arg-type]
+                            paused=layer == PAUSED,
+                            reason="speakers" if stream in beyond else "link",
+                        )
                         sent = asyncio.ensure_future(p.send(told))
                         self._sends.add(sent)
                         sent.add_done_callback(self._sends.discard)

@@ -31,7 +31,9 @@ def make_app(settings: McuSettings) -> web.Application:
     uploader = (
         Uploader(Path(settings.recordings_dir), settings.raw_bucket, portal, settings.mcu_id) if settings.raw_bucket else None
     )
-    registry = RoomRegistry(settings.mcu_id, settings.token_public_key, list(settings.ice_servers), portal, uploader)
+    registry = RoomRegistry(
+        settings.mcu_id, settings.token_public_key, list(settings.ice_servers), portal, uploader, last_n=settings.last_n
+    )
 
     async def status(request: web.Request) -> web.Response:
         at = datetime.now(UTC).isoformat().replace("+00:00", "Z")  # the snapshot's time, taken before it

@@ -309,3 +309,20 @@ def test_a_publisher_over_what_any_may_send_is_cut_to_it_in_bits_and_in_packets(
     tiny = IngressBudget.of("audio", "camera")
     admitted = sum(tiny.admit(20, i / 10_000) for i in range(10_000))  # 10,000 in one second
     assert admitted <= INGRESS_MAX_PPS["audio"] * (1 + INGRESS_BURST_S) + 1
+
+
+def test_cameras_past_the_last_n_speakers_are_paused_screens_not_counted() -> None:
+    from mcu_vm.adaptation import SCREEN_PRIORITY, beyond_last_n, speaker_priority
+
+    # joined at 1..5 s; none has spoken: who came first first
+    offers = [Offer(f"p{i}", speaker_priority(None, float(i)), L1T3) for i in range(1, 6)]
+    assert beyond_last_n(offers, 3) == {"p4", "p5"}
+    # p5 speaks (at 100 s), then p4 (at 101 s): the last speakers first, then the silent by arrival
+    offers = [
+        Offer(o.key, speaker_priority({"p5": 100.0, "p4": 101.0}.get(str(o.key)), float(i + 1)), L1T3)
+        for i, o in enumerate(offers)
+    ]
+    assert beyond_last_n(offers, 3) == {"p2", "p3"}
+    # a shared screen goes first and takes no camera's place
+    assert beyond_last_n([*offers, Offer("screen", SCREEN_PRIORITY, L1T3)], 3) == {"p2", "p3"}
+    assert beyond_last_n(offers, 9) == set() and beyond_last_n(offers, 0) == {o.key for o in offers}

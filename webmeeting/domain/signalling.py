@@ -357,13 +357,15 @@ class ContentChanged(_Message):
 
 
 class VideoPaused(_Message):
-    """To one subscriber: a person's video is paused for it (its link cannot take it as well as
-    the streams before it), or flows again. Their audio goes on."""
+    """To one subscriber: a person's video is paused for it, or flows again. Their audio goes on.
+    ``reason``: ``link``, its link cannot take it as well as the streams before it; ``speakers``,
+    the person is not among the last N who spoke (a large meeting)."""
 
     type: Literal["video_paused"] = "video_paused"
     publisher_id: str
     source: Source = "camera"
     paused: bool
+    reason: Literal["link", "speakers"] = "link"
 
 
 class Error(_Message):

@@ -150,12 +150,14 @@ export function createConnection(ctx, portal, hooks) {
         hooks.render();
         break;
       case RECEIVE.video_paused: {
-        // the MCU paused this person's video for our link (audio goes on): their tile says so
+        // the MCU paused this person's video for our link, or as they are not among the last
+        // speakers of a large meeting (audio goes on): their tile says so
         const video = msg.source === "screen"
           ? document.querySelector(`video[data-screen-of="${CSS.escape(msg.publisher_id)}"]`)
           : document.querySelector(`video[data-participant-id="${CSS.escape(msg.publisher_id)}"]`);
         if (video) {
-          if (msg.paused) video.dataset.paused = "bandwidth"; else delete video.dataset.paused;
+          if (msg.paused) video.dataset.paused = msg.reason === "speakers" ? "speakers" : "bandwidth";
+          else delete video.dataset.paused;
           video.parentElement?.classList.toggle("video-paused", msg.paused);
         }
         break;

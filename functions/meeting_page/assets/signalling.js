@@ -156,7 +156,8 @@ export const FIELDS = Object.freeze({
   "video_paused": [
     "publisher_id",
     "source",
-    "paused"
+    "paused",
+    "reason"
   ],
   "error": [
     "code",
