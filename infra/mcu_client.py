@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
+import av
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
@@ -211,7 +212,7 @@ class VoiceTrack(AudioStreamTrack):
 
     async def recv(self) -> Any:
         frame = await super().recv()
-        if self.speaking:
+        if self.speaking and isinstance(frame, av.AudioFrame):
             plane = frame.planes[0]
             period = 40  # samples: 200 Hz at 8 kHz
             wave = array.array("h", (8000 if (i // (period // 2)) % 2 else -8000 for i in range(plane.buffer_size // 2)))
