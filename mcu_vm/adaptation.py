@@ -102,18 +102,34 @@ def budget(loss: Loss | None, sending_bps: float) -> float:
 
 LAST_N = 9  # camera videos a subscriber gets at most: the most recent speakers (audio: everybody's)
 SCREEN_PRIORITY = 1e12  # a shared screen goes before any camera, and is not counted in the last N
-SPEAKING_DBOV = 40  # an audio level (RFC 6464, -dBov) at or under this: the person is speaking
+SPEAKING_DBOV = 30  # an audio level (RFC 6464, -dBov) at or under this is speech (speech: -20 to -30) ...
+SPEECH_WINDOW_S = 1.0  # ... and a person speaks when this last second held ...
+SPEECH_MIN_PACKETS = 10  # ... this many such packets (0.2 s of speech in 20 ms packets: not a click)
 
 
-def speaker_priority(spoke_at: float | None, joined_at: float) -> float:
-    """A camera's place in a subscriber's order: who spoke last first, then those who have not
-    spoken, who came first first (monotonic times: positive, so a speaker is before anyone silent)."""
-    return spoke_at if spoke_at is not None else -joined_at
+class SpeechDetector:
+    """When a publisher last spoke, from its packets' audio levels: enough loud packets within
+    a second (a cough, a click or a beep does not move a person into anybody's last N)."""
+
+    def __init__(self) -> None:
+        self._loud: collections.deque[float] = collections.deque(maxlen=SPEECH_MIN_PACKETS)
+        self.spoke_at: float | None = None
+
+    def add(self, level: int, now: float) -> None:
+        if level > SPEAKING_DBOV:
+            return
+        self._loud.append(now)
+        if len(self._loud) == SPEECH_MIN_PACKETS and now - self._loud[0] <= SPEECH_WINDOW_S:
+            self.spoke_at = now
 
 
-def beyond_last_n(offers: Sequence[Offer], n: int = LAST_N) -> set[Hashable]:
-    """The camera videos past the ``n`` most important (shared screens are not counted)."""
-    cameras = sorted((o for o in offers if o.priority < SCREEN_PRIORITY), key=lambda o: -o.priority)
+def beyond_last_n(offers: Sequence[Offer], spoke_at: dict[Hashable, float | None], n: int = LAST_N) -> set[Hashable]:
+    """The camera videos past the ``n`` most recent speakers, then those who have not spoken in
+    the order of ``offers``' priority (who came first); shared screens are not counted. The
+    link's own order (``allocate``) stays the offers' priority: who speaks changes often."""
+    cameras = [o for o in offers if o.priority < SCREEN_PRIORITY]
+    cameras.sort(key=lambda o: -o.priority)
+    cameras.sort(key=lambda o: -(spoke_at.get(o.key) or float("-inf")))  # stable: the silent keep their order
     return {o.key for o in cameras[max(0, n) :]}
 
 

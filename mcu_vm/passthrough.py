@@ -61,7 +61,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
-from mcu_vm.adaptation import SPEAKING_DBOV, DelayMeter, IngressBudget, LossMeter, Pacer, round_trip
+from mcu_vm.adaptation import DelayMeter, IngressBudget, LossMeter, Pacer, SpeechDetector, round_trip
 from mcu_vm.rtp_forward import RtpSink, Vp8Descriptor, h264_keyframe, ntp_now, rewrite_picture_id, vp8_descriptor
 
 log = logging.getLogger("mcu.passthrough")
@@ -569,7 +569,7 @@ class Publisher:
             receiver._RTCRtpReceiver__remote_bitrate_estimator = None
         self._recent: collections.deque[tuple[float, int, int]] = collections.deque()  # (time, layer, bytes)
         self.ingress: IngressBudget | None = None  # made at the first packet (the room sets ``source`` first)
-        self.spoke_at: float | None = None  # an audio publisher: when its level last said speech
+        self.speech = SpeechDetector()  # an audio publisher: when it last spoke
 
     def layer_rates(self, now: float | None = None) -> list[float]:
         """Bit rate with layers 0..i, over the last ``RATE_WINDOW_S`` (one entry without layers)."""
@@ -625,8 +625,8 @@ class Publisher:
         """One packet as it arrived from the publisher (after SRTP unprotect), to every
         subscriber: what it says is read once here, rewritten per subscriber in ``forward``."""
         level = packet.extensions.audio_level
-        if level is not None and level[1] <= SPEAKING_DBOV and not self.held:
-            self.spoke_at = time.monotonic()  # subscribers' last-N follows the speakers
+        if level is not None and not self.held:
+            self.speech.add(level[1], time.monotonic())  # subscribers' last N follows the speakers
         if not self.forwards:
             return
         codecs = self.receiver.__dict__.get("_RTCRtpReceiver__codecs") or {}

@@ -44,7 +44,6 @@ from mcu_vm.adaptation import (
     pooled,
     publisher_target,
     shares,
-    speaker_priority,
 )
 from mcu_vm.passthrough import MAX_LAYER, ForwardTrack, Publisher, pace
 from mcu_vm.portal import PortalClient
@@ -326,6 +325,7 @@ class RoomRegistry:
                 estimates: list[float] = []
                 losses: list[Loss] = []
                 queueing = 0.0  # the most any of its connections' round trips rose over their least
+                spoke_at: dict[Any, float | None] = {}  # per stream: when its person last spoke
                 for key, sub in p.subscriptions.items():
                     video = [(pub, fwd) for pub, fwd in sub.tracks if pub.kind == "video"]
                     if not video:
@@ -342,9 +342,10 @@ class RoomRegistry:
                         queued = delay.take() if delay is not None else None
                         if queued is not None:
                             queueing = max(queueing, queued)
-                    # a shared screen, then who spoke last, then who came first
-                    spoke_at = max((a.spoke_at or 0.0 for a, _ in sub.tracks if a.kind == "audio"), default=0.0) or None
-                    priority = SCREEN_PRIORITY if key[1] == SCREEN else speaker_priority(spoke_at, pub.joined_at)
+                    priority = SCREEN_PRIORITY if key[1] == SCREEN else -pub.joined_at  # a shared screen, then who came first
+                    spoke_at[key] = (
+                        max((a.speech.spoke_at or 0.0 for a, _ in sub.tracks if a.kind == "audio"), default=0.0) or None
+                    )
                     audio = any(other.kind == "audio" for other, _ in sub.tracks)
                     offers.append(Offer(key, priority, pub.layer_rates(now), audio))
                     gates[key] = (fwd, pub.layered)
@@ -357,7 +358,7 @@ class RoomRegistry:
                     if gates[o.key][0].target_layer != PAUSED and o.rates
                 )
                 # cameras past the last N speakers are paused whatever the link; the rest share it
-                beyond = beyond_last_n(offers, self.last_n)
+                beyond = beyond_last_n(offers, spoke_at, self.last_n)
                 offers = [o for o in offers if o.key not in beyond]
                 estimate = sum(estimates) if estimates else None  # logged: it does not steer (mcu_vm.adaptation)
                 loss = pooled(losses)  # its video streams share one link

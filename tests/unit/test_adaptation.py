@@ -312,17 +312,30 @@ def test_a_publisher_over_what_any_may_send_is_cut_to_it_in_bits_and_in_packets(
 
 
 def test_cameras_past_the_last_n_speakers_are_paused_screens_not_counted() -> None:
-    from mcu_vm.adaptation import SCREEN_PRIORITY, beyond_last_n, speaker_priority
+    from mcu_vm.adaptation import SCREEN_PRIORITY, beyond_last_n
 
-    # joined at 1..5 s; none has spoken: who came first first
-    offers = [Offer(f"p{i}", speaker_priority(None, float(i)), L1T3) for i in range(1, 6)]
-    assert beyond_last_n(offers, 3) == {"p4", "p5"}
-    # p5 speaks (at 100 s), then p4 (at 101 s): the last speakers first, then the silent by arrival
-    offers = [
-        Offer(o.key, speaker_priority({"p5": 100.0, "p4": 101.0}.get(str(o.key)), float(i + 1)), L1T3)
-        for i, o in enumerate(offers)
-    ]
-    assert beyond_last_n(offers, 3) == {"p2", "p3"}
+    offers = [Offer(f"p{i}", -float(i), L1T3) for i in range(1, 6)]  # joined at 1..5 s
+    assert beyond_last_n(offers, {}, 3) == {"p4", "p5"}  # nobody has spoken: who came first first
+    spoke = {"p5": 100.0, "p4": 101.0}  # p5 spoke, then p4: the last speakers, then the silent by arrival
+    assert beyond_last_n(offers, spoke, 3) == {"p2", "p3"}
     # a shared screen goes first and takes no camera's place
-    assert beyond_last_n([*offers, Offer("screen", SCREEN_PRIORITY, L1T3)], 3) == {"p2", "p3"}
-    assert beyond_last_n(offers, 9) == set() and beyond_last_n(offers, 0) == {o.key for o in offers}
+    assert beyond_last_n([*offers, Offer("screen", SCREEN_PRIORITY, L1T3)], spoke, 3) == {"p2", "p3"}
+    assert beyond_last_n(offers, spoke, 9) == set() and beyond_last_n(offers, spoke, 0) == {o.key for o in offers}
+
+
+def test_a_person_speaks_after_a_fifth_of_a_second_of_speech_not_a_click() -> None:
+    from mcu_vm.adaptation import SPEAKING_DBOV, SPEECH_MIN_PACKETS, SpeechDetector
+
+    voice = SpeechDetector()
+    for i in range(SPEECH_MIN_PACKETS - 1):  # a click: a few loud packets
+        voice.add(SPEAKING_DBOV - 10, i * 0.02)
+    assert voice.spoke_at is None
+    for i in range(50):  # background noise, quieter than speech
+        voice.add(SPEAKING_DBOV + 10, 1.0 + i * 0.02)
+    assert voice.spoke_at is None
+    for i in range(SPEECH_MIN_PACKETS):  # loud packets spread over more than a second: still not speech
+        voice.add(SPEAKING_DBOV - 10, 3.0 + i * 0.2)
+    assert voice.spoke_at is None
+    for i in range(SPEECH_MIN_PACKETS):  # 0.2 s of speech
+        voice.add(SPEAKING_DBOV - 10, 10.0 + i * 0.02)
+    assert voice.spoke_at == pytest.approx(10.0 + (SPEECH_MIN_PACKETS - 1) * 0.02)
