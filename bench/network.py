@@ -40,7 +40,6 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import requests  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -187,16 +186,6 @@ def wait(what: str, check: Any, timeout: float = TIMEOUT_S) -> Any:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def mcu_forwarding(platform: Platform) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for mcu in platform.endpoints["mcus"]:
-        status = requests.get(mcu["status"], timeout=5).json()
-        for worker in status.get("workers", []):
-            for k, v in (worker.get("forwarding") or {}).items():
-                total[k] = total.get(k, 0) + int(v)
-    return total
-
-
 def diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items()}
 
@@ -333,7 +322,7 @@ def run_one(
                     ),
                 )
             time.sleep(3)  # settle
-            mcu_before = mcu_forwarding(platform)
+            mcu_before = platform.mcu_forwarding()
             others_before = [page_run(p, "return window.webmeeting.stats();") for p in pages]
             result = measure(sub, ids, seconds, blackout=spec if scenario == "blackout" else None)
             others = []
@@ -358,7 +347,7 @@ def run_one(
                 "joins": joins,
                 "started": started,
                 "retried": retried,
-                "mcu": diff(mcu_forwarding(platform), mcu_before),
+                "mcu": diff(platform.mcu_forwarding(), mcu_before),
                 "others": others,
                 "publishers": sent,
                 "link_down": {"sent": spec.down.sent, "lost": spec.down.lost, "dropped": spec.down.dropped},

@@ -733,6 +733,16 @@ class Platform:
         os.replace(tmp, path)
         return path
 
+    def mcu_forwarding(self) -> dict[str, int]:
+        """The MCUs' forwarding counters (keyframe requests, NACKs, paused frames, ingress drops),
+        summed over their workers' live participants (each MCU's loopback-only status)."""
+        total: dict[str, int] = {}
+        for mcu in self.endpoints["mcus"]:
+            for worker in requests.get(mcu["status"], timeout=5).json().get("workers", []):
+                for k, v in (worker.get("forwarding") or {}).items():
+                    total[k] = total.get(k, 0) + int(v)
+        return total
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.popen.poll() is None:

@@ -39,6 +39,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from webmeeting.domain.ratelimit import TokenBuckets
+
 PAUSED = -1
 EVERY_LAYER = 1 << 8  # a stream held at nothing: whatever layers its publisher sends
 AUDIO_BPS = 48_000  # reserved per stream with audio (Opus with headers, SRTP, RTCP)
@@ -324,16 +326,14 @@ INGRESS_MAX_BPS = {"audio": 256_000} | {source: INGRESS_OVER_ASKED * bps for sou
 INGRESS_MAX_PPS = {"audio": 200, "camera": 1_000, "screen": 1_500}  # Opus: 50-100/s; video at 4 Mbit/s: ~400/s
 
 
-@dataclass
 class IngressBudget:
-    """One publisher's token buckets, in bits and in packets, refilled with the time passed."""
+    """One publisher's token buckets (``TokenBuckets``, one key), in bits and in packets."""
 
-    bps: float
-    pps: float
-    _bits: float = -1.0
-    _packets: float = -1.0
-    _at: float | None = None
-    dropped: int = 0
+    def __init__(self, bps: float, pps: float) -> None:
+        self.bps, self.pps = bps, pps
+        self._bits = TokenBuckets(bps, bps * INGRESS_BURST_S, max_keys=1)
+        self._packets = TokenBuckets(pps, pps * INGRESS_BURST_S, max_keys=1)
+        self.dropped = 0
 
     @classmethod
     def of(cls, kind: str, source: str) -> IngressBudget:
@@ -342,19 +342,10 @@ class IngressBudget:
 
     def admit(self, size: int, now: float) -> bool:
         """Whether a packet of ``size`` bytes is within the budget (and spend it)."""
-        if self._at is None:
-            self._bits, self._packets = self.bps * INGRESS_BURST_S, self.pps * INGRESS_BURST_S
-        else:
-            elapsed = max(0.0, now - self._at)
-            self._bits = min(self.bps * INGRESS_BURST_S, self._bits + elapsed * self.bps)
-            self._packets = min(self.pps * INGRESS_BURST_S, self._packets + elapsed * self.pps)
-        self._at = now
-        if self._packets < 1 or self._bits < size * 8:
-            self.dropped += 1
-            return False
-        self._packets -= 1
-        self._bits -= size * 8
-        return True
+        if self._packets.allow("", now) and self._bits.allow("", now, size * 8):
+            return True
+        self.dropped += 1
+        return False
 
 
 PACE_OVER_SENDING = 2.0  # a constrained subscriber's video is paced at no less than this x what it is sent

@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import pytest
-import requests
 
 from infra.chromium import RELAY_ONLY
 from infra.impaired import Impairment, LinkSpec
@@ -32,12 +31,8 @@ def _frames(page: Any, publisher: str) -> int:
 
 def _layer_drops(platform: Platform) -> int:
     """Frames the MCUs held back from a subscriber for its link (layers dropped, videos paused)."""
-    total = 0
-    for mcu in platform.endpoints["mcus"]:
-        for worker in requests.get(mcu["status"], timeout=5).json().get("workers", []):
-            forwarding = worker.get("forwarding") or {}
-            total += int(forwarding.get("layer_frames_dropped", 0)) + int(forwarding.get("paused_frames", 0))
-    return total
+    forwarding = platform.mcu_forwarding()
+    return forwarding.get("layer_frames_dropped", 0) + forwarding.get("paused_frames", 0)
 
 
 def test_random_loss_is_repaired_at_full_rate_and_the_page_holds_video_while_it_is(

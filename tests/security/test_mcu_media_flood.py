@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pytest
-import requests
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from aiortc.rtp import RtpPacket
 
@@ -33,15 +32,6 @@ def loopback_ice() -> None:
     net.use_addresses(["127.0.0.1"])
 
 
-def _forwarding(platform: Platform) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for mcu in platform.endpoints["mcus"]:
-        for worker in requests.get(mcu["status"], timeout=5).json().get("workers", []):
-            for k, v in (worker.get("forwarding") or {}).items():
-                total[k] = total.get(k, 0) + int(v)
-    return total
-
-
 async def _packets_in(client: McuClient, publisher_id: str) -> int:
     """Every packet the subscription's connection received (media and RTCP, whatever it says)."""
     stats = await client.subs[publisher_id].getStats()
@@ -52,7 +42,7 @@ def test_a_flooding_publisher_is_cut_to_what_any_publisher_may_send(platform: Pl
     url = pbx.sync([ext("101")]).json()["extensions"][0]["quick_meeting_url"]
     key = url.rsplit("/", 1)[1]
     portal = platform.endpoints["portal"]
-    before = _forwarding(platform)
+    before = platform.mcu_forwarding()
 
     async def run() -> dict[str, Any]:
         alice, bob = McuClient(portal, key, "Alice"), McuClient(portal, key, "Bob")
@@ -90,7 +80,7 @@ def test_a_flooding_publisher_is_cut_to_what_any_publisher_may_send(platform: Pl
         await asyncio.sleep(1.5)  # what passed has reached Bob
         elapsed = time.monotonic() - start
         received = await _packets_in(bob, alice_id) - start_packets
-        counted = _forwarding(platform)  # while they are there: the counters are the live participants'
+        counted = platform.mcu_forwarding()  # while they are there: the counters are the live participants'
         still_in = bob.ws is not None and not bob.ws.closed and alice.ws is not None and not alice.ws.closed
         await alice.close()
         await bob.close()

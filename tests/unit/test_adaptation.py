@@ -339,3 +339,16 @@ def test_a_person_speaks_after_a_fifth_of_a_second_of_speech_not_a_click() -> No
     for i in range(SPEECH_MIN_PACKETS):  # 0.2 s of speech
         voice.add(SPEAKING_DBOV - 10, 10.0 + i * 0.02)
     assert voice.spoke_at == pytest.approx(10.0 + (SPEECH_MIN_PACKETS - 1) * 0.02)
+
+
+def test_a_receiver_flooding_reports_keeps_a_bounded_round_trip_history_and_moves_only_its_own_trials() -> None:
+    """A subscriber's reports are its own to forge: a flood costs a bounded deque, and a forged
+    rise can only undo that subscriber's own step on trial (never lower anything else)."""
+    from mcu_vm.adaptation import DELAY_MAX_SAMPLES, DelayMeter
+
+    meter = DelayMeter()
+    for i in range(10_000):
+        meter.add(i / 10_000, 5.0 if i % 2 else 0.001)
+    assert len(meter._samples) == DELAY_MAX_SAMPLES
+    hold = Holder()
+    assert hold.apply(None, 0.0, {"a": 2}, queueing=True) == {"a": 2}  # unconstrained: nothing taken away

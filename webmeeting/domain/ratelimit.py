@@ -18,12 +18,13 @@ class TokenBuckets:
     max_keys: int = 100_000  # forget idle clients beyond this many
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # key -> (tokens, at)
 
-    def allow(self, key: str, now: float) -> bool:
+    def allow(self, key: str, now: float, cost: float = 1.0) -> bool:
+        """Whether ``key`` may spend ``cost`` tokens now (spent if so)."""
         tokens, at = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        allowed = tokens >= 1
+        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
+        allowed = tokens >= cost
         if allowed:
-            tokens -= 1
+            tokens -= cost
         if len(self._buckets) >= self.max_keys and key not in self._buckets:
             self._buckets.clear()
         self._buckets[key] = (tokens, now)
