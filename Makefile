@@ -9,11 +9,16 @@ PAGE := functions/meeting_page
 APT_PACKAGES := default-jre-headless chromium firefox-esr pulseaudio coturn iproute2 ffmpeg
 FIRESTORE_JAR := /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
 
-.PHONY: run test unit service lint system venv clean openapi retention-doc signalling package terraform-data bench bench-janus demo screenshots
+.PHONY: run test unit service lint system venv native clean openapi retention-doc signalling package terraform-data bench bench-janus demo screenshots
 
 CHECKOV_VENV := .venv-checkov
 
-venv: $(VENV)/.stamp $(TASKS_VENV)/.stamp $(CHECKOV_VENV)/.stamp $(PAGE)/node_modules/.stamp
+venv: $(VENV)/.stamp $(TASKS_VENV)/.stamp $(CHECKOV_VENV)/.stamp $(PAGE)/node_modules/.stamp native
+
+# The MCU's native per-packet path (mcu_vm/_fastfwd.c), built with the machine's gcc against this
+# Python's headers; rebuilt when its source changes.
+native: $(VENV)/.stamp
+	$(PY) -m mcu_vm.native
 
 # The meeting page's browser dependencies (pdf.js), from the npm registry, served by the portal.
 $(PAGE)/node_modules/.stamp: $(PAGE)/package.json $(PAGE)/package-lock.json
@@ -96,4 +101,4 @@ screenshots: system venv
 	$(PY) -m infra.screenshots
 
 clean:
-	rm -rf $(VENV) $(TASKS_VENV) .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TASKS_VENV) .local .pytest_cache .mypy_cache .ruff_cache mcu_vm/_fastfwd*.so

@@ -22,6 +22,7 @@ KEEP_NODE_FILES = {
     "node_modules/pdfjs-dist/build/pdf.worker.min.mjs",
     "node_modules/pdfjs-dist/LICENSE",
 }
+# the MCU's native part is built on the VM from mcu_vm/_fastfwd.c (startup script), never shipped
 MCU_REQUIREMENTS = [
     "aiohttp==3.14.5",
     "aioice==0.13.0",
@@ -37,7 +38,7 @@ MCU_REQUIREMENTS = [
 
 def _files(base: Path) -> Iterator[Path]:
     for path in sorted(base.rglob("*")):
-        if path.is_file() and not (set(path.relative_to(base).parts) & SKIP_DIRS) and path.suffix not in (".pyc",):
+        if path.is_file() and not (set(path.relative_to(base).parts) & SKIP_DIRS) and path.suffix not in (".pyc", ".so", ".tmp"):
             yield path
 
 

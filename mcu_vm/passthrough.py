@@ -61,8 +61,10 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from mcu_vm import _fastfwd
 from mcu_vm.adaptation import DelayMeter, IngressBudget, LossMeter, Pacer, SpeechDetector, round_trip
-from mcu_vm.rtp_forward import RtpSink, Vp8Descriptor, h264_keyframe, ntp_now, rewrite_picture_id, vp8_descriptor
+from mcu_vm.rtp_forward import bind as bind_sink
+from mcu_vm.rtp_forward import h264_keyframe, level_byte, vp8_descriptor
 
 log = logging.getLogger("mcu.passthrough")
 
@@ -384,7 +386,8 @@ class Sink(Protocol):
 class ForwardTrack(MediaStreamTrack):
     """What one subscriber receives of one publisher's track, forwarded packet by packet
     (``mcu_vm.rtp_forward``): the track of the subscriber's aiortc sender, which only
-    negotiates it; once negotiated (``bind``) the packets go out through its ``RtpSink``.
+    negotiates it; once negotiated (``bind``) the packets go out through its native ``Sink``
+    (``gate``), which the publisher's ``on_rtp`` hands every packet, with everybody else's.
 
     Per frame (the first packet of a timestamp decides for all of its packets): video starts at
     a keyframe; a subscriber gets the temporal layers up to ``layer``. What this subscriber asks
@@ -399,105 +402,84 @@ class ForwardTrack(MediaStreamTrack):
         self.kind = kind
         self._request_keyframe = request_keyframe
         self._ended = asyncio.Event()
-        self.sink: RtpSink | None = None
-        self.waiting_for_keyframe = kind == "video"
-        self.frames = 0  # frames admitted (video)
-        self.forwarded = 0  # packets sent
-        self.dropped = 0  # frames dropped while waiting for a keyframe
+        # what this subscriber is sent, decided and sent packet by packet in native code: frames
+        # from a keyframe on; the temporal layers up to ``layer`` (PAUSED: none). A change down
+        # applies at once (no frame depends on a higher layer); up, at the next base-layer frame
+        # (what follows it refers to nothing it missed); from paused, at a keyframe
+        self.gate = _fastfwd.Sink(kind == "video")
         self.keyframe_asks = 0  # requests this subscriber passed on to the publisher
         self.keyframe_asks_held = 0  # and those it held back (within the gap)
         self._last_ask = float("-inf")
-        self._wants_keyframe = False  # a held-back request, until a keyframe gets here
         self._deferred: asyncio.TimerHandle | None = None
-        # temporal layers this subscriber gets (video): up to ``layer``; PAUSED: none. A change
-        # down applies at once (no frame depends on a higher layer); up, at the next base-layer
-        # frame (what follows it refers to nothing it missed); from paused, at a keyframe
-        self.layer = MAX_LAYER
-        self.target_layer = MAX_LAYER
-        self.paused_frames = 0
-        self.layer_frames_dropped = 0
-        # per frame (RTP timestamp): the picture-id shift its packets get, or None: not sent
-        self._frames: collections.OrderedDict[int, int | None] = collections.OrderedDict()
-        self._picture_shift = 0  # frames not sent so far (VP8 picture ids stay contiguous)
+
+    @property
+    def sink(self) -> _fastfwd.Sink | None:
+        """The native sink once negotiated (``bind``), else None."""
+        return self.gate if self.gate.bound else None
+
+    @property
+    def layer(self) -> int:
+        return self.gate.layer
+
+    @property
+    def target_layer(self) -> int:
+        return self.gate.target_layer
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self.gate.waiting_for_keyframe
+
+    @property
+    def frames(self) -> int:
+        """Frames admitted (video)."""
+        return self.gate.frames
+
+    @property
+    def forwarded(self) -> int:
+        """Packets sent."""
+        return self.gate.forwarded
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped while waiting for a keyframe."""
+        return self.gate.dropped
+
+    @property
+    def paused_frames(self) -> int:
+        return self.gate.paused_frames
+
+    @property
+    def layer_frames_dropped(self) -> int:
+        return self.gate.layer_frames_dropped
 
     def bind(self, sender: Any, parameters: Any) -> None:
         """The subscriber's sender is negotiated: packets go out through it from now on."""
-        if self.sink is None:
-            self.sink = RtpSink(sender, parameters)
+        if not self.gate.bound:
+            bind_sink(self.gate, sender, parameters)
 
     def set_layer(self, layer: int) -> None:
-        if self.kind != "video" or layer == self.target_layer:
+        gate = self.gate
+        if self.kind != "video" or layer == gate.target_layer:
             return
-        self.target_layer = layer
-        if layer < self.layer:
-            self.layer = layer
-        if layer != PAUSED and self.layer == PAUSED:
-            self.waiting_for_keyframe = True
+        gate.target_layer = layer
+        if layer < gate.layer:
+            gate.layer = layer
+        if layer != PAUSED and gate.layer == PAUSED:
+            gate.waiting_for_keyframe = True
             self._ask()
 
     def resync(self) -> None:
         """Start again at the next keyframe (the publisher was held, its stream broke off)."""
         if self.kind == "video":
-            self.waiting_for_keyframe = True
+            self.gate.waiting_for_keyframe = True
 
     def admit(self, keyframe: bool, layer: int | None) -> bool:
-        """Whether this subscriber gets a video frame (a keyframe or not, of temporal layer ``layer``)."""
-        if keyframe:
-            self._wants_keyframe = False
-        if self.target_layer != self.layer:
-            if self.layer == PAUSED:
-                if keyframe:
-                    self.layer = self.target_layer
-            elif (layer or 0) == 0:
-                self.layer = self.target_layer
-        if self.layer == PAUSED:
-            self.paused_frames += 1
-            return False
-        if layer is not None and layer > self.layer:
-            self.layer_frames_dropped += 1
-            return False
-        if self.waiting_for_keyframe:
-            if not keyframe:
-                self.dropped += 1
-                self._ask()
-                return False
-            self.waiting_for_keyframe = False
-        self.frames += 1
-        return True
-
-    def forward(
-        self, packet: Any, keyframe: bool, layer: int | None, vp8: Vp8Descriptor | None, held: bool, ntp: int | None = None
-    ) -> None:
-        """One packet of the publisher's, as it arrived (retransmissions unwrapped)."""
-        sink = self.sink
-        if sink is None or self.readyState != "live":
-            return
-        if self.kind != "video":
-            if not held and sink.send(
-                packet.sequence_number, packet.timestamp, packet.marker, packet.payload, packet.extensions.audio_level
-            ):
-                self.forwarded += 1
-            return
-        if packet.timestamp in self._frames:
-            shift = self._frames[packet.timestamp]
-        else:
-            admitted = not held and self.admit(keyframe, layer)
-            if admitted and self.frames == 1:
-                self._picture_shift = 0  # its first frame: no picture id before it to follow on from
-            shift = self._picture_shift if admitted else None
-            if shift is None:
-                self._picture_shift += 1
-            self._frames[packet.timestamp] = shift
-            if len(self._frames) > 64:
-                self._frames.popitem(last=False)
-        if shift is None:
-            sink.drop(packet.sequence_number)
-            return
-        payload = packet.payload
-        if shift and vp8 is not None and vp8.picture_id_at is not None:
-            payload = rewrite_picture_id(payload, vp8.picture_id_at, vp8.picture_id_bits, shift)
-        if sink.send(packet.sequence_number, packet.timestamp, packet.marker, payload, None, ntp):
-            self.forwarded += 1
+        """Whether this subscriber gets a video frame (a keyframe or not, of temporal layer
+        ``layer``): what the native path decides at each frame's first packet."""
+        verdict = self.gate.admit(keyframe, -1 if layer is None else layer)
+        if verdict == 2:
+            self._ask()
+        return verdict == 1
 
     def keyframe_requested(self) -> None:
         """A PLI/FIR from the subscriber: its decoder lost sync."""
@@ -506,7 +488,7 @@ class ForwardTrack(MediaStreamTrack):
     def _ask(self) -> None:
         if self.kind != "video":
             return
-        self._wants_keyframe = True
+        self.gate.wants_keyframe = True
         wait = self._last_ask + SUBSCRIBER_KEYFRAME_GAP_S - time.monotonic()
         if wait > 0:
             self.keyframe_asks_held += 1
@@ -519,7 +501,7 @@ class ForwardTrack(MediaStreamTrack):
 
     def _deferred_ask(self) -> None:
         self._deferred = None
-        if self.readyState == "live" and (self._wants_keyframe or self.waiting_for_keyframe):
+        if self.readyState == "live" and (self.gate.wants_keyframe or self.gate.waiting_for_keyframe):
             self._ask()
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
@@ -529,6 +511,7 @@ class ForwardTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
+        self.gate.live = False
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
@@ -547,6 +530,8 @@ class Publisher:
         self.codec = codec  # the negotiated RTCRtpCodecParameters
         self.subscribers: set[Sink] = set()  # frame sinks (recorders)
         self.forwards: set[ForwardTrack] = set()  # subscribers' copies, packet by packet
+        self._gates: tuple[_fastfwd.Sink, ...] = ()  # their native sinks, in one tuple for the pass
+        self._by_gate: dict[_fastfwd.Sink, ForwardTrack] = {}
         self._seen: dict[int, int] = {}  # the sequence numbers of the last SEEN_MASK + 1 packets forwarded
         self.duplicates = 0
         self.failures = 0  # packets whose forwarding raised (logged once)
@@ -646,18 +631,35 @@ class Publisher:
             self.duplicates += 1
             return  # had it already (a retransmission that crossed the original, an RTX probe)
         self._seen[seq & SEEN_MASK] = seq
-        keyframe, layer, vp8 = False, None, None
+        keyframe, layer, pid_at, pid_bits = False, -1, -1, 0
         if self.kind == "video":
             if self.codec_name == "vp8":
                 vp8 = vp8_descriptor(packet.payload)
                 if vp8 is None:
                     return
-                keyframe, layer = vp8.keyframe, vp8.temporal_layer
+                keyframe = vp8.keyframe
+                layer = -1 if vp8.temporal_layer is None else vp8.temporal_layer
+                if vp8.picture_id_at is not None:
+                    pid_at, pid_bits = vp8.picture_id_at, vp8.picture_id_bits
             elif self.codec_name == "h264":
                 keyframe = h264_keyframe(packet.payload)
-        ntp = ntp_now()  # one send time for the pass (abs-send-time, the sender reports)
-        for fwd in list(self.forwards):
-            fwd.forward(packet, keyframe, layer, vp8, self.held, ntp)
+        asks = _fastfwd.forward(
+            self._gates,
+            packet.sequence_number,
+            packet.timestamp,
+            packet.marker,
+            packet.payload,
+            keyframe,
+            layer,
+            pid_at,
+            pid_bits,
+            level_byte(packet.extensions.audio_level),
+            self.held,
+        )
+        for gate in asks or ():  # they dropped a frame waiting for a keyframe
+            fwd = self._by_gate.get(gate)
+            if fwd is not None:
+                fwd._ask()
 
     async def _run(self) -> None:
         try:
@@ -689,12 +691,16 @@ class Publisher:
     def subscribe(self) -> ForwardTrack:
         fwd = ForwardTrack(self.kind, self.request_keyframe)
         self.forwards.add(fwd)
+        self._by_gate[fwd.gate] = fwd
+        self._gates = tuple(self._by_gate)
         if self.kind == "video":
             self.request_keyframe()
         return fwd
 
     def unsubscribe(self, fwd: ForwardTrack) -> None:
         self.forwards.discard(fwd)
+        self._by_gate.pop(fwd.gate, None)
+        self._gates = tuple(self._by_gate)
         fwd.stop()
 
     def request_keyframe(self) -> None:

@@ -248,7 +248,8 @@ class RoomRegistry:
     def forwarding(self) -> dict[str, int]:
         """How the live streams' repair traffic goes, summed (what the network benchmark reads):
         keyframe requests sent to publishers, the subscribers' own requests passed on or held
-        back, and NACKed packets resent or refused (too old, a repeat, over the budget)."""
+        back, NACKed packets resent or refused (too old, a repeat, over the budget), and packets
+        sent straight to subscribers' sockets, through aiortc's path, or lost to a full socket."""
         out = dict.fromkeys(
             (
                 "plis",
@@ -266,6 +267,9 @@ class RoomRegistry:
                 "estimate_kbps",
                 "steps_undone",
                 "ingress_dropped",
+                "sent_direct",
+                "sent_slow",
+                "send_errors",
             ),
             0,
         )
@@ -282,6 +286,9 @@ class RoomRegistry:
                         out["paused_frames"] += fwd.paused_frames
                         out["layer_frames_dropped"] += fwd.layer_frames_dropped
                         out["paused_streams"] += fwd.layer == PAUSED
+                        out["sent_direct"] += fwd.gate.sent_direct  # straight to the socket (native)
+                        out["sent_slow"] += fwd.gate.sent_slow  # through aiortc's path (paced, relayed)
+                        out["send_errors"] += fwd.gate.send_errors
                     for sender in sub.pc.getSenders():
                         remb = sender.__dict__.get("wm_remb")
                         if remb is not None:

@@ -41,6 +41,8 @@ def test_codec_is_forwarded_without_decoding(platform: Platform, pbx: PbxClient,
     key = url.rsplit("/", 1)[1]
     portal = platform.endpoints["portal"]
 
+    forwarding: dict[str, int] = {}
+
     async def run() -> tuple[McuClient, McuClient]:
         alice, bob = McuClient(portal, key, "Alice"), McuClient(portal, key, "Bob")
         await alice.join()
@@ -52,6 +54,7 @@ def test_codec_is_forwarded_without_decoding(platform: Platform, pbx: PbxClient,
             if got and got.kinds.get("video", 0) > 20 and got.kinds.get("audio", 0) > 20:
                 break
             await asyncio.sleep(0.2)
+        forwarding.update(await asyncio.to_thread(platform.mcu_forwarding))  # while they are there
         await alice.close()
         await bob.close()
         return alice, bob
@@ -59,6 +62,8 @@ def test_codec_is_forwarded_without_decoding(platform: Platform, pbx: PbxClient,
     alice, bob = asyncio.run(run())
     got = bob.received[alice.joined["participant_id"]]
     assert got.kinds.get("video", 0) > 20 and got.kinds.get("audio", 0) > 20, got
+    # every packet went straight from the native sink to Bob's socket, none through aiortc's path
+    assert forwarding["sent_direct"] > 40 and forwarding["sent_slow"] == 0 and forwarding["send_errors"] == 0, forwarding
     assert got.codecs == {codec, "audio/opus"}
     assert got.negotiated == {codec, "video/rtx", "audio/opus"}  # retransmissions on their own stream
     assert got.sizes == {(640, 480)}  # aiortc's test pattern, decoded at the subscriber

@@ -146,7 +146,7 @@ def test_rtp_forwarding_taps_the_receiver_before_its_jitter_buffer() -> None:
 
 
 def test_rtp_forwarding_binds_at_the_senders_negotiation_and_feeds_its_reports() -> None:
-    """``ForwardTrack.bind`` runs after ``RTCRtpSender.send`` (wrapped); the sink writes the
+    """``ForwardTrack.bind`` runs after ``RTCRtpSender.send`` (wrapped); the native sink writes the
     counters and timestamps aiortc's sender reports (RTCP SR) read, by their private names."""
     assert inspect.iscoroutinefunction(RTCRtpSender.send)
     assert list(inspect.signature(RTCRtpSender.send).parameters) == ["self", "parameters"]
@@ -159,12 +159,18 @@ def test_rtp_forwarding_binds_at_the_senders_negotiation_and_feeds_its_reports()
 
 
 def test_rtp_forwarding_sends_straight_to_the_ice_pairs_socket() -> None:
-    """``RtpSink._out`` does what ``RTCDtlsTransport._send_rtp`` and aioice's ``sendto`` do,
-    without their coroutines: protect with ``_tx_srtp``, count, ``sendto`` on the nominated pair's
-    protocol transport (a datagram socket, or aioice's TURN transport: both synchronous)."""
+    """The native sink (``mcu_vm/_fastfwd.c``) does what ``RTCDtlsTransport._send_rtp`` and
+    aioice's ``sendto`` do, without their coroutines: checks ``_state``, protects with
+    ``_tx_srtp`` (pylibsrtp's session: its ``_srtp`` pointer and libsrtp 2's ``srtp_protect``,
+    called by address), counts, and sends from the nominated pair's socket (asyncio's datagram
+    transport, read for ``_closing``; aioice's TURN transport has none and takes aiortc's path)."""
+    import asyncio.selector_events
+
     import aioice.turn
+    import pylibsrtp
     from aiortc.rtcdtlstransport import RTCDtlsTransport, State
     from aiortc.rtcicetransport import RTCIceTransport
+    from pylibsrtp._binding import ffi, lib
 
     send = inspect.getsource(RTCDtlsTransport._send_rtp)
     assert "self._state != State.CONNECTED" in send and "self._tx_srtp.protect(data)" in send
@@ -175,7 +181,13 @@ def test_rtp_forwarding_sends_straight_to_the_ice_pairs_socket() -> None:
     assert "active_pair = self._nominated.get(component)" in sendto
     assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
     assert "self.transport.sendto(data, addr)" in inspect.getsource(aioice.ice.StunProtocol.send_data)
-    assert not inspect.iscoroutinefunction(aioice.turn.TurnTransport.sendto)
+    assert "self._nominated.clear()" in inspect.getsource(aioice.ice.Connection.close)  # a closed connection: no pair
+    assert not issubclass(aioice.turn.TurnTransport, asyncio.DatagramTransport)
+    assert "self._sock = sock" in inspect.getsource(asyncio.selector_events._SelectorTransport.__init__)
+    assert "self._closing = True" in inspect.getsource(asyncio.selector_events._SelectorTransport.close)
+    assert "self._srtp = ffi.gc(srtp" in inspect.getsource(pylibsrtp.Session.__init__)
+    assert ffi.typeof(ffi.addressof(lib, "srtp_protect")).cname == "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+    assert pylibsrtp.SRTP_MAX_TRAILER_LEN <= 144  # the room the native sink leaves behind a packet
     assert State.CONNECTED
 
 

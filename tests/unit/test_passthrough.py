@@ -192,6 +192,19 @@ def test_a_publisher_is_told_what_to_send_when_it_changes_and_once_a_second() ->
     assert run(go()) == [(2_500_000, [1234]), (1_000_000, [1234]), (1_000_000, [1234])]
 
 
+def bind_by_hand(gate: Any, sequence_start: int, slow: Any) -> None:
+    """A native sink bound without an aiortc sender: all it sends goes to ``slow``."""
+    from aiortc.rtcdtlstransport import State
+
+    transport = type("Transport", (), {"_state": State.CONNECTED})()
+    gate.bind(
+        ssrc=1, rtx_ssrc=2, payload_type=96, rtx_payload_type=-1, clock_rate=90000, mid=b"", mid_id=0,
+        abs_send_time_id=0, audio_level_id=0, sequence_start=sequence_start, timestamp_offset=0, rtx_sequence=0,
+        sender_dict=None, transport=transport, connected=State.CONNECTED, nominated=None,
+        resolve=lambda _: None, slow=slow,
+    )  # fmt: skip
+
+
 def test_a_packet_the_publisher_sends_twice_goes_out_once() -> None:
     """Chromium resends old packets on its RTX stream as bandwidth probes; one already forwarded
     is not forwarded again."""
@@ -206,19 +219,12 @@ def test_a_packet_the_publisher_sends_twice_goes_out_once() -> None:
             self._RTCRtpReceiver__codecs = {96: vp8, 97: rtx}
             self._RTCRtpReceiver__rtx_ssrc = {2: 1}
 
-    class Forward:
-        def __init__(self) -> None:
-            self.got: list[int] = []
-
-        def forward(self, packet: Any, *_: Any) -> None:
-            self.got.append(packet.sequence_number)
-
     async def go() -> tuple[list[int], int]:
         src = Receiver()
         codec = src._RTCRtpReceiver__codecs[96]
         pub = Publisher(Track(), src, codec)  # type: ignore[arg-type]
-        fwd = Forward()
-        pub.forwards.add(fwd)  # type: ignore[arg-type]
+        got: list[bytes] = []
+        bind_by_hand(pub.subscribe().gate, sequence_start=10, slow=lambda _, data: got.append(data))
         payload = bytes([0x90, 0x80, 0x80, 0x01, 0x00])  # a VP8 key frame's first packet
         pub.on_rtp(RtpPacket(payload_type=96, sequence_number=10, timestamp=1, ssrc=1, payload=payload))
         pub.on_rtp(RtpPacket(payload_type=96, sequence_number=11, timestamp=1, ssrc=1, payload=payload))
@@ -227,7 +233,7 @@ def test_a_packet_the_publisher_sends_twice_goes_out_once() -> None:
         repair = RtpPacket(payload_type=97, sequence_number=501, timestamp=1, ssrc=2, payload=b"\x00\x0c" + payload)
         pub.on_rtp(repair)  # packet 12, lost on the way: repaired
         pub.on_rtp(RtpPacket(payload_type=97, sequence_number=502, timestamp=1, ssrc=2, payload=b""))  # padding
-        return fwd.got, pub.duplicates
+        return [RtpPacket.parse(data).sequence_number for data in got], pub.duplicates  # numbered from 10 on
 
     assert run(go()) == ([10, 11, 12], 1)
 

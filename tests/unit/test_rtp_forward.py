@@ -1,5 +1,6 @@
-"""RTP-level forwarding (mcu_vm.rtp_forward): what a packet says, and what each subscriber is
-sent, read back with aiortc's own RTP parser."""
+"""RTP-level forwarding (mcu_vm.rtp_forward and its native sink, mcu_vm/_fastfwd.c): what a
+packet says, and what each subscriber is sent, read back with aiortc's own RTP parser; through
+a real SRTP session and a UDP socket on loopback for the straight path."""
 
 from __future__ import annotations
 
@@ -7,17 +8,21 @@ import asyncio
 import struct
 from typing import Any
 
+import pytest
+from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from mcu_vm import _fastfwd
 from mcu_vm.passthrough import ForwardTrack
 from mcu_vm.rtp_forward import (
     URI_ABS_SEND_TIME,
     URI_AUDIO_LEVEL,
     URI_MID,
-    RtpSink,
-    SequenceMap,
+    bind,
+    extension_block,
     h264_keyframe,
+    level_byte,
     rewrite_picture_id,
     vp8_descriptor,
 )
@@ -64,21 +69,47 @@ def test_picture_ids_move_back_by_the_frames_not_sent_and_wrap() -> None:
     assert rewrite_picture_id(seven, 2, 7, 5)[2] == (3 - 5) & 0x7F
 
 
+def _sink(video: bool = True, sequence_start: int = 0, transport: Any = None) -> _fastfwd.Sink:
+    """A native sink bound by hand (no aiortc sender): what it sends goes to ``transport``."""
+    sink = _fastfwd.Sink(video)
+    sink.bind(
+        ssrc=1111,
+        rtx_ssrc=2222,
+        payload_type=97,
+        rtx_payload_type=98,
+        clock_rate=90000,
+        mid=b"4",
+        mid_id=1,
+        abs_send_time_id=3,
+        audio_level_id=2,
+        sequence_start=sequence_start,
+        timestamp_offset=0,
+        rtx_sequence=0,
+        sender_dict={},
+        transport=transport if transport is not None else Transport(),
+        connected=State.CONNECTED,
+        nominated=None,
+        resolve=lambda sink: None,
+        slow=lambda sink, data: None,
+    )
+    return sink
+
+
 def test_sequence_numbers_stay_contiguous_over_what_is_sent() -> None:
-    seq = SequenceMap(start=65534)
-    assert [seq.forward(n) for n in (100, 101)] == [65534, 65535]
+    seq = _sink(sequence_start=65534)
+    assert [seq.forward_sequence(n) for n in (100, 101)] == [65534, 65535]
     seq.drop(102)  # a frame this subscriber does not get: no number taken
     seq.drop(103)
-    assert seq.forward(104) == 0  # wraps, no gap
-    assert seq.forward(107) == 3  # the publisher lost 105 and 106: the gap stays (a retransmission may fill it)
-    assert seq.forward(105) == 1 and seq.forward(106) == 2  # ... and does
-    assert seq.forward(101) == 65535  # a copy of one sent: the same number
-    assert seq.forward(102) is None  # one that was dropped: still not sent
+    assert seq.forward_sequence(104) == 0  # wraps, no gap
+    assert seq.forward_sequence(107) == 3  # the publisher lost 105 and 106: the gap stays (a retransmission may fill it)
+    assert seq.forward_sequence(105) == 1 and seq.forward_sequence(106) == 2  # ... and does
+    assert seq.forward_sequence(101) == 65535  # a copy of one sent: the same number
+    assert seq.forward_sequence(102) is None  # one that was dropped: still not sent
     seq.drop(109)  # lost 108, then a dropped frame: 108's number kept
-    assert seq.forward(110) == 5 and seq.forward(108) == 4  # ... and it lands there when it comes
-    for n in range(111, 111 + SequenceMap.DROPS_REMEMBERED + 1):
+    assert seq.forward_sequence(110) == 5 and seq.forward_sequence(108) == 4  # ... and it lands there when it comes
+    for n in range(111, 111 + 256 + 1):  # more drops than are remembered
         seq.drop(n)
-    assert seq.forward(110) is None  # from before what is remembered: not placed
+    assert seq.forward_sequence(110) is None  # from before what is remembered: not placed
 
 
 def _parameters(kind: str = "video") -> RTCRtpSendParameters:
@@ -101,10 +132,12 @@ def _parameters(kind: str = "video") -> RTCRtpSendParameters:
 
 
 class Transport:
-    """What the sink sends through (the subscriber's RTCDtlsTransport._send_rtp), recorded."""
+    """What the sink sends through (the subscriber's RTCDtlsTransport._send_rtp), recorded: no
+    ICE connection the sink could read, so everything takes the slow path."""
 
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        self._state = State.CONNECTED
 
     async def _send_rtp(self, data: bytes) -> None:
         self.sent.append(data)
@@ -125,11 +158,12 @@ def _parse(data: bytes) -> RtpPacket:
 
 def test_a_subscriber_gets_its_own_ssrc_numbers_payload_type_mid_and_fresh_send_time() -> None:
     sender = Sender()
-    sink = RtpSink(sender, _parameters())
+    sink = _fastfwd.Sink(True)
+    bind(sink, sender, _parameters())
 
     async def go() -> None:
-        sink.send(500, 90_000, 0, b"first", None)
-        sink.send(501, 90_000, 1, b"second", (True, 30))
+        sink.send(500, 90_000, 0, b"first", -1)
+        sink.send(501, 90_000, 1, b"second", level_byte((True, 30)))
         await asyncio.sleep(0)  # a transport it cannot send through directly: sent in a task
 
     asyncio.run(go())
@@ -147,10 +181,11 @@ def test_a_subscriber_gets_its_own_ssrc_numbers_payload_type_mid_and_fresh_send_
 
 def test_a_nacked_packet_is_resent_on_the_rtx_stream_with_its_sequence_number_first() -> None:
     sender = Sender()
-    sink = RtpSink(sender, _parameters())
+    sink = _fastfwd.Sink(True)
+    bind(sink, sender, _parameters())
 
     async def go() -> None:
-        sink.send(500, 90_000, 1, b"lost", None)
+        sink.send(500, 90_000, 1, b"lost", -1)
         await asyncio.sleep(0)
         original = _parse(sender.transport.sent[0])
         sink.resend(original.sequence_number)
@@ -172,10 +207,6 @@ def test_a_forward_track_sends_a_frame_whole_or_not_at_all_with_contiguous_pictu
         fwd.bind(sender, _parameters())
         fwd.set_layer(0)  # base layer only
 
-        class P:
-            def __init__(self, seq: int, ts: int, payload: bytes) -> None:
-                self.sequence_number, self.timestamp, self.payload, self.marker = seq, ts, payload, 1
-
         frames = [(0, True), (2, False), (1, False), (2, False), (0, False)]  # L1T3
         seq = 10
         for i, (tid, key) in enumerate(frames):
@@ -183,7 +214,10 @@ def test_a_forward_track_sends_a_frame_whole_or_not_at_all_with_contiguous_pictu
                 payload = vp8_payload(start=part == 0, key=key, picture_id=100 + i, tid=tid)
                 vp8 = vp8_descriptor(payload)
                 assert vp8 is not None
-                fwd.forward(P(seq, 3000 * i, payload), key and part == 0, tid, vp8, False)
+                pid_at = vp8.picture_id_at if vp8.picture_id_at is not None else -1
+                _fastfwd.forward(
+                    (fwd.gate,), seq, 3000 * i, 1, payload, key and part == 0, tid, pid_at, vp8.picture_id_bits, -1, False
+                )
                 seq += 1
         await asyncio.sleep(0)
         fwd.stop()
@@ -200,8 +234,7 @@ def test_a_forward_track_sends_a_frame_whole_or_not_at_all_with_contiguous_pictu
 def test_packets_from_a_publisher_reach_no_subscriber_before_it_is_negotiated() -> None:
     async def go() -> int:
         fwd = ForwardTrack("audio", lambda: None)
-        packet: Any = type("P", (), {"sequence_number": 1, "timestamp": 1, "payload": b"x", "marker": 0})()
-        fwd.forward(packet, False, None, None, False)  # no sink yet
+        assert _fastfwd.forward((fwd.gate,), 1, 1, 0, b"x", False, -1, -1, 0, -1, False) is None  # no sink yet
         fwd.stop()
         return fwd.forwarded
 
@@ -209,9 +242,8 @@ def test_packets_from_a_publisher_reach_no_subscriber_before_it_is_negotiated() 
 
 
 def test_the_precomputed_extension_block_is_the_one_built_from_its_elements() -> None:
-    from mcu_vm.rtp_forward import extension_block
-
-    sink = RtpSink(Sender(), _parameters())
+    sink = _fastfwd.Sink(True)
+    bind(sink, Sender(), _parameters())
     ntp = 0x1234_5678_9ABC_DEF0
     sent_at = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
     for level, elements in [
@@ -219,7 +251,7 @@ def test_the_precomputed_extension_block_is_the_one_built_from_its_elements() ->
         ((True, 42), [(1, b"4"), (3, sent_at), (2, bytes([0x80 | 42]))]),
         ((False, 127), [(1, b"4"), (3, sent_at), (2, bytes([127]))]),
     ]:
-        data = sink.build(7, 9, 1, b"payload", level, ntp)
+        data = sink.build(7, 9, 1, b"payload", level_byte(level), ntp)
         assert data[12:] == extension_block(elements) + b"payload", level
         parsed = _parse(data)
         assert parsed.extensions.abs_send_time == (ntp >> 14) & 0xFFFFFF and parsed.extensions.audio_level == level
@@ -237,3 +269,90 @@ def test_whatever_a_publisher_sends_the_parsers_answer_without_raising() -> None
             rewrite_picture_id(payload, descriptor.picture_id_at, descriptor.picture_id_bits, 3)
         h264_keyframe(payload)
     assert not h264_keyframe(bytes([0x78, 0x00, 0x00, 0x00, 0x00, 0x00]))  # STAP-A of empty units: ends
+
+
+def test_the_straight_path_protects_with_the_subscribers_srtp_session_and_sends_to_its_pair() -> None:
+    """The native sink's own send: libsrtp's ``srtp_protect`` (pylibsrtp's, by its address) on
+    the subscriber's session, ``sendto`` the nominated pair's address from its socket; a new pair
+    is resolved before the next packet, a closing socket or a lost connection gets nothing."""
+    import socket
+
+    from pylibsrtp import Policy, Session
+
+    from mcu_vm.rtp_forward import _PROTECT, _srtp_ffi
+
+    key = bytes(range(30))
+    tx = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    rx = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(2)
+    out_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    class Udp:
+        _closing = False
+
+    class Dtls:
+        def __init__(self) -> None:
+            self._state = State.CONNECTED
+            self._tx_srtp = tx
+
+    pairs = [object(), object()]
+    nominated: dict[int, Any] = {1: pairs[0]}
+    udp, dtls, resolved = Udp(), Dtls(), []
+
+    def resolve(sink: _fastfwd.Sink) -> None:
+        resolved.append(nominated[1])
+        ctx = int(_srtp_ffi.cast("uintptr_t", tx._srtp[0]))
+        sink.set_route(nominated[1], udp, out_socket.fileno(), "127.0.0.1", receiver.getsockname()[1], tx, ctx, _PROTECT)
+
+    sink = _fastfwd.Sink(False)
+    sink.bind(
+        ssrc=4242, rtx_ssrc=0, payload_type=111, rtx_payload_type=-1, clock_rate=48000, mid=b"", mid_id=0,
+        abs_send_time_id=0, audio_level_id=0, sequence_start=7, timestamp_offset=10, rtx_sequence=0,
+        sender_dict={}, transport=dtls, connected=State.CONNECTED, nominated=nominated, resolve=resolve,
+        slow=lambda s, data: pytest.fail("a straight route took the slow path"),
+    )  # fmt: skip
+
+    def send(seq: int) -> None:
+        assert _fastfwd.forward((sink,), seq, 960 * seq, 1, b"opus frame", False, -1, -1, 0, -1, False) is None
+
+    send(1)
+    packet = RtpPacket.parse(rx.unprotect(receiver.recv(2048)))
+    assert (packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload) == (4242, 7, 970, b"opus frame")
+    nominated[1] = pairs[1]  # a new pair (an ICE restart): resolved again before it is used
+    send(2)
+    assert RtpPacket.parse(rx.unprotect(receiver.recv(2048))).sequence_number == 8 and resolved == pairs
+    assert sink.sent_direct == 2 and dtls.__dict__["_RTCDtlsTransport__tx_packets"] == 2
+    udp._closing = True  # its socket is closing: nothing more goes to it
+    send(3)
+    udp._closing = False
+    dtls._state = State.CLOSED  # the subscriber's connection is gone: nothing either
+    send(4)
+    receiver.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        receiver.recv(2048)
+    assert sink.sent_direct == 2 and sink.forwarded == 4  # numbered and kept, not sent
+    receiver.close()
+    out_socket.close()
+
+
+def test_whatever_a_publisher_sends_the_native_path_forwards_or_drops_without_harm() -> None:
+    """Forged payloads (cut, random, a picture id said to be past the end, too big to forward)
+    through the native pass: it never raises, never writes past what it was given, and what it
+    sends carries the payload as it came (or its picture id rewritten)."""
+    import random
+
+    rnd = random.Random(23)
+    transport = Transport()
+    sinks = (_sink(True, transport=transport), _sink(False, transport=transport))
+    sent = 0
+    for n in range(5_000):
+        payload = bytes(rnd.randrange(256) for _ in range(rnd.choice([0, 1, 3, 8, 40, 1600])))
+        pid_at = rnd.choice([-1, 0, 2, len(payload) - 1, len(payload), 10_000])
+        _fastfwd.forward(sinks, n & 0xFFFF, n // 3 * 3000, n % 3 == 2, payload, n % 50 == 0, rnd.choice([-1, 0, 1, 2, 7]),
+                         pid_at, rnd.choice([7, 15]), rnd.choice([-1, 0x85]), False)  # fmt: skip
+    for sink in sinks:
+        sent += sink.packets
+        assert sink.too_big > 0  # 1,600-byte payloads are not forwarded
+    assert sent > 1_000 and sinks[1].forwarded == sinks[1].packets
