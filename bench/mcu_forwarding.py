@@ -153,7 +153,7 @@ class Target:
 def run_size(target: Target, n: int) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix="wm-bench-mcu-"))
     portal = target.platform.endpoints["portal"]
-    pub = peer(["publish", "--portal", portal, "--key", target.key, *target.publisher_args()])
+    pub = peer(["publish", "--portal", portal, f"--key={target.key}", *target.publisher_args()])  # a key may start with "-"
     try:
         time.sleep(3)  # publisher joined and sending
         pid = target.server_pid()
@@ -165,8 +165,7 @@ def run_size(target: Target, n: int) -> dict[str, Any]:
                 "subscribe",
                 "--portal",
                 portal,
-                "--key",
-                target.key,
+                f"--key={target.key}",
                 "--count",
                 str(n),
                 "--out",

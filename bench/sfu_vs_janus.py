@@ -207,7 +207,7 @@ def main() -> None:
                 ext = {"number": "101", "first_name": "Bench", "last_name": "Mark", "email": "b@example.com"}
                 key = pbx.sync([ext]).json()["extensions"][0]["quick_meeting_url"].rsplit("/", 1)[1]
                 target = Target(platform, key, "forward", args.window)
-                portal = ["--portal", platform.endpoints["portal"], "--key", key]
+                portal = ["--portal", platform.endpoints["portal"], f"--key={key}"]  # a key may start with "-"
                 server = Server("MCU", target.server_pid, portal, portal)
             else:
                 janus = JanusServer(JANUS_ADDRESS, VETH, free_port(), 2 if name == "janus-loops" else None)

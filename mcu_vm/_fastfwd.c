@@ -6,7 +6,8 @@
  * type, its header extensions, the VP8 picture id), the NACK history, the counters aiortc's
  * sender reports read, SRTP protection with the subscriber's session (libsrtp's own
  * ``srtp_protect``, the one pylibsrtp carries, called through its address) and the send to the
- * subscriber's ICE pair's socket. Whatever this cannot send straight (a paced subscriber, a TURN
+ * subscriber's ICE pair's socket (a video frame's packets together, in one ``sendmmsg`` once its
+ * last one is in: the subscriber wakes once per frame). Whatever this cannot send straight (a paced subscriber, a TURN
  * relay, a transport it cannot read) goes to a Python callable, unprotected.
  *
  * Python decides everything that is not per packet (routes, layers, pacing, keyframe requests);
@@ -21,6 +22,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -31,6 +33,7 @@
 #define MAX_PACKET 1500      /* what is forwarded at most (header, extensions and payload) */
 #define SRTP_TRAILER 144     /* pylibsrtp's SRTP_MAX_TRAILER_LEN */
 #define NTP_EPOCH_OFFSET 2208988800ULL
+#define BATCH 16             /* a frame's packets sent in one sendmmsg, at most */
 
 typedef int (*srtp_protect_fn)(void *ctx, void *rtp, int *len);
 
@@ -80,6 +83,13 @@ typedef struct {
     int fd;
     struct sockaddr_storage addr;
     socklen_t addr_len;
+    /* a video frame's packets, protected, until its last one (one sendmmsg: one wake-up of the
+     * subscriber per frame, not per packet) */
+    unsigned char (*batch)[MAX_PACKET + SRTP_TRAILER];
+    int batch_len[BATCH];
+    int batch_count;
+    uint32_t batch_ts;
+    unsigned long long batches;
 } Sink;
 
 static PyObject *s_state, *s_tx_srtp, *s_closing, *s_dict, *s_wm_pacer, *s_rate_bps, *s_one;
@@ -111,6 +121,7 @@ static int Sink_clear(Sink *self) {
     Py_CLEAR(self->route_transport);
     Py_CLEAR(self->srtp_session);
     self->fd = -1;
+    self->batch_count = 0;
     return 0;
 }
 
@@ -118,6 +129,7 @@ static void Sink_dealloc(Sink *self) {
     PyObject_GC_UnTrack(self);
     Sink_clear(self);
     for (int i = 0; i < HISTORY; i++) Py_CLEAR(self->history[i]);
+    free(self->batch);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -317,17 +329,19 @@ static int call_slow(Sink *s, const unsigned char *data, Py_ssize_t len) {
     return 0;
 }
 
-/* protect and send one packet (len bytes in buf, room for the trailer behind); -1 with a Python error */
-static int out(Sink *s, unsigned char *buf, Py_ssize_t len) {
+/* 1: the straight route (fd, address, SRTP session) is good for the subscriber's nominated pair
+ * now; 0: this packet is not sent (not connected, no pair, its socket closing); 2: take the slow
+ * path; -1: a Python error */
+static int route(Sink *s) {
     int p = paced(s);
     if (p < 0) return -1;
-    if (p) return call_slow(s, buf, len);
+    if (p) return 2;
     PyObject *state = PyObject_GetAttr(s->transport, s_state);
     if (!state) return -1;
     int connected = state == s->connected;
     Py_DECREF(state);
     if (!connected) return 0; /* not connected (yet, or any more): this subscriber misses it */
-    if (!s->nominated) return call_slow(s, buf, len);
+    if (!s->nominated) return 2;
     PyObject *pair = PyDict_GetItemWithError(s->nominated, s_one);
     if (!pair) return PyErr_Occurred() ? -1 : 0;
     PyObject *srtp = PyObject_GetAttr(s->transport, s_tx_srtp);
@@ -338,29 +352,88 @@ static int out(Sink *s, unsigned char *buf, Py_ssize_t len) {
         PyObject *r = PyObject_CallOneArg(s->resolve, (PyObject *)s);
         if (!r) return -1;
         Py_DECREF(r);
-        if (pair != s->route_pair) return call_slow(s, buf, len); /* no straight route to it */
+        if (pair != s->route_pair) return 2; /* no straight route to it */
     }
-    if (s->fd < 0 || !s->protect || !s->srtp_ctx) return call_slow(s, buf, len);
+    if (s->fd < 0 || !s->protect || !s->srtp_ctx) return 2;
     PyObject *closing = PyObject_GetAttr(s->route_transport, s_closing);
     if (!closing) return -1;
     int is_closing = PyObject_IsTrue(closing);
     Py_DECREF(closing);
-    if (is_closing) return 0;
+    return is_closing ? 0 : 1;
+}
+
+static int count_sent(Sink *s, long long bytes, long long packets) {
+    s->sent_direct += packets;
+    PyObject *d = PyObject_GenericGetDict(s->transport, NULL);
+    if (!d) return -1;
+    int rc = dict_add(d, s_tx_bytes, bytes) < 0 || dict_add(d, s_tx_packets, packets) < 0 ? -1 : 0;
+    Py_DECREF(d);
+    return rc;
+}
+
+/* send the frame's packets held for this subscriber, in one sendmmsg; -1 with a Python error */
+static int flush(Sink *s) {
+    int count = s->batch_count;
+    if (!count) return 0;
+    s->batch_count = 0;
+    int r = route(s); /* still the pair (and socket) they were protected for */
+    if (r != 1) return r < 0 ? -1 : 0;
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    long long bytes = 0;
+    memset(msgs, 0, sizeof(msgs));
+    for (int i = 0; i < count; i++) {
+        iov[i].iov_base = s->batch[i];
+        iov[i].iov_len = s->batch_len[i];
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &s->addr;
+        msgs[i].msg_hdr.msg_namelen = s->addr_len;
+        bytes += s->batch_len[i];
+    }
+    int sent = 0;
+    while (sent < count) {
+        int n = sendmmsg(s->fd, msgs + sent, count - sent, MSG_DONTWAIT);
+        if (n <= 0) break;
+        sent += n;
+    }
+    s->send_errors += count - sent; /* a full socket buffer: these copies are lost, as on the wire */
+    s->batches++;
+    if (sent < count) {
+        bytes = 0;
+        for (int i = 0; i < sent; i++) bytes += s->batch_len[i];
+    }
+    return sent ? count_sent(s, bytes, sent) : 0;
+}
+
+/* protect and send one packet (len bytes in buf, room for the trailer behind), or hold it with
+ * its frame's others (video: ``frame`` set) until the frame's last (``last``); -1 with a Python error */
+static int out(Sink *s, unsigned char *buf, Py_ssize_t len, int frame, uint32_t ts, int last) {
+    if (s->batch_count && (!frame || ts != s->batch_ts) && flush(s) < 0) return -1;
+    int r = route(s);
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    if (r == 2) return call_slow(s, buf, len);
     int n = (int)len;
     if (s->protect(s->srtp_ctx, buf, &n) != 0) {
         s->send_errors++;
         return 0;
     }
+    if (frame) {
+        if (!s->batch && !(s->batch = malloc(sizeof(*s->batch) * BATCH))) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(s->batch[s->batch_count], buf, n);
+        s->batch_len[s->batch_count++] = n;
+        s->batch_ts = ts;
+        return last || s->batch_count == BATCH ? flush(s) : 0;
+    }
     if (sendto(s->fd, buf, n, MSG_DONTWAIT, (struct sockaddr *)&s->addr, s->addr_len) < 0) {
         s->send_errors++; /* a full socket buffer: this copy is lost, as on the wire */
         return 0;
     }
-    s->sent_direct++;
-    PyObject *d = PyObject_GenericGetDict(s->transport, NULL);
-    if (!d) return -1;
-    int rc = dict_add(d, s_tx_bytes, n) < 0 || dict_add(d, s_tx_packets, 1) < 0 ? -1 : 0;
-    Py_DECREF(d);
-    return rc;
+    return count_sent(s, n, 1);
 }
 
 static int set_long(PyObject *dict, PyObject *key, unsigned long long v) {
@@ -398,7 +471,7 @@ static int send_one(Sink *s, uint16_t in_seq, uint32_t in_ts, int marker, const 
             set_long(s->sender_dict, s_octets, s->octets) < 0 || set_long(s->sender_dict, s_packets, s->packets) < 0)
             return -1;
     }
-    if (out(s, buf, len) < 0) return -1;
+    if (out(s, buf, len, s->video, ts, marker) < 0) return -1;
     return 1;
 }
 
@@ -569,7 +642,7 @@ static PyObject *Sink_resend(Sink *self, PyObject *arg) {
         memcpy(buf, data, len);
         n = len;
     }
-    if (out(self, buf, n) < 0) return NULL;
+    if (out(self, buf, n, 0, 0, 0) < 0) return NULL; /* at once, not held */
     Py_RETURN_TRUE;
 }
 
@@ -604,7 +677,8 @@ static PyMemberDef Sink_members[] = {
     {"timestamp_offset", T_UINT, offsetof(Sink, timestamp_offset), READONLY, NULL},
     {"transport", T_OBJECT, offsetof(Sink, transport), READONLY, NULL},
     U64(frames), U64(forwarded), U64(dropped), U64(paused_frames), U64(layer_frames_dropped), U64(packets),
-    U64(octets), U64(sent_direct), U64(sent_slow), U64(send_errors), U64(too_big),
+    U64(octets), U64(sent_direct), U64(sent_slow), U64(send_errors), U64(too_big), U64(batches),
+    {"held", T_INT, offsetof(Sink, batch_count), READONLY, NULL},
     {NULL}};
 
 static PyGetSetDef Sink_getset[] = {{"newest_timestamp", (getter)Sink_get_newest, NULL, NULL, NULL}, {NULL}};
@@ -627,7 +701,8 @@ static PyTypeObject SinkType = {
 /* -- Python: forward ------------------------------------------------------------------------ */
 
 /* forward(sinks, seq, timestamp, marker, payload, keyframe, layer, picture_id_at, picture_id_bits,
- *         level, held) -> the sinks that dropped a frame waiting for a keyframe (they should ask), or None
+ *         level, held) -> (the sinks that dropped a frame waiting for a keyframe: they should ask,
+ *         or None; whether some sink holds packets of a frame not yet ended: flush them soon)
  * layer, picture_id_at, level: -1 for none; level: its byte (V bit and level) */
 static PyObject *forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 11 || !PyTuple_Check(args[0]) || !PyBytes_Check(args[4])) {
@@ -648,6 +723,7 @@ static PyObject *forward(PyObject *module, PyObject *const *args, Py_ssize_t nar
     Py_ssize_t size = PyBytes_GET_SIZE(args[4]);
     PyObject *sinks = args[0];
     PyObject *asks = NULL;
+    int pending = 0;
     uint64_t ntp = ntp_now(); /* one send time for the pass (abs-send-time, the sender reports) */
     Py_ssize_t n = PyTuple_GET_SIZE(sinks);
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -698,18 +774,32 @@ static PyObject *forward(PyObject *module, PyObject *const *args, Py_ssize_t nar
         rc = send_one(s, (uint16_t)seq, (uint32_t)ts, (int)marker, payload, size, -1, ntp, (int)pid_at, (int)pid_bits, shift);
         if (rc < 0) goto error;
         if (rc) s->forwarded++;
+        pending |= s->batch_count > 0;
     }
-    if (asks) return asks;
-    Py_RETURN_NONE;
+    return Py_BuildValue("(NO)", asks ? asks : Py_NewRef(Py_None), pending ? Py_True : Py_False);
 error:
     Py_XDECREF(asks);
     return NULL;
+}
+
+/* flush(sinks): send what they hold of frames whose last packet did not come (lost, or late) */
+static PyObject *py_flush(PyObject *module, PyObject *sinks) {
+    if (!PyTuple_Check(sinks)) {
+        PyErr_SetString(PyExc_TypeError, "flush(sinks: tuple)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sinks); i++) {
+        PyObject *item = PyTuple_GET_ITEM(sinks, i);
+        if (PyObject_TypeCheck(item, &SinkType) && flush((Sink *)item) < 0) return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_ntp_now(PyObject *module, PyObject *unused) { return PyLong_FromUnsignedLongLong(ntp_now()); }
 
 static PyMethodDef module_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))forward, METH_FASTCALL, "One publisher packet to its subscribers."},
+    {"flush", py_flush, METH_O, "Send what the sinks hold of frames not yet ended."},
     {"ntp_now", py_ntp_now, METH_NOARGS, "The current time as a 64-bit NTP timestamp."},
     {NULL}};
 

@@ -37,6 +37,8 @@ class Sink:
     sent_slow: int
     send_errors: int
     too_big: int
+    batches: int
+    held: int
     def __init__(self, video: bool) -> None: ...
     def bind(
         self,
@@ -82,5 +84,6 @@ def forward(
     level: int,
     held: bool,
     /,
-) -> list[Sink] | None: ...
+) -> tuple[list[Sink] | None, bool]: ...
+def flush(sinks: tuple[Sink, ...], /) -> None: ...
 def ntp_now() -> int: ...

@@ -89,6 +89,9 @@ DEFAULT_RTT_S = 0.1  # until the receiver's reports give the round trip
 REPEAT_AFTER_RTTS = 0.8
 VIDEO_CLOCK_RATE = 90_000
 SEEN_MASK = 1023  # a publisher's packets forwarded are remembered this far back (duplicates skipped)
+# a video frame's packets go to each subscriber together once its last one (marker) is in; when
+# that one does not come, what is held goes this long after the frame's first
+FRAME_HOLD_S = 0.005
 REMB_EVERY_S = 1.0  # a publisher is told what to send this often (and at once when it changes)
 
 _installed = False
@@ -532,6 +535,7 @@ class Publisher:
         self.forwards: set[ForwardTrack] = set()  # subscribers' copies, packet by packet
         self._gates: tuple[_fastfwd.Sink, ...] = ()  # their native sinks, in one tuple for the pass
         self._by_gate: dict[_fastfwd.Sink, ForwardTrack] = {}
+        self._flush: asyncio.TimerHandle | None = None
         self._seen: dict[int, int] = {}  # the sequence numbers of the last SEEN_MASK + 1 packets forwarded
         self.duplicates = 0
         self.failures = 0  # packets whose forwarding raised (logged once)
@@ -643,7 +647,7 @@ class Publisher:
                     pid_at, pid_bits = vp8.picture_id_at, vp8.picture_id_bits
             elif self.codec_name == "h264":
                 keyframe = h264_keyframe(packet.payload)
-        asks = _fastfwd.forward(
+        asks, pending = _fastfwd.forward(
             self._gates,
             packet.sequence_number,
             packet.timestamp,
@@ -660,6 +664,13 @@ class Publisher:
             fwd = self._by_gate.get(gate)
             if fwd is not None:
                 fwd._ask()
+        if pending and self._flush is None:  # a frame's packets held for its last one: not for long
+            self._flush = asyncio.get_running_loop().call_later(FRAME_HOLD_S, self._flush_held)
+
+    def _flush_held(self) -> None:
+        """Send what is held of a frame whose last packet did not come (lost, late, dropped)."""
+        self._flush = None
+        _fastfwd.flush(self._gates)
 
     async def _run(self) -> None:
         try:
@@ -732,6 +743,8 @@ class Publisher:
     async def stop(self) -> None:
         if self._deferred:
             self._deferred.cancel()
+        if self._flush:
+            self._flush.cancel()
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -234,7 +234,7 @@ def test_a_forward_track_sends_a_frame_whole_or_not_at_all_with_contiguous_pictu
 def test_packets_from_a_publisher_reach_no_subscriber_before_it_is_negotiated() -> None:
     async def go() -> int:
         fwd = ForwardTrack("audio", lambda: None)
-        assert _fastfwd.forward((fwd.gate,), 1, 1, 0, b"x", False, -1, -1, 0, -1, False) is None  # no sink yet
+        assert _fastfwd.forward((fwd.gate,), 1, 1, 0, b"x", False, -1, -1, 0, -1, False) == (None, False)  # no sink yet
         fwd.stop()
         return fwd.forwarded
 
@@ -271,70 +271,102 @@ def test_whatever_a_publisher_sends_the_parsers_answer_without_raising() -> None
     assert not h264_keyframe(bytes([0x78, 0x00, 0x00, 0x00, 0x00, 0x00]))  # STAP-A of empty units: ends
 
 
+class Straight:
+    """A native sink with a straight route: a real SRTP session (and its receiving twin), a UDP
+    socket on loopback to send from and one to receive on, the DTLS and ICE state it reads."""
+
+    def __init__(self, video: bool) -> None:
+        import socket
+
+        from pylibsrtp import Policy, Session
+
+        from mcu_vm.rtp_forward import _PROTECT, _srtp_ffi
+
+        key = bytes(range(30))
+        self.tx = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        self.rx = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+        self.receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.receiver.bind(("127.0.0.1", 0))
+        self.receiver.settimeout(2)
+        self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp = type("Udp", (), {"_closing": False})()
+        self.dtls = type("Dtls", (), {})()
+        self.dtls._state, self.dtls._tx_srtp = State.CONNECTED, self.tx
+        self.pairs = [object(), object()]
+        self.nominated: dict[int, Any] = {1: self.pairs[0]}
+        self.resolved: list[Any] = []
+
+        def resolve(sink: _fastfwd.Sink) -> None:
+            self.resolved.append(self.nominated[1])
+            ctx = int(_srtp_ffi.cast("uintptr_t", self.tx._srtp[0]))
+            port = self.receiver.getsockname()[1]
+            sink.set_route(self.nominated[1], self.udp, self.out.fileno(), "127.0.0.1", port, self.tx, ctx, _PROTECT)
+
+        self.sink = _fastfwd.Sink(video)
+        self.sink.bind(
+            ssrc=4242, rtx_ssrc=0, payload_type=111, rtx_payload_type=-1, clock_rate=48000, mid=b"", mid_id=0,
+            abs_send_time_id=0, audio_level_id=0, sequence_start=7, timestamp_offset=10, rtx_sequence=0,
+            sender_dict={}, transport=self.dtls, connected=State.CONNECTED, nominated=self.nominated,
+            resolve=resolve, slow=lambda s, data: pytest.fail("a straight route took the slow path"),
+        )  # fmt: skip
+
+    def forward(self, seq: int, timestamp: int, marker: int, keyframe: bool = False) -> tuple[Any, bool]:
+        return _fastfwd.forward((self.sink,), seq, timestamp, marker, b"frame", keyframe, -1, -1, 0, -1, False)
+
+    def received(self, timeout: float = 2) -> RtpPacket | None:
+        self.receiver.settimeout(timeout)
+        try:
+            return RtpPacket.parse(self.rx.unprotect(self.receiver.recv(2048)))
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self.receiver.close()
+        self.out.close()
+
+
 def test_the_straight_path_protects_with_the_subscribers_srtp_session_and_sends_to_its_pair() -> None:
     """The native sink's own send: libsrtp's ``srtp_protect`` (pylibsrtp's, by its address) on
     the subscriber's session, ``sendto`` the nominated pair's address from its socket; a new pair
     is resolved before the next packet, a closing socket or a lost connection gets nothing."""
-    import socket
+    audio = Straight(video=False)
+    assert audio.forward(1, 960, 1) == (None, False)
+    packet = audio.received()
+    assert packet is not None
+    assert (packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload) == (4242, 7, 970, b"frame")
+    audio.nominated[1] = audio.pairs[1]  # a new pair (an ICE restart): resolved again before it is used
+    audio.forward(2, 1920, 1)
+    again = audio.received()
+    assert again is not None and again.sequence_number == 8 and audio.resolved == audio.pairs
+    assert audio.sink.sent_direct == 2 and audio.dtls.__dict__["_RTCDtlsTransport__tx_packets"] == 2
+    audio.udp._closing = True  # its socket is closing: nothing more goes to it
+    audio.forward(3, 2880, 1)
+    audio.udp._closing = False
+    audio.dtls._state = State.CLOSED  # the subscriber's connection is gone: nothing either
+    audio.forward(4, 3840, 1)
+    assert audio.received(timeout=0.2) is None
+    assert audio.sink.sent_direct == 2 and audio.sink.forwarded == 4  # numbered and kept, not sent
+    audio.close()
 
-    from pylibsrtp import Policy, Session
 
-    from mcu_vm.rtp_forward import _PROTECT, _srtp_ffi
-
-    key = bytes(range(30))
-    tx = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
-    rx = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
-    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    receiver.bind(("127.0.0.1", 0))
-    receiver.settimeout(2)
-    out_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-    class Udp:
-        _closing = False
-
-    class Dtls:
-        def __init__(self) -> None:
-            self._state = State.CONNECTED
-            self._tx_srtp = tx
-
-    pairs = [object(), object()]
-    nominated: dict[int, Any] = {1: pairs[0]}
-    udp, dtls, resolved = Udp(), Dtls(), []
-
-    def resolve(sink: _fastfwd.Sink) -> None:
-        resolved.append(nominated[1])
-        ctx = int(_srtp_ffi.cast("uintptr_t", tx._srtp[0]))
-        sink.set_route(nominated[1], udp, out_socket.fileno(), "127.0.0.1", receiver.getsockname()[1], tx, ctx, _PROTECT)
-
-    sink = _fastfwd.Sink(False)
-    sink.bind(
-        ssrc=4242, rtx_ssrc=0, payload_type=111, rtx_payload_type=-1, clock_rate=48000, mid=b"", mid_id=0,
-        abs_send_time_id=0, audio_level_id=0, sequence_start=7, timestamp_offset=10, rtx_sequence=0,
-        sender_dict={}, transport=dtls, connected=State.CONNECTED, nominated=nominated, resolve=resolve,
-        slow=lambda s, data: pytest.fail("a straight route took the slow path"),
-    )  # fmt: skip
-
-    def send(seq: int) -> None:
-        assert _fastfwd.forward((sink,), seq, 960 * seq, 1, b"opus frame", False, -1, -1, 0, -1, False) is None
-
-    send(1)
-    packet = RtpPacket.parse(rx.unprotect(receiver.recv(2048)))
-    assert (packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload) == (4242, 7, 970, b"opus frame")
-    nominated[1] = pairs[1]  # a new pair (an ICE restart): resolved again before it is used
-    send(2)
-    assert RtpPacket.parse(rx.unprotect(receiver.recv(2048))).sequence_number == 8 and resolved == pairs
-    assert sink.sent_direct == 2 and dtls.__dict__["_RTCDtlsTransport__tx_packets"] == 2
-    udp._closing = True  # its socket is closing: nothing more goes to it
-    send(3)
-    udp._closing = False
-    dtls._state = State.CLOSED  # the subscriber's connection is gone: nothing either
-    send(4)
-    receiver.settimeout(0.2)
-    with pytest.raises(TimeoutError):
-        receiver.recv(2048)
-    assert sink.sent_direct == 2 and sink.forwarded == 4  # numbered and kept, not sent
-    receiver.close()
-    out_socket.close()
+def test_a_video_frames_packets_go_together_once_its_last_is_in() -> None:
+    """One ``sendmmsg`` per frame and subscriber: nothing leaves before the frame's marker packet
+    (or the next frame's first, or ``flush`` when the marker never comes), then all of it, in order."""
+    video = Straight(video=True)
+    assert video.forward(1, 3000, 0, keyframe=True) == (None, True)  # held: flush soon
+    video.forward(2, 3000, 0)
+    assert video.received(timeout=0.1) is None and video.sink.held == 2
+    assert video.forward(3, 3000, 1) == (None, False)  # the frame's last: all three go
+    assert [p.sequence_number for p in (video.received(), video.received(), video.received()) if p] == [7, 8, 9]
+    video.forward(4, 6000, 0)  # a frame whose marker is lost ...
+    video.forward(6, 9000, 0)  # ... goes when the next one starts
+    first = video.received()
+    assert first is not None and first.timestamp == 6010 and video.sink.held == 1
+    _fastfwd.flush((video.sink,))  # the publisher's timer: what is held goes
+    last = video.received()
+    assert last is not None and last.timestamp == 9010 and video.sink.held == 0
+    assert video.sink.batches == 3 and video.sink.sent_direct == 5 and video.sink.send_errors == 0
+    video.close()
 
 
 def test_whatever_a_publisher_sends_the_native_path_forwards_or_drops_without_harm() -> None:
