@@ -329,6 +329,15 @@ static int call_slow(Sink *s, const unsigned char *data, Py_ssize_t len) {
     return 0;
 }
 
+/* 1: the subscriber's DTLS transport is connected; -1: a Python error */
+static int is_connected(Sink *s) {
+    PyObject *state = PyObject_GetAttr(s->transport, s_state);
+    if (!state) return -1;
+    int connected = state == s->connected;
+    Py_DECREF(state);
+    return connected;
+}
+
 /* 1: the straight route (fd, address, SRTP session) is good for the subscriber's nominated pair
  * now; 0: this packet is not sent (not connected, no pair, its socket closing); 2: take the slow
  * path; -1: a Python error */
@@ -336,11 +345,8 @@ static int route(Sink *s) {
     int p = paced(s);
     if (p < 0) return -1;
     if (p) return 2;
-    PyObject *state = PyObject_GetAttr(s->transport, s_state);
-    if (!state) return -1;
-    int connected = state == s->connected;
-    Py_DECREF(state);
-    if (!connected) return 0; /* not connected (yet, or any more): this subscriber misses it */
+    int connected = is_connected(s);
+    if (connected <= 0) return connected; /* not connected (yet, or any more): this subscriber misses it */
     if (!s->nominated) return 2;
     PyObject *pair = PyDict_GetItemWithError(s->nominated, s_one);
     if (!pair) return PyErr_Occurred() ? -1 : 0;
@@ -751,6 +757,9 @@ static PyObject *forward(PyObject *module, PyObject *const *args, Py_ssize_t nar
         }
         if (!found) {
             int admitted = 0;
+            int up = is_connected(s);
+            if (up < 0) goto error;
+            if (!up) continue; /* nothing it could receive yet: no frame decided, a keyframe not spent */
             if (!held) {
                 int verdict = admit(s, keyframe, (int)layer);
                 admitted = verdict == 1;

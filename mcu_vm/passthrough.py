@@ -704,8 +704,8 @@ class Publisher:
         self.forwards.add(fwd)
         self._by_gate[fwd.gate] = fwd
         self._gates = tuple(self._by_gate)
-        if self.kind == "video":
-            self.request_keyframe()
+        # no keyframe asked for yet: one that came before its connection is up would be spent on
+        # nobody. Its first frame once connected is dropped for want of one, and that asks
         return fwd
 
     def unsubscribe(self, fwd: ForwardTrack) -> None:

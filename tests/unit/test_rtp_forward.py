@@ -388,3 +388,20 @@ def test_whatever_a_publisher_sends_the_native_path_forwards_or_drops_without_ha
         sent += sink.packets
         assert sink.too_big > 0  # 1,600-byte payloads are not forwarded
     assert sent > 1_000 and sinks[1].forwarded == sinks[1].packets
+
+
+def test_a_keyframe_that_comes_before_the_subscriber_is_connected_is_not_spent_on_it() -> None:
+    """Until its DTLS transport is up a subscriber could receive nothing: no frame is decided
+    for it, so a keyframe then leaves it waiting; its first frame once connected, a delta, is
+    dropped and asks for one."""
+    video = Straight(video=True)
+    video.dtls._state = State.NEW
+    assert video.forward(1, 3000, 1, keyframe=True) == (None, False)
+    assert video.sink.waiting_for_keyframe and video.sink.frames == 0 and video.sink.packets == 0
+    video.dtls._state = State.CONNECTED
+    asks, _ = video.forward(2, 6000, 1)
+    assert asks == [video.sink] and video.sink.waiting_for_keyframe
+    video.forward(3, 9000, 1, keyframe=True)
+    got = video.received()
+    assert got is not None and got.timestamp == 9010 and not video.sink.waiting_for_keyframe
+    video.close()
