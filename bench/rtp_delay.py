@@ -128,8 +128,10 @@ def offsets(original: list[Frame], copy: list[Frame]) -> tuple[int, int] | None:
     return best if count >= 3 and count > 2 * rest[0][1] else None
 
 
-def delays(original: list[Frame], copy: list[Frame]) -> list[float]:
-    """Seconds from each original packet to its forwarded copy (frames the copy has)."""
+def delays(original: list[Frame], copy: list[Frame], last_only: bool = False) -> list[float]:
+    """Seconds from each original packet to its forwarded copy (frames the copy has); with
+    ``last_only``, from each frame's last packet to its copy's (when the frame is whole at the
+    subscriber: what its decoder waits for)."""
     found = offsets(original, copy)
     if found is None:
         return []
@@ -140,17 +142,21 @@ def delays(original: list[Frame], copy: list[Frame]) -> list[float]:
         source = index.get((ts - shift) & 0xFFFFFFFF)
         if source is None or len(source) != len(pkts):
             continue
-        out += [c.at - o.at for o, c in zip(source, pkts, strict=True) if 0 <= c.at - o.at < MATCH_WINDOW_S]
+        pairs = [(source[-1], pkts[-1])] if last_only else list(zip(source, pkts, strict=True))
+        out += [c.at - o.at for o, c in pairs if 0 <= c.at - o.at < MATCH_WINDOW_S]
     return out
 
 
-def forwarding_delays(packets: list[Packet]) -> tuple[list[float], int]:
-    """Every forwarded packet's delay, from the stream the others are copies of (the
-    publisher's); and how many copies (subscriber streams) were matched."""
+def forwarding_delays(packets: list[Packet]) -> tuple[list[float], list[float], int]:
+    """Every forwarded packet's delay and every forwarded frame's (its last packet's), from the
+    stream the others are copies of (the publisher's); and how many copies (subscriber streams)
+    were matched."""
     streams = {s: f for s, f in frames(packets).items() if sum(len(p) for _, p in f) > 1.5 * max(len(f), 1)}  # video
-    best: tuple[int, list[float]] = (0, [])
+    best: tuple[int, list[float], list[float]] = (0, [], [])
     for source, original in streams.items():
-        matched = [d for s, copy in streams.items() if s != source and (d := delays(original, copy))]
-        if len(matched) > best[0]:
-            best = (len(matched), [x for d in matched for x in d])
-    return best[1], best[0]
+        copies = [copy for s, copy in streams.items() if s != source and delays(original, copy)]
+        if len(copies) > best[0]:
+            per_packet = [x for copy in copies for x in delays(original, copy)]
+            per_frame = [x for copy in copies for x in delays(original, copy, last_only=True)]
+            best = (len(copies), per_packet, per_frame)
+    return best[1], best[2], best[0]

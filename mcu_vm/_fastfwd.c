@@ -340,11 +340,13 @@ static int is_connected(Sink *s) {
 
 /* 1: the straight route (fd, address, SRTP session) is good for the subscriber's nominated pair
  * now; 0: this packet is not sent (not connected, no pair, its socket closing); 2: take the slow
- * path; -1: a Python error */
-static int route(Sink *s) {
-    int p = paced(s);
-    if (p < 0) return -1;
-    if (p) return 2;
+ * path; -1: a Python error. ``pacing``: a paced subscriber takes the slow path */
+static int route(Sink *s, int pacing) {
+    if (pacing) {
+        int p = paced(s);
+        if (p < 0) return -1;
+        if (p) return 2;
+    }
     int connected = is_connected(s);
     if (connected <= 0) return connected; /* not connected (yet, or any more): this subscriber misses it */
     if (!s->nominated) return 2;
@@ -382,7 +384,7 @@ static int flush(Sink *s) {
     int count = s->batch_count;
     if (!count) return 0;
     s->batch_count = 0;
-    int r = route(s); /* still the pair (and socket) they were protected for */
+    int r = route(s, 0); /* still the pair (and socket) they were protected for; paced since or not */
     if (r != 1) return r < 0 ? -1 : 0;
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
@@ -416,7 +418,7 @@ static int flush(Sink *s) {
  * its frame's others (video: ``frame`` set) until the frame's last (``last``); -1 with a Python error */
 static int out(Sink *s, unsigned char *buf, Py_ssize_t len, int frame, uint32_t ts, int last) {
     if (s->batch_count && (!frame || ts != s->batch_ts) && flush(s) < 0) return -1;
-    int r = route(s);
+    int r = route(s, 1);
     if (r < 0) return -1;
     if (r == 0) return 0;
     if (r == 2) return call_slow(s, buf, len);

@@ -45,8 +45,10 @@ def test_the_publisher_is_found_among_its_copies_and_dropped_frames_are_skipped(
         copy = stream(("127.0.0.1", 6001, "127.0.0.1", 7000 + n), 50 + n, sizes, 0.0, 1000 * n, grow=8, lag=0.001 * (n + 1))
         packets += [p for p in copy if (p.ts // 3000) % 7 != 3]  # every 7th frame dropped for this one
     packets += stream(("127.0.0.1", 5002, "127.0.0.1", 6000), 7, [[160]] * 120, 0.0, 0)  # audio: one packet a frame
-    found, copies = forwarding_delays(packets)
+    found, per_frame, copies = forwarding_delays(packets)
     assert copies == 3 and found and min(found) > 0.0009 and max(found) < 0.0031
+    kept = sum(1 for i in range(120) if i % 7 != 3)
+    assert len(per_frame) == 3 * kept and sorted(set(round(d, 6) for d in per_frame)) == [0.001, 0.002, 0.003]
 
 
 def test_an_unrelated_stream_is_no_copy() -> None:
