@@ -1,5 +1,6 @@
 """`make package`: every function zip (and the MCU's) carries the shared core and imports in a
-clean virtualenv built from that zip's own requirements.txt, nothing else."""
+clean virtualenv built from that zip's own requirements.txt, nothing else (the MCU's after
+building its native part from the source it carries, as its VM does)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,13 @@ def test_the_zip_imports_in_a_clean_venv_from_its_own_requirements(packages: dic
         text=True,
     )
     assert pip.returncode == 0, pip.stderr[-2000:]
+    if name == "mcu_vm":  # as the VM's startup script does: its native path built from the source it carries
+        names = zipfile.ZipFile(packages[name]).namelist()
+        assert "mcu_vm/_fastfwd.c" in names and not any(n.endswith(".so") for n in names)
+        native = subprocess.run(
+            [str(py), "-m", "mcu_vm.native"], cwd=app, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}
+        )
+        assert native.returncode == 0, native.stderr[-3000:]
     module = "main" if name != "mcu_vm" else "mcu_vm.worker, mcu_vm.__main__"
     check = subprocess.run(
         [str(py), "-c", f"import {module}"], cwd=app, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}

@@ -174,6 +174,9 @@ def test_each_mcu_proves_itself_and_writes_only_its_own_raw_prefix() -> None:
     assert template["service_account"][0]["email"] == "${google_service_account.mcu.email}"
     startup = (TF / "modules" / "mcu" / "startup.sh.tftpl").read_text()
     assert "MCU_AUTH=gce" in startup and "MCU_SECRET" not in startup and "MCU_TRUSTED_PROXY_HOPS=1" in startup
+    # the native per-packet path is built on the VM from the package's source, before the MCU starts
+    assert "gcc" in startup and "python3-dev" in startup and "set -euo pipefail" in startup
+    assert startup.index("python -m mcu_vm.native") < startup.index("systemctl enable --now webmeeting-mcu")
     # the registry the portal checks MCUs against comes from the MCU groups themselves
     outputs = parse(TF / "modules" / "mcu" / "outputs.tf")["output"]
     registry = next(o["registry"] for o in outputs if "registry" in o)
