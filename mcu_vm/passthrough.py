@@ -2,11 +2,10 @@
 
 A publisher's RTP packets are forwarded as they arrive: the receiver's ``_handle_rtp_packet`` is
 wrapped so that ``Publisher.on_rtp`` sees each packet after SRTP unprotect and before aiortc's
-jitter buffer, and hands it in one call to the native path (``mcu_vm/_fastfwd.c``), which
-decides, rewrites, protects and sends it for every subscriber's ``ForwardTrack`` (its ``gate``);
-aiortc's own handling of the packet follows ``AFTER_FORWARDING_S`` later, with the others that
-came meanwhile. aiortc's sender on the subscriber's connection only negotiates and speaks RTCP
-(reports, NACKs, PLI); its track (the ``ForwardTrack``) never yields a frame.
+jitter buffer, and hands it to every subscriber's ``ForwardTrack``, which rewrites it for that
+subscriber (``mcu_vm.rtp_forward``) and sends it through that subscriber's transport. aiortc's
+sender on the subscriber's connection only negotiates and speaks RTCP (reports, NACKs, PLI);
+its track (the ``ForwardTrack``) never yields a frame.
 
 Frames are still assembled, once per publisher, for what needs frames: recordings (a
 ``Sink``) and the per-layer rates the adaptation reads. aiortc decodes every received track in
