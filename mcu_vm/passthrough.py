@@ -92,9 +92,6 @@ SEEN_MASK = 1023  # a publisher's packets forwarded are remembered this far back
 # a video frame's packets go to each subscriber together once its last one (marker) is in; when
 # that one does not come, what is held goes this long after the frame's first
 FRAME_HOLD_S = 0.005
-# aiortc's own handling of a publisher's packets (NACKs, reports, the jitter buffer recordings
-# read) runs this long after the first of them was forwarded, for all that came meanwhile
-AFTER_FORWARDING_S = 0.001
 REMB_EVERY_S = 1.0  # a publisher is told what to send this often (and at once when it changes)
 
 _installed = False
@@ -233,46 +230,17 @@ def install() -> None:
 
     async def forwarding(self: Any, packet: Any, arrival_time_ms: int) -> None:
         """The publisher's packet to its subscribers first (no jitter buffer in their path),
-        then aiortc's own handling: NACKs and reports to the publisher, frames for recorders,
-        a moment later (``AFTER_FORWARDING_S``), for all the packets that came meanwhile: a
-        frame's packets arrive together, and each one's copies then wait for no other's handling."""
+        then aiortc's own handling: NACKs and reports to the publisher, frames for recorders."""
         publisher = self.__dict__.get("wm_publisher")
         if publisher is not None and not publisher.admit(packet):
             return  # over what any publisher may send: read by nobody (the recorder included)
-        if publisher is None or not self._enabled:
-            await handling(self, packet, arrival_time_ms)
-            return
-        try:
-            publisher.on_rtp(packet)
-        except Exception:  # a forwarding bug must not end the publisher's connection
-            publisher.failures += 1
-            if publisher.failures == 1:  # once per publisher: its packets cannot flood the log
-                log.exception("forwarding a packet failed")
-        later = self.__dict__.setdefault("wm_later", collections.deque())
-        later.append((packet, arrival_time_ms))
-        if not self.__dict__.get("wm_later_due"):
-            self.wm_later_due = True
-            asyncio.get_running_loop().call_later(AFTER_FORWARDING_S, handle_later, self)
-
-    def handle_later(receiver: Any) -> None:
-        task = asyncio.ensure_future(drain_later(receiver))
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
-
-    async def drain_later(receiver: Any) -> None:
-        later = receiver.wm_later
-        try:
-            while later:
-                packet, arrival_time_ms = later.popleft()
-                await handling(receiver, packet, arrival_time_ms)
-        except Exception:  # a receiver stopped meanwhile: what is left of its packets is moot
-            later.clear()
-            log.debug("a publisher's packets were handled after its receiver stopped", exc_info=True)
-        finally:
-            receiver.wm_later_due = False
-
-    async def handling(self: Any, packet: Any, arrival_time_ms: int) -> None:
-        """aiortc's own handling of a publisher's packet, and the temporal layer of its frame."""
+        if publisher is not None and self._enabled:
+            try:
+                publisher.on_rtp(packet)
+            except Exception:  # a forwarding bug must not end the publisher's connection
+                publisher.failures += 1
+                if publisher.failures == 1:  # once per publisher: its packets cannot flood the log
+                    log.exception("forwarding a packet failed")
         await real_handle_rtp(self, packet, arrival_time_ms)
         codec = self._RTCRtpReceiver__codecs.get(packet.payload_type)
         if codec is None or codec.name.lower() != "vp8":
