@@ -158,25 +158,40 @@ class Supervisor:
                         await ws.send_str(msg.data)
                     except ConnectionError:  # the client is gone
                         break
-                await ws.close(code=up.close_code or 1000)
 
-            pump = asyncio.ensure_future(down())
-            worker_closed = False
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    break
-                try:
-                    await up.send_str(msg.data)
-                except ConnectionError:  # the worker closed this participant (over rate, removed, ...)
-                    worker_closed = True
-                    break
-            if worker_closed or up.closed:
-                # what the worker said before it closed (an error, the reason) still reaches the
-                # client: closing `up` now would drop the messages the pump has not relayed yet
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(pump), RELAY_DRAIN_S)
-            await up.close()
-            await asyncio.gather(pump, return_exceptions=True)
+            async def upward() -> bool:
+                """The client's messages to the worker; True if the worker refused one (closed)."""
+                async for msg in ws:
+                    if msg.type != WSMsgType.TEXT:
+                        break
+                    try:
+                        await up.send_str(msg.data)
+                    except ConnectionError:  # the worker closed this participant (over rate, removed, ...)
+                        return True
+                return False
+
+            pump, reader = asyncio.ensure_future(down()), asyncio.ensure_future(upward())
+            try:
+                await asyncio.wait((pump, reader), return_when=asyncio.FIRST_COMPLETED)
+                if not reader.done():
+                    # the worker closed: stop reading the client here, so that the close below is
+                    # a handshake (it reads and discards until the client's reply). A close while
+                    # this task waits in receive() cuts the TCP connection at once, and the reset
+                    # that a still-sending client then gets loses what it had yet to read: the
+                    # worker's last words (rate_limited, the close reason)
+                    reader.cancel()
+                elif up.closed or (reader.exception() is None and reader.result()):
+                    # what the worker said before it closed still reaches the client: closing `up`
+                    # now would drop the messages the pump has not relayed yet
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(pump), RELAY_DRAIN_S)
+                await asyncio.gather(reader, return_exceptions=True)
+                await up.close()
+                await asyncio.gather(pump, return_exceptions=True)
+                await ws.close(code=up.close_code or 1000)  # nothing if the client closed it
+            finally:
+                pump.cancel()
+                reader.cancel()
         return ws
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ import requests
 from infra.launcher import MCU_CAPACITY, Platform
 from infra.pbx_client import PbxClient
 from mcu_vm.room import BROADCAST_COALESCE_S
-from mcu_vm.signalling import MAX_DROPPED, MESSAGE_BURST
+from mcu_vm.signalling import CLOSE_RATE, MAX_DROPPED, MESSAGE_BURST
 from tests.helpers import ext, join_meeting, meeting, quick_links, wait_for
 from webmeeting.domain.signalling import ERROR_TEXT
 
@@ -138,6 +138,33 @@ def test_one_socket_cannot_flood_the_room(platform: Platform, pbx: PbxClient) ->
     assert len([m for m in flooded if m.get("type") == "participant_updated"]) <= 3
     assert {"type": "error", "code": "rate_limited", "message": ERROR_TEXT["rate_limited"]} in told, (told, flooded[-3:])
     assert closed and 1000 - MESSAGE_BURST > MAX_DROPPED
+
+
+def test_a_flooder_too_busy_to_read_is_still_told_why_it_was_closed(platform: Platform, pbx: PbxClient) -> None:
+    """A client that floods without reading (a busy tab, a script) gets the error and the close
+    code when it reads at last: the MCU's close is a handshake, never a cut connection whose reset
+    throws away what the client had yet to read."""
+    key, _ = quick_links(pbx)
+    flooder = join_meeting(platform, key, "Mallory")
+
+    async def run() -> tuple[int, list[dict[str, Any]], int | None]:
+        async with aiohttp.ClientSession() as session:
+            f, _ = await _connect(session, flooder, key)
+            sent = 0
+            for n in range(1000):  # never reading, and still sending after the MCU has had enough
+                try:
+                    await f.send_json({"type": "mute", "audio": n % 2 == 1, "video": True})
+                except ConnectionError:
+                    break
+                sent += 1
+                await asyncio.sleep(0.001)
+            told = await _drain(f, 5.0)  # at last
+            return sent, told, f.close_code
+
+    sent, told, code = asyncio.run(run())
+    assert sent == 1000  # the MCU never cut the connection under the flood
+    assert {"type": "error", "code": "rate_limited", "message": ERROR_TEXT["rate_limited"]} in told, told
+    assert code == CLOSE_RATE
 
 
 def test_a_publish_carries_at_most_one_audio_and_one_video_section(platform: Platform, pbx: PbxClient) -> None:
