@@ -60,6 +60,9 @@ LOCAL_MCUS = [
 ]
 MCU_WORKERS = 2
 MCU_CAPACITY = 200  # forwarded streams each local MCU takes (its two workers)
+# a room's people on its home worker before the next go to the other worker: small locally, so
+# that the suite's larger meetings (the last-N test, the spanning test) run across both workers
+MCU_SPAN_AFTER = 3
 MCU_HEARTBEAT_S = 2
 # the operator console's dev sign-in (the stand-in for IAP): these addresses get a role at launch
 DEV_OPERATORS = {"admin@webmeeting.local": "admin", "support@webmeeting.local": "support"}
@@ -625,6 +628,7 @@ class Platform:
             "MCU_HOST": HOST,
             "MCU_PORT": str(port),
             "MCU_WORKERS": str(MCU_WORKERS),
+            "MCU_SPAN_AFTER": str(MCU_SPAN_AFTER),
             "MCU_LATITUDE": str(lat),
             "MCU_LONGITUDE": str(lon),
             "MCU_ICE_SERVERS": "[]",  # nothing outside 127.0.0.0/8, no public STUN

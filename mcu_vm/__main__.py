@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import hashlib
 import logging
+import secrets
 import signal
 import socket
 import subprocess
@@ -72,10 +73,16 @@ class Supervisor:
         self.draining = False
 
     def start_workers(self) -> None:
-        for port in self.ports:
-            argv = [sys.executable, "-m", "mcu_vm.worker", "--port", str(port)]
+        ports = ",".join(str(p) for p in self.ports)
+        secret = secrets.token_urlsafe(24)  # what links the workers of a spanning room: on stdin, never in argv
+        for index, port in enumerate(self.ports):
+            argv = [sys.executable, "-m", "mcu_vm.worker", "--port", str(port), "--index", str(index), "--ports", ports]
             # our own module; the environment is inherited
-            self.procs.append(subprocess.Popen(argv, preexec_fn=_die_with_parent))
+            proc = subprocess.Popen(argv, preexec_fn=_die_with_parent, stdin=subprocess.PIPE)
+            assert proc.stdin is not None
+            proc.stdin.write(secret.encode() + b"\n")
+            proc.stdin.close()
+            self.procs.append(proc)
 
     async def wait_workers(self) -> None:
         assert self.session

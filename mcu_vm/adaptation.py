@@ -103,6 +103,7 @@ def budget(loss: Loss | None, sending_bps: float) -> float:
 
 
 LAST_N = 9  # camera videos a subscriber gets at most: the most recent speakers (audio: everybody's)
+SPAN_AFTER = 15  # a room's people on its home worker before the next go to other workers (``mcu_vm.span``)
 SCREEN_PRIORITY = 1e12  # a shared screen goes before any camera, and is not counted in the last N
 SPEAKING_DBOV = 30  # an audio level (RFC 6464, -dBov) at or under this is speech (speech: -20 to -30) ...
 SPEECH_WINDOW_S = 1.0  # ... and a person speaks when this last second held ...

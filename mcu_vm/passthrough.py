@@ -36,6 +36,7 @@ import asyncio
 import collections
 import contextlib
 import fractions
+import itertools
 import logging
 import queue
 import threading
@@ -521,21 +522,111 @@ class ForwardTrack(MediaStreamTrack):
         self._ended.set()
 
 
-class Publisher:
-    """One incoming encoded track: its RTP packets fanned out to every subscriber's
-    ``ForwardTrack`` as they arrive (``on_rtp``), its frames (aiortc's jitter buffer, the
-    passthrough worker) to frame sinks (a recorder) and its per-layer rates."""
+class Fanout:
+    """One track's packets to this worker's subscribers of it: every subscriber's ``ForwardTrack``
+    in one native pass per packet (``fan_out``). A ``Publisher`` reads the packets off its
+    publisher's connection; a ``mcu_vm.span.MirrorPublisher`` gets them down a pipe from the
+    worker that does (a room larger than one worker)."""
 
-    def __init__(self, track: MediaStreamTrack, receiver: Any, codec: Any) -> None:
-        self.track = track
-        self.kind = track.kind
-        self.receiver = receiver
-        self.codec = codec  # the negotiated RTCRtpCodecParameters
-        self.subscribers: set[Sink] = set()  # frame sinks (recorders)
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
         self.forwards: set[ForwardTrack] = set()  # subscribers' copies, packet by packet
         self._gates: tuple[_fastfwd.Sink, ...] = ()  # their native sinks, in one tuple for the pass
         self._by_gate: dict[_fastfwd.Sink, ForwardTrack] = {}
         self._flush: asyncio.TimerHandle | None = None
+
+    def request_keyframe(self) -> None:
+        raise NotImplementedError
+
+    def fan_out(
+        self,
+        seq: int,
+        ts: int,
+        marker: bool,
+        payload: bytes,
+        keyframe: bool,
+        layer: int,
+        pid_at: int,
+        pid_bits: int,
+        level: int,
+        held: bool,
+    ) -> None:
+        """One packet, read once (its frame's kind, layer, picture id), to every subscriber."""
+        asks, pending = _fastfwd.forward(self._gates, seq, ts, marker, payload, keyframe, layer, pid_at, pid_bits, level, held)
+        for gate in asks or ():  # they dropped a frame waiting for a keyframe
+            fwd = self._by_gate.get(gate)
+            if fwd is not None:
+                fwd._ask()
+        if pending and self._flush is None:  # a frame's packets held for its last one: not for long
+            self._flush = asyncio.get_running_loop().call_later(FRAME_HOLD_S, self._flush_held)
+
+    def _flush_held(self) -> None:
+        """Send what is held of a frame whose last packet did not come (lost, late, dropped)."""
+        self._flush = None
+        _fastfwd.flush(self._gates)
+
+    def subscribe(self) -> ForwardTrack:
+        fwd = ForwardTrack(self.kind, self.request_keyframe)
+        self.forwards.add(fwd)
+        self._by_gate[fwd.gate] = fwd
+        self._gates = tuple(self._by_gate)
+        # no keyframe asked for yet: one that came before its connection is up would be spent on
+        # nobody. Its first frame once connected is dropped for want of one, and that asks
+        return fwd
+
+    def unsubscribe(self, fwd: ForwardTrack) -> None:
+        self.forwards.discard(fwd)
+        self._by_gate.pop(fwd.gate, None)
+        self._gates = tuple(self._by_gate)
+        fwd.stop()
+
+    def end(self) -> None:
+        """Every subscriber's copy ends (the track did)."""
+        if self._flush:
+            self._flush.cancel()
+            self._flush = None
+        for fwd in list(self.forwards):
+            fwd.stop()
+
+
+class Pipe(Protocol):
+    """Where a publisher's packets go for another worker's subscribers (``mcu_vm.span.PipeOut``)."""
+
+    def send(
+        self,
+        pipe_id: int,
+        seq: int,
+        ts: int,
+        marker: bool,
+        payload: bytes,
+        keyframe: bool,
+        layer: int,
+        pid_at: int,
+        pid_bits: int,
+        level: int,
+        held: bool,
+    ) -> None: ...
+
+
+_pipe_ids = itertools.count(1)
+
+
+class Publisher(Fanout):
+    """One incoming encoded track: its RTP packets fanned out to every subscriber's
+    ``ForwardTrack`` as they arrive (``on_rtp``) and down the pipes to other workers'
+    subscribers, its frames (aiortc's jitter buffer, the passthrough worker) to frame sinks (a
+    recorder) and its per-layer rates."""
+
+    def __init__(self, track: MediaStreamTrack, receiver: Any, codec: Any) -> None:
+        super().__init__(track.kind)
+        self.track = track
+        self.receiver = receiver
+        self.codec = codec  # the negotiated RTCRtpCodecParameters
+        self.subscribers: set[Sink] = set()  # frame sinks (recorders)
+        self.pipe_id = next(_pipe_ids)  # how the other workers' mirrors of it know its packets
+        self.pipes: dict[Pipe, int] = {}  # to other workers: how many of their subscriptions take it
+        self._pipes: tuple[Pipe, ...] = ()
+        self._piped_held = False  # the pipes were told it is held (its packets are not piped then)
         self._seen: dict[int, int] = {}  # the sequence numbers of the last SEEN_MASK + 1 packets forwarded
         self.duplicates = 0
         self.failures = 0  # packets whose forwarding raised (logged once)
@@ -616,7 +707,7 @@ class Publisher:
         level = packet.extensions.audio_level
         if level is not None and not self.held:
             self.speech.add(level[1], time.monotonic())  # subscribers' last N follows the speakers
-        if not self.forwards:
+        if not self._gates and not self._pipes:
             return
         codecs = self.receiver.__dict__.get("_RTCRtpReceiver__codecs") or {}
         codec = codecs.get(packet.payload_type)
@@ -647,30 +738,29 @@ class Publisher:
                     pid_at, pid_bits = vp8.picture_id_at, vp8.picture_id_bits
             elif self.codec_name == "h264":
                 keyframe = h264_keyframe(packet.payload)
-        asks, pending = _fastfwd.forward(
-            self._gates,
-            packet.sequence_number,
-            packet.timestamp,
-            packet.marker,
-            packet.payload,
-            keyframe,
-            layer,
-            pid_at,
-            pid_bits,
-            level_byte(packet.extensions.audio_level),
-            self.held,
-        )
-        for gate in asks or ():  # they dropped a frame waiting for a keyframe
-            fwd = self._by_gate.get(gate)
-            if fwd is not None:
-                fwd._ask()
-        if pending and self._flush is None:  # a frame's packets held for its last one: not for long
-            self._flush = asyncio.get_running_loop().call_later(FRAME_HOLD_S, self._flush_held)
+        level, held, payload = level_byte(packet.extensions.audio_level), self.held, packet.payload
+        if self._pipes and not (held and self._piped_held):  # held: the mirrors are told once
+            self._piped_held = held
+            for pipe in self._pipes:
+                pipe.send(
+                    self.pipe_id, seq, packet.timestamp, packet.marker, payload, keyframe, layer, pid_at, pid_bits, level, held
+                )
+        if self._gates:
+            self.fan_out(seq, packet.timestamp, packet.marker, payload, keyframe, layer, pid_at, pid_bits, level, held)
 
-    def _flush_held(self) -> None:
-        """Send what is held of a frame whose last packet did not come (lost, late, dropped)."""
-        self._flush = None
-        _fastfwd.flush(self._gates)
+    def pipe(self, pipe: Pipe) -> None:
+        """Another worker has a subscriber of this track (called once per subscription there)."""
+        self.pipes[pipe] = self.pipes.get(pipe, 0) + 1
+        self._pipes = tuple(self.pipes)
+        self._piped_held = False
+
+    def unpipe(self, pipe: Pipe) -> None:
+        left = self.pipes.get(pipe, 0) - 1
+        if left > 0:
+            self.pipes[pipe] = left
+        else:
+            self.pipes.pop(pipe, None)
+        self._pipes = tuple(self.pipes)
 
     async def _run(self) -> None:
         try:
@@ -696,23 +786,7 @@ class Publisher:
         finally:
             for sub in list(self.subscribers):
                 sub.stop()
-            for fwd in list(self.forwards):
-                fwd.stop()
-
-    def subscribe(self) -> ForwardTrack:
-        fwd = ForwardTrack(self.kind, self.request_keyframe)
-        self.forwards.add(fwd)
-        self._by_gate[fwd.gate] = fwd
-        self._gates = tuple(self._by_gate)
-        # no keyframe asked for yet: one that came before its connection is up would be spent on
-        # nobody. Its first frame once connected is dropped for want of one, and that asks
-        return fwd
-
-    def unsubscribe(self, fwd: ForwardTrack) -> None:
-        self.forwards.discard(fwd)
-        self._by_gate.pop(fwd.gate, None)
-        self._gates = tuple(self._by_gate)
-        fwd.stop()
+            self.end()
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (PLI). An unanswered request is not repeated within
@@ -743,12 +817,9 @@ class Publisher:
     async def stop(self) -> None:
         if self._deferred:
             self._deferred.cancel()
-        if self._flush:
-            self._flush.cancel()
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         for sub in list(self.subscribers):
             sub.stop()
-        for fwd in list(self.forwards):
-            fwd.stop()
+        self.end()

@@ -48,6 +48,10 @@ from mcu_vm.adaptation import (
 from mcu_vm.passthrough import MAX_LAYER, ForwardTrack, Publisher, pace
 from mcu_vm.portal import PortalClient
 from mcu_vm.recording import RecordingControl, RoomRecording, Uploader
+from mcu_vm.span import Answer as SpanAnswer
+from mcu_vm.span import Cap, Caps, Link, MirrorPublisher, RelaySocket, RemotePeerConnection, Span
+from mcu_vm.span import End as SpanEnd
+from mcu_vm.span import Subscribe as SpanSubscribe
 from webmeeting.domain import signalling as contract
 from webmeeting.domain.ratelimit import TokenBuckets
 
@@ -79,8 +83,8 @@ def media_sections(sdp: str) -> dict[str, int]:
 
 @dataclass
 class Subscription:
-    pc: RTCPeerConnection
-    tracks: list[tuple[Publisher, ForwardTrack]]
+    pc: RTCPeerConnection | RemotePeerConnection  # a stand-in where it is placed on another worker
+    tracks: list[tuple[Publisher | MirrorPublisher, ForwardTrack]]
 
 
 @dataclass
@@ -110,6 +114,7 @@ class Participant:
     link_bps: float = 0.0  # what its link took when last congested
     pacer: Pacer = field(default_factory=Pacer)  # its video leaves at its link's pace while constrained
     away: asyncio.TimerHandle | None = None  # its socket dropped: gone when this fires, unless it comes back
+    worker: int | None = None  # where its subscriptions are: None here, else that worker (a spanning room)
 
     @property
     def publishers(self) -> dict[str, Publisher]:
@@ -234,16 +239,22 @@ class RoomRegistry:
         self.sockets: set[web.WebSocketResponse] = set()
         self._sends: set[asyncio.Future[None]] = set()  # coalesced broadcasts in flight
         self._adapting: asyncio.Task[None] | None = None
+        self.span: Span | None = None  # rooms larger than this worker (set by the worker)
+        # as another worker's helper: the rooms it placed people's subscriptions in here, each
+        # person there a shadow (no socket, no publish: its subscriptions only)
+        self.shadows: dict[str, Room] = {}
 
     # -- accounting ------------------------------------------------------------------------------
 
     def load(self) -> dict[str, int]:
         # the connected: a place held for a dropped socket has no media (nor load) until it is back
         participants = sum(1 for r in self.rooms.values() for p in r.participants.values() if p.away is None)
-        streams = sum(
-            len(s.tracks) for r in self.rooms.values() for p in r.participants.values() for s in p.subscriptions.values()
-        )
+        streams = sum(len(s.tracks) for r in self._all_rooms() for p in r.participants.values() for s in p.subscriptions.values())
         return {"rooms": len(self.rooms), "participants": participants, "forwarded_streams": streams}
+
+    def _all_rooms(self) -> list[Room]:
+        """Its own rooms and the shadows of other workers' rooms it forwards for."""
+        return [*self.rooms.values(), *self.shadows.values()]
 
     def forwarding(self) -> dict[str, int]:
         """How the live streams' repair traffic goes, summed (what the network benchmark reads):
@@ -273,7 +284,7 @@ class RoomRegistry:
             ),
             0,
         )
-        for room in self.rooms.values():
+        for room in self._all_rooms():
             for p in room.participants.values():
                 out["steps_undone"] += p.layers.undone
                 for _, pub in p.all_publishers():
@@ -325,7 +336,7 @@ class RoomRegistry:
         subscription connections) and their round trips (a queue filling) decide which temporal layers of each video stream it gets
         (``mcu_vm.adaptation``): everything until it shows congestion. Nobody else's streams
         change; publishers are then asked for what their best-placed subscriber takes."""
-        for room in self.rooms.values():
+        for room in self._all_rooms():
             for p in room.participants.values():
                 offers: list[Offer] = []
                 gates: dict[Any, tuple[ForwardTrack, bool]] = {}
@@ -418,6 +429,26 @@ class RoomRegistry:
                         sent.add_done_callback(self._sends.discard)
 
             self._ask_publishers(room, now)
+            if room.key in self.shadows and self.shadows[room.key] is room:
+                self._tell_caps(room, now)
+
+    def _tell_caps(self, room: Room, now: float) -> None:
+        """A shadow room's subscribers: what their links take of each publisher, to the home
+        (which asks each publisher for what its best-placed subscriber takes)."""
+        for p in room.participants.values():
+            if not isinstance(p.ws, RelaySocket):
+                continue
+            caps = [
+                Cap(publisher=k[0], source=k[1], bps=bps)  # type: ignore[arg-type]
+                for k, (bps, t) in p.caps.items()
+                if now - t < CONSTRAINED_FOR_S and isinstance(k, tuple)
+            ]
+            if caps or p.__dict__.get("wm_told_caps"):
+                p.__dict__["wm_told_caps"] = bool(caps)
+                told = Caps(room=room.key, participant=p.id, caps=caps)
+                sent = asyncio.ensure_future(p.ws.link.send(told))
+                self._sends.add(sent)
+                sent.add_done_callback(self._sends.discard)
 
     @staticmethod
     def _pace(p: Participant, sub: Subscription) -> None:
@@ -513,6 +544,7 @@ class RoomRegistry:
             p.hand, p.audio, p.video, p.social = previous.hand, previous.audio, previous.video, previous.social
         room.seen.add(p.id)
         room.admitted.add(p.id)
+        p.worker = self.span.place(room, p) if self.span is not None else None
         room.participants[p.id] = p
         token_role = "organizer" if p.role == "organizer" else "participant"  # a presenter is one in the room only
         self.portal.event(event, room.key, p.id, name=p.name, role=token_role, ip=p.ip)
@@ -539,7 +571,7 @@ class RoomRegistry:
             if other is not p:
                 await other.send(arrived)
                 for source in list(other.sources):
-                    await self._offer_subscription(p, other, source)
+                    await self._offer_subscription(room, p, other, source)
 
     async def drop(self, room: Room, p: Participant) -> None:
         """``p``'s socket is gone without a leave: its media ends now (its publishes, what it
@@ -611,7 +643,7 @@ class RoomRegistry:
         src = p.sources.pop(source, None)
         if src is None:
             return
-        closing = [src.pc]
+        closing: list[Any] = [src.pc]
         for other in room.participants.values():
             sub = other.subscriptions.pop((p.id, source), None)
             if sub is not None:
@@ -870,20 +902,47 @@ class RoomRegistry:
             self._updated(room, p, by=p)  # everyone's layout turns to the shared screen
         for other in list(room.participants.values()):
             if other is not p:
-                await self._offer_subscription(other, p, source)
+                await self._offer_subscription(room, other, p, source)
 
-    async def _offer_subscription(self, subscriber: Participant, publisher: Participant, source: str) -> None:
+    async def _offer_subscription(self, room: Room, subscriber: Participant, publisher: Participant, source: str) -> None:
         src = publisher.sources.get(source)
-        if (publisher.id, source) in subscriber.subscriptions or src is None or not src.publishers:
+        key = (publisher.id, source)
+        if key in subscriber.subscriptions or src is None or not src.publishers:
             return
+        if subscriber.worker is not None and self.span is not None:
+            helper = await self.span.helper(subscriber.worker)
+            src = publisher.sources.get(source)
+            if (
+                key in subscriber.subscriptions
+                or src is None
+                or not src.publishers
+                or room.participants.get(subscriber.id) is not subscriber
+            ):
+                return  # offered, stopped or gone meanwhile
+            if helper is not None:
+                pubs = [src.publishers[kind] for kind in ("audio", "video") if kind in src.publishers]
+                stand_in = self.span.stand_in(helper, room.key, subscriber.id, publisher.id, source, pubs)
+                sub = subscriber.subscriptions[key] = Subscription(stand_in, [])
+                sdp = await stand_in.offer()
+                if subscriber.subscriptions.get(key) is not sub:
+                    await stand_in.close()
+                    return
+                if sdp is None:  # that stream only: the participant stays
+                    await self._drop_subscription(subscriber, key)
+                    return
+                await subscriber.send(
+                    contract.SubscribeOffer(publisher_id=publisher.id, name=publisher.name, sdp=sdp, source=source)  # type: ignore[arg-type]
+                )
+                return
+            subscriber.worker = None  # its helper is not there: everything here
         pc = RTCPeerConnection(self._config())
-        tracks = []
+        tracks: list[tuple[Publisher | MirrorPublisher, ForwardTrack]] = []
         for kind in ("audio", "video"):
             pub = src.publishers.get(kind)
             if pub is None:
                 continue
             tracks.append((pub, self.attach(pc, pub)))
-        subscriber.subscriptions[(publisher.id, source)] = Subscription(pc, tracks)
+        subscriber.subscriptions[key] = Subscription(pc, tracks)
         await pc.setLocalDescription(await pc.createOffer())
         await subscriber.send(
             contract.SubscribeOffer(
@@ -894,6 +953,127 @@ class RoomRegistry:
             )
         )
 
+    # -- a room larger than this worker (``mcu_vm.span``) ----------------------------------------
+
+    def publisher_by_pipe(self, pipe_id: int) -> Publisher | None:
+        for room in self.rooms.values():
+            for p in room.participants.values():
+                for _, pub in p.all_publishers():
+                    if pub.pipe_id == pipe_id:
+                        return pub
+        return None
+
+    def piped_publishers(self, out: Any) -> list[Publisher]:
+        return [
+            pub
+            for room in self.rooms.values()
+            for p in room.participants.values()
+            for _, pub in p.all_publishers()
+            if out in pub.pipes
+        ]
+
+    def remote_caps(self, room_key: str, participant_id: str, worker: int, caps: list[Cap]) -> None:
+        """What a helper's adaptation found a subscriber placed there can take of each publisher."""
+        room = self.rooms.get(room_key)
+        p = room.participants.get(participant_id) if room is not None else None
+        if p is None or p.worker != worker:
+            return
+        now = time.monotonic()
+        p.caps = {(c.publisher, c.source): (c.bps, now) for c in caps}
+
+    async def tell(self, room_key: str, participant_id: str, worker: int, message: dict[str, Any]) -> None:
+        """A helper's notice for a subscriber placed there (only ``video_paused``) to its socket."""
+        room = self.rooms.get(room_key)
+        p = room.participants.get(participant_id) if room is not None else None
+        if p is None or p.worker != worker or message.get("type") != "video_paused":
+            return
+        try:
+            notice = contract.VideoPaused.model_validate({k: v for k, v in message.items() if k != "type"})
+        except ValueError:
+            return
+        await p.send(notice)
+
+    async def helper_lost(self, worker: int) -> None:
+        """A helper's link ended (it restarted): the subscriptions placed there come here."""
+        for room in list(self.rooms.values()):
+            for p in list(room.participants.values()):
+                if p.worker != worker:
+                    continue
+                p.worker = None
+                for key in [k for k, sub in p.subscriptions.items() if isinstance(sub.pc, RemotePeerConnection)]:
+                    await self._drop_subscription(p, key)
+                for other in list(room.participants.values()):
+                    if other is not p:
+                        for source in list(other.sources):
+                            await self._offer_subscription(room, p, other, source)
+
+    def _shadow(self, link: Link, room_key: str, participant_id: str) -> tuple[Room, Participant] | None:
+        room = self.shadows.get(room_key)
+        p = room.participants.get(participant_id) if room is not None else None
+        if room is None or p is None or not isinstance(p.ws, RelaySocket) or p.ws.link is not link:
+            return None
+        return room, p
+
+    async def subscribe_for_home(self, link: Link, ask: SpanSubscribe, mirrors: list[MirrorPublisher]) -> str | None:
+        """A subscription another worker placed here: made, its offer returned."""
+        if self._adapting is None:
+            self._adapting = asyncio.ensure_future(self._adapt_forever())
+        room = self.shadows.get(ask.room)
+        if room is None:
+            room = self.shadows[ask.room] = Room(ask.room)
+        p = room.participants.get(ask.participant)
+        if p is None or not isinstance(p.ws, RelaySocket) or p.ws.link is not link:
+            if p is not None:
+                return None  # the same room from another home: never
+            relay = RelaySocket(link, ask.room, ask.participant)
+            p = room.participants[ask.participant] = Participant(ask.participant, "", "participant", "", relay)  # type: ignore[arg-type]
+        key = (ask.publisher, ask.source)
+        if key in p.subscriptions:
+            await self._drop_subscription(p, key)
+        pc = RTCPeerConnection(self._config())
+        tracks: list[tuple[Publisher | MirrorPublisher, ForwardTrack]] = [(m, self.attach(pc, m)) for m in mirrors]
+        sub = p.subscriptions[key] = Subscription(pc, tracks)
+        await pc.setLocalDescription(await pc.createOffer())
+        if p.subscriptions.get(key) is not sub:
+            return None
+        return str(pc.localDescription.sdp)
+
+    async def answer_for_home(self, link: Link, answer: SpanAnswer) -> bool:
+        found = self._shadow(link, answer.room, answer.participant)
+        key = (answer.publisher, answer.source)
+        sub = found[1].subscriptions.get(key) if found is not None else None
+        if found is None or sub is None:
+            return False
+        try:
+            await sub.pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
+        except Exception:  # noqa: BLE001 - a refused answer fails that subscription only
+            log.info("a piped subscription's answer was refused")
+            await self._drop_subscription(found[1], key)
+            return False
+        return True
+
+    async def end_for_home(self, link: Link, end: SpanEnd) -> None:
+        found = self._shadow(link, end.room, end.participant)
+        if found is None:
+            return
+        room, p = found
+        await self._drop_subscription(p, (end.publisher, end.source))
+        if not p.subscriptions:
+            room.participants.pop(p.id, None)
+        if not room.participants:
+            self.shadows.pop(room.key, None)
+
+    async def home_lost(self, link: Link) -> None:
+        """A home worker's link ended: what it placed here ends."""
+        for key, room in list(self.shadows.items()):
+            for p in list(room.participants.values()):
+                if isinstance(p.ws, RelaySocket) and p.ws.link is link:
+                    for sub_key in list(p.subscriptions):
+                        await self._drop_subscription(p, sub_key)
+                    room.participants.pop(p.id, None)
+            if not room.participants:
+                self.shadows.pop(key, None)
+
     # -- forwarding (the benchmark's reference server overrides these two) -----------------------
 
     def make_publisher(self, track: Any, receiver: Any, codec: Any) -> Publisher:
@@ -902,7 +1082,7 @@ class RoomRegistry:
         pub.start()
         return pub
 
-    def attach(self, pc: RTCPeerConnection, pub: Publisher) -> ForwardTrack:
+    def attach(self, pc: RTCPeerConnection, pub: Publisher | MirrorPublisher) -> ForwardTrack:
         """Add a subscriber's copy of ``pub`` to ``pc``, pinned to the publisher's codec."""
         fwd = pub.subscribe()
         transceiver = pc.addTransceiver(fwd, direction="sendonly")
@@ -917,5 +1097,10 @@ class RoomRegistry:
         for room in list(self.rooms.values()):
             for p in list(room.participants.values()):
                 await self.remove(room, p, reason="mcu_shutdown")
+        for room in list(self.shadows.values()):
+            for p in list(room.participants.values()):
+                for key in list(p.subscriptions):
+                    await self._drop_subscription(p, key)
+        self.shadows.clear()
         for ws in list(self.sockets):
             await ws.close()

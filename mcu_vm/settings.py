@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from mcu_vm.adaptation import LAST_N
+from mcu_vm.adaptation import LAST_N, SPAN_AFTER
 from webmeeting.settings import MissingSetting
 
 # forwarded streams one worker (one core) takes by default: the MCU spent 0.8-2.0 % of a core per
@@ -39,6 +39,7 @@ class McuSettings:
     port: int = 0
     workers: int = 1
     last_n: int = LAST_N  # camera videos each subscriber gets at most (the most recent speakers)
+    span_after: int = SPAN_AFTER  # a room's people on its home worker before the next go to other workers
     capacity: int = STREAMS_PER_WORKER  # forwarded streams this VM takes (audio or video, publisher to subscriber)
     latitude: float = 0.0
     longitude: float = 0.0
@@ -71,6 +72,7 @@ class McuSettings:
             workers=workers,
             capacity=int(env.get("MCU_CAPACITY", "0")) or STREAMS_PER_WORKER * workers,
             last_n=int(env.get("MCU_LAST_N", str(LAST_N))),
+            span_after=max(1, int(env.get("MCU_SPAN_AFTER", str(SPAN_AFTER)))),
             latitude=float(env.get("MCU_LATITUDE", "0")),
             longitude=float(env.get("MCU_LONGITUDE", "0")),
             ice_servers=tuple(ice_servers),

@@ -1,6 +1,8 @@
 """One MCU worker process: one asyncio loop (one core), the rooms hashed to it.
 
-Usage (started by the supervisor): python -m mcu_vm.worker --port PORT
+Usage (started by the supervisor): python -m mcu_vm.worker --port PORT [--index I --ports P0,P1,...]
+(its index among the workers and all their ports: a room larger than one worker spans them,
+``mcu_vm.span``, with the secret the supervisor writes to its stdin)
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,9 +24,10 @@ from mcu_vm.recording import Uploader
 from mcu_vm.room import RoomRegistry
 from mcu_vm.settings import McuSettings
 from mcu_vm.signalling import Signalling
+from mcu_vm.span import Span
 
 
-def make_app(settings: McuSettings) -> web.Application:
+def make_app(settings: McuSettings, index: int = 0, ports: list[int] | None = None, span_secret: str = "") -> web.Application:
     passthrough.install()
     if settings.ice_addresses:
         net.use_addresses(list(settings.ice_addresses))
@@ -34,14 +38,23 @@ def make_app(settings: McuSettings) -> web.Application:
     registry = RoomRegistry(
         settings.mcu_id, settings.token_public_key, list(settings.ice_servers), portal, uploader, last_n=settings.last_n
     )
+    span = registry.span = Span(registry, index, ports or [], span_secret, settings.span_after)
 
     async def status(request: web.Request) -> web.Response:
         at = datetime.now(UTC).isoformat().replace("+00:00", "Z")  # the snapshot's time, taken before it
         body = {**registry.load(), "live": registry.live(), "live_at": at}
         body |= {"forwarding": registry.forwarding(), "decoders_created": passthrough.decoders_created, "pid": os.getpid()}
+        body["span"] = {
+            "shadow_rooms": len(registry.shadows),
+            "piped_in": sum(m.received for _, mirrors in span.homes.values() for m in mirrors.values()),
+            "piped_out": sum(h.out.sent for h in span.helpers.values()),
+            "pipe_dropped": sum(h.out.dropped for h in span.helpers.values()),
+            "unknown_datagrams": span.unknown_datagrams,
+        }
         return web.json_response(body)
 
     async def on_startup(app: web.Application) -> None:
+        await span.start()
         if uploader:
             uploader.start()  # also resumes what a crash left undelivered
         if settings.udp_port_min and settings.udp_port_max:
@@ -49,6 +62,7 @@ def make_app(settings: McuSettings) -> web.Application:
 
     async def on_shutdown(app: web.Application) -> None:
         await registry.close()
+        await span.close()
         if uploader:
             await uploader.close()  # what is left is delivered by the next start
         await portal.flush()
@@ -58,6 +72,7 @@ def make_app(settings: McuSettings) -> web.Application:
     app["registry"] = registry
     app.router.add_get("/ws", Signalling(registry).handle)
     app.router.add_get("/status", status)
+    app.router.add_get("/span", span.handle)
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     return app
@@ -80,12 +95,16 @@ async def serve(app: web.Application, host: str, port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--ports", default="")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     settings = McuSettings.from_env()
-    asyncio.run(serve(make_app(settings), "127.0.0.1", args.port))
+    ports = [int(p) for p in args.ports.split(",") if p]
+    secret = sys.stdin.readline().strip() if ports else ""
+    asyncio.run(serve(make_app(settings, args.index, ports, secret), "127.0.0.1", args.port))
 
 
 if __name__ == "__main__":
