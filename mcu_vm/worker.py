@@ -46,6 +46,9 @@ def make_app(settings: McuSettings, index: int = 0, ports: list[int] | None = No
         body |= {"forwarding": registry.forwarding(), "decoders_created": passthrough.decoders_created, "pid": os.getpid()}
         body["span"] = {
             "shadow_rooms": len(registry.shadows),
+            # people whose subscriptions this worker holds: its rooms' own, and those placed here
+            "placed": sum(1 for r in registry.rooms.values() for p in r.participants.values() if p.worker is None)
+            + sum(len(r.participants) for r in registry.shadows.values()),
             "piped_in": sum(m.received for _, mirrors in span.homes.values() for m in mirrors.values()),
             "piped_out": sum(h.out.sent for h in span.helpers.values()),
             "pipe_dropped": sum(h.out.dropped for h in span.helpers.values()),
